@@ -1,0 +1,33 @@
+"""Helpers shared by the frozen config objects (TaskSpec, Recipe, RunConfig, SweepSpec).
+
+Each config is a frozen dataclass that validates itself, serialises to a plain dict and back, and hashes into a
+stable id. Unknown keys are an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, Mapping, TypeVar
+
+from mqar.errors import UserError
+
+T = TypeVar("T")
+
+
+def check_known_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Raise a UserError naming any key of `data` that is not a field of dataclass `cls`."""
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(
+            f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+
+
+def stable_id(data: Mapping[str, Any], length: int = 16) -> str:
+    """A content hash of a JSON-serialisable mapping: same content, same id, on any machine."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]

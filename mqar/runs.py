@@ -1,0 +1,151 @@
+"""One training run as data: Recipe + RunConfig in, RunResult out.
+
+`mqar.train.train(config) -> RunResult` consumes these; the sweep runner expands grids into RunConfigs and stores
+RunResults. The run id is a content hash of the config, so the same run always has the same id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from mqar.config import check_known_keys, stable_id
+from mqar.data.spec import TaskSpec
+from mqar.errors import UserError
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train. Defaults are the ReBased Figure-1 recipe (see shared REFERENCE.md)."""
+
+    epochs: int = 64
+    num_train_examples: int = 100_000
+    num_valid_examples: int = 3_000
+    num_test_examples: int = 3_000
+    batch_size: int = 512
+    weight_decay: float = 0.1
+    early_stop_accuracy: float = 0.99  # stop once validation accuracy exceeds this
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast, fp32 master weights)
+    # The data are fixed across model seeds (as in Zoology/ReBased): `RunConfig.seed` drives init and batch order,
+    # `data_seed` the train/valid/test examples, so all seeds and lrs of a task share one dataset.
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"recipe.{name} must be at least 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+        check_known_keys(cls, data, "recipe")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (the device does not: it is where, not what)."""
+
+    task: TaskSpec
+    arch: str
+    d_model: int
+    lr: float
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task.to_dict(),
+            "arch": self.arch,
+            "d_model": self.d_model,
+            "lr": self.lr,
+            "seed": self.seed,
+            "recipe": self.recipe.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        check_known_keys(cls, data, "run config")
+        data = dict(data)
+        data["task"] = TaskSpec.from_dict(data["task"])
+        if "recipe" in data:
+            data["recipe"] = Recipe.from_dict(data["recipe"])
+        return cls(**data)
+
+    @property
+    def id(self) -> str:
+        return stable_id(self.to_dict())
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One point of the learning curve."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    valid_loss: float
+    valid_accuracy: float
+    lr: float  # learning rate at the end of the epoch
+    seconds: float  # wall time since the run started
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run measured. `best_valid_accuracy` is the paper's convention (best over epochs);
+    `test_accuracy` is measured on the separate test split at the epoch of best validation accuracy."""
+
+    run_id: str
+    config: RunConfig
+    best_valid_accuracy: float
+    best_epoch: int
+    test_accuracy: float
+    final_valid_accuracy: float
+    epochs: int  # epochs actually run (early stopping may end before recipe.epochs)
+    stopped_early: bool
+    curve: tuple[EpochRecord, ...]
+    seconds: float
+    tokens_per_s: float  # training tokens (batch × seq_len) per second of training-step time
+    num_params: int
+    peak_memory_bytes: Optional[int]  # peak CUDA memory; None on CPU
+    device: str  # e.g. "cpu" or "cuda:0 (NVIDIA H200)"
+    versions: Mapping[str, str]  # mqar, torch, triton, numpy, python
+
+    def summary(self) -> dict[str, Any]:
+        """The flat metrics (what `mqar train` prints as its last line)."""
+        return {
+            "run_id": self.run_id,
+            "best_valid_accuracy": self.best_valid_accuracy,
+            "best_epoch": self.best_epoch,
+            "test_accuracy": self.test_accuracy,
+            "final_valid_accuracy": self.final_valid_accuracy,
+            "epochs": self.epochs,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+            "tokens_per_s": self.tokens_per_s,
+            "num_params": self.num_params,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "device": self.device,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "config": self.config.to_dict(),
+            "curve": [dataclasses.asdict(record) for record in self.curve],
+            "versions": dict(self.versions),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunResult":
+        data = dict(data)
+        data["config"] = RunConfig.from_dict(data["config"])
+        data["curve"] = tuple(EpochRecord(**record) for record in data["curve"])
+        check_known_keys(cls, data, "run result")
+        return cls(**data)
