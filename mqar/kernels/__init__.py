@@ -1,0 +1,90 @@
+"""Causal linear attention with Based / ReBased similarities: one public function, implementations side by side.
+
+`linear_attention(q, k, v, kernel=...)` dispatches to the plain-torch reference (`mqar.kernels.reference`, the
+specification) or to the Triton kernels (`mqar.kernels.triton_ops`, the speed). Layout [batch, seq, heads, dim].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mqar.errors import UserError
+from mqar.kernels.reference import (
+    KERNELS,
+    linear_attention_chunked,
+    linear_attention_naive,
+    linear_attention_quadratic,
+)
+
+IMPLS = ("auto", "triton", "torch")
+ALGORITHMS = ("auto", "parallel", "chunked")
+
+# impl="torch", algorithm="auto": the quadratic form up to this length, the chunked form beyond. The quadratic
+# form holds B·H·T² similarities, the chunked one B·H·T·F' expanded features (F' = 273 at F = 16), so up to a
+# few hundred tokens the quadratic form is both smaller and faster; past ~1k tokens its T² memory dominates.
+PARALLEL_MAX_SEQ_LEN = 1024
+
+__all__ = [
+    "ALGORITHMS",
+    "IMPLS",
+    "KERNELS",
+    "linear_attention",
+    "linear_attention_chunked",
+    "linear_attention_naive",
+    "linear_attention_quadratic",
+]
+
+
+def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, impl: str, algorithm: str) -> None:
+    if kernel not in KERNELS:
+        raise UserError(f"unknown linear attention kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    if impl not in IMPLS:
+        raise UserError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+    if algorithm not in ALGORITHMS:
+        raise UserError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise UserError(
+            "q, k, v must be 4-d [batch, seq, heads, dim], got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if q.shape != k.shape:
+        raise UserError(f"q and k must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}")
+    if v.shape[:3] != q.shape[:3]:
+        raise UserError(
+            f"v must match q in batch, seq and heads, got v {tuple(v.shape)} and q {tuple(q.shape)}"
+        )
+
+
+def linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel: str = "based",
+    eps: float = 1e-6,
+    impl: str = "auto",
+    algorithm: str = "auto",
+) -> torch.Tensor:
+    """Causal linear attention. q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D].
+
+    o_i = Σ_{j≤i} A_ij v_j / (Σ_{j≤i} A_ij + eps), s = q·k/√F, A = 1 + s + s²/2 ("based") or s² ("rebased").
+
+    impl: "torch" (the reference), "triton" (the fast kernels), "auto" (Triton on CUDA tensors, else torch).
+    algorithm: "parallel" (quadratic in T), "chunked" (linear in T), "auto" (for torch: parallel up to
+    PARALLEL_MAX_SEQ_LEN tokens, chunked beyond; for Triton: the Triton module's own choice).
+    """
+    _check_inputs(q, k, v, kernel, impl, algorithm)
+    if impl == "auto":
+        impl = "triton" if q.is_cuda else "torch"
+    if impl == "triton":
+        try:
+            from mqar.kernels.triton_ops import linear_attention_triton
+        except ImportError as error:
+            raise UserError(
+                f"Triton kernels are unavailable ({error}); use impl='torch' for the plain-torch reference"
+            ) from error
+        return linear_attention_triton(q, k, v, kernel, eps, algorithm)
+    if algorithm == "auto":
+        algorithm = "parallel" if q.shape[1] <= PARALLEL_MAX_SEQ_LEN else "chunked"
+    if algorithm == "parallel":
+        return linear_attention_quadratic(q, k, v, kernel, eps)
+    return linear_attention_chunked(q, k, v, kernel, eps)

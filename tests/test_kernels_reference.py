@@ -1,0 +1,108 @@
+"""The plain-torch linear attention implementations agree with each other and with the definition."""
+
+import math
+
+import pytest
+import torch
+
+from mqar.errors import UserError
+from mqar.kernels import (
+    linear_attention,
+    linear_attention_chunked,
+    linear_attention_naive,
+    linear_attention_quadratic,
+)
+from mqar.kernels.reference import feature_map
+
+
+def random_qkv(batch, seq_len, heads, feature_dim, value_dim, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, seq_len, heads, feature_dim, generator=generator, dtype=dtype)
+    k = torch.randn(batch, seq_len, heads, feature_dim, generator=generator, dtype=dtype)
+    v = torch.randn(batch, seq_len, heads, value_dim, generator=generator, dtype=dtype)
+    return q, k, v
+
+
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize(
+    "batch, seq_len, heads, feature_dim, value_dim, chunk_size",
+    [
+        (2, 37, 3, 16, 5, 8),  # ragged: 37 is not a multiple of the chunk
+        (1, 1, 1, 4, 4, 64),  # a single token
+        (3, 64, 2, 8, 12, 16),  # D != F, whole chunks
+        (2, 20, 2, 16, 7, 64),  # one partial chunk only
+    ],
+)
+def test_quadratic_chunked_and_naive_agree_in_fp64(kernel, batch, seq_len, heads, feature_dim, value_dim, chunk_size):
+    q, k, v = random_qkv(batch, seq_len, heads, feature_dim, value_dim)
+    expected = linear_attention_naive(q, k, v, kernel)
+    quadratic = linear_attention_quadratic(q, k, v, kernel)
+    chunked = linear_attention_chunked(q, k, v, kernel, chunk_size=chunk_size)
+    assert expected.shape == (batch, seq_len, heads, value_dim)
+    torch.testing.assert_close(quadratic, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(chunked, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_naive_matches_a_hand_computed_case():
+    """Two tokens, one head, F = 4: the second output is the similarity-weighted mean of v_0, v_1."""
+    q = torch.tensor([[[[1.0, 0, 0, 0]], [[0, 2.0, 0, 0]]]], dtype=torch.float64)
+    k = torch.tensor([[[[2.0, 0, 0, 0]], [[0, 1.0, 0, 0]]]], dtype=torch.float64)
+    v = torch.tensor([[[[1.0]], [[3.0]]]], dtype=torch.float64)
+    # s_11 = q1·k0/√4 = 0, s_11' = q1·k1/2 = 1. based: A = 1 and 2.5; rebased: A = 0 and 1.
+    based = linear_attention_naive(q, k, v, "based", eps=0.0)
+    rebased = linear_attention_naive(q, k, v, "rebased", eps=0.0)
+    assert based[0, 0, 0, 0].item() == pytest.approx(1.0)
+    assert based[0, 1, 0, 0].item() == pytest.approx((1 * 1 + 2.5 * 3) / 3.5)
+    assert rebased[0, 1, 0, 0].item() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+def test_feature_map_reproduces_the_similarity(kernel):
+    q, k, _ = random_qkv(1, 5, 1, 16, 1)
+    s = (q * k).sum(-1) / math.sqrt(16)
+    expected = 1 + s + s**2 / 2 if kernel == "based" else s**2
+    torch.testing.assert_close((feature_map(q, kernel) * feature_map(k, kernel)).sum(-1), expected)
+
+
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_dispatch_and_gradients_are_finite(kernel, algorithm):
+    q, k, v = random_qkv(2, 70, 2, 16, 6, dtype=torch.float32)
+    for tensor in (q, k, v):
+        tensor.requires_grad_(True)
+    out = linear_attention(q, k, v, kernel=kernel, impl="torch", algorithm=algorithm)
+    out.square().sum().backward()
+    for tensor in (q, k, v):
+        assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
+    reference = linear_attention_naive(q.detach().double(), k.detach().double(), v.detach().double(), kernel)
+    torch.testing.assert_close(out.detach().double(), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_half_precision_inputs_are_upcast_and_the_output_keeps_the_dtype():
+    q, k, v = random_qkv(1, 300, 2, 16, 8, dtype=torch.bfloat16)
+    out = linear_attention(q, k, v, kernel="based", impl="torch")
+    assert out.dtype == torch.bfloat16
+    reference = linear_attention_naive(q.double(), k.double(), v.double(), "based")
+    torch.testing.assert_close(out.double(), reference, rtol=2e-2, atol=2e-2)
+
+
+def test_auto_uses_torch_on_cpu():
+    q, k, v = random_qkv(1, 9, 1, 4, 3)
+    torch.testing.assert_close(linear_attention(q, k, v, kernel="rebased"), linear_attention_naive(q, k, v, "rebased"))
+
+
+@pytest.mark.parametrize(
+    "shapes, kwargs, message",
+    [
+        (((1, 4, 2, 8), (1, 4, 2, 8), (1, 4, 2, 3)), {"kernel": "softmax"}, "unknown linear attention kernel"),
+        (((1, 4, 2, 8), (1, 4, 2, 4), (1, 4, 2, 3)), {}, "same shape"),
+        (((1, 4, 2, 8), (1, 4, 2, 8), (1, 5, 2, 3)), {}, "batch, seq and heads"),
+        (((4, 2, 8), (4, 2, 8), (4, 2, 3)), {}, "4-d"),
+        (((1, 4, 2, 8), (1, 4, 2, 8), (1, 4, 2, 3)), {"impl": "cuda"}, "unknown impl"),
+        (((1, 4, 2, 8), (1, 4, 2, 8), (1, 4, 2, 3)), {"algorithm": "fast"}, "unknown algorithm"),
+    ],
+)
+def test_bad_inputs_are_user_errors(shapes, kwargs, message):
+    q, k, v = (torch.zeros(shape) for shape in shapes)
+    with pytest.raises(UserError, match=message):
+        linear_attention(q, k, v, **kwargs)
