@@ -1,0 +1,155 @@
+"""Dataset files other projects read: parquet (one row per example) and npz, chosen by extension.
+
+Both carry the same metadata (JSON): the task spec, split, seed, generator and mqar versions, and a sha256 of the
+arrays, which `load` checks. Files are written under a temporary name and renamed, so a failed or interrupted
+write never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+import mqar
+from mqar.data.generate import TOKEN_DTYPE
+from mqar.data.spec import GENERATOR_VERSION, TaskSpec
+from mqar.errors import UserError
+
+FORMATS = (".parquet", ".npz")
+METADATA_KEY = "mqar"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    inputs: np.ndarray  # [num_examples, seq_len] int32
+    labels: np.ndarray  # [num_examples, seq_len] int32, -100 where there is no target
+    spec: TaskSpec
+    metadata: dict[str, Any]
+
+
+def arrays_sha256(inputs: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 over the little-endian int32 bytes of inputs then labels (row-major)."""
+    digest = hashlib.sha256()
+    for array in (inputs, labels):
+        digest.update(np.ascontiguousarray(array, dtype=np.dtype(TOKEN_DTYPE).newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def dataset_metadata(inputs: np.ndarray, labels: np.ndarray, spec: TaskSpec, split: str, seed: int) -> dict[str, Any]:
+    return {
+        "format": "mqar-dataset",
+        "spec": spec.to_dict(),
+        "split": split,
+        "seed": int(seed),
+        "num_examples": int(inputs.shape[0]),
+        "generator_version": GENERATOR_VERSION,
+        "mqar_version": mqar.__version__,
+        "sha256": arrays_sha256(inputs, labels),
+    }
+
+
+def file_format(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise UserError(f"unknown file extension {suffix or '(none)'!r} for {path}; use .parquet or .npz")
+    return suffix
+
+
+def save(
+    path: str | os.PathLike,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    spec: TaskSpec,
+    split: str,
+    seed: int,
+    metadata: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    """Write a dataset file (format by extension) atomically; returns the metadata written."""
+    path = Path(path)
+    suffix = file_format(path)
+    metadata = metadata or dataset_metadata(inputs, labels, spec, split, seed)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserError(f"cannot write {path}: folder {directory} does not exist; create it or pick another path")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror}; pick a writable path") from None
+    os.close(handle)
+    try:
+        if suffix == ".parquet":
+            _write_parquet(temporary, inputs, labels, metadata)
+        else:
+            _write_npz(temporary, inputs, labels, metadata)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return metadata
+
+
+def load(path: str | os.PathLike, verify: bool = True) -> Dataset:
+    """Read a dataset file written by `save`; with `verify`, check the arrays against the stored sha256."""
+    path = Path(path)
+    suffix = file_format(path)
+    if not path.is_file():
+        raise UserError(f"no such dataset file: {path}")
+    if suffix == ".parquet":
+        inputs, labels, metadata = _read_parquet(path)
+    else:
+        inputs, labels, metadata = _read_npz(path)
+    if verify and arrays_sha256(inputs, labels) != metadata.get("sha256"):
+        raise UserError(f"{path} is corrupt: its arrays do not match the sha256 in its metadata; regenerate it")
+    return Dataset(inputs, labels, TaskSpec.from_dict(metadata["spec"]), metadata)
+
+
+def _write_npz(path: str, inputs: np.ndarray, labels: np.ndarray, metadata: dict[str, Any]) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, inputs=inputs, labels=labels, metadata=np.array(json.dumps(metadata)))
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    with np.load(path, allow_pickle=False) as archive:
+        missing = {"inputs", "labels", "metadata"} - set(archive.files)
+        if missing:
+            raise UserError(f"{path} is not an mqar dataset (missing {', '.join(sorted(missing))})")
+        return archive["inputs"], archive["labels"], json.loads(str(archive["metadata"]))
+
+
+def _write_parquet(path: str, inputs: np.ndarray, labels: np.ndarray, metadata: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    num_examples, seq_len = inputs.shape
+    offsets = pa.array(np.arange(0, (num_examples + 1) * seq_len, seq_len, dtype=np.int32))
+
+    def lists(array: np.ndarray) -> pa.Array:  # rows of the 2-D array as list<int32> values, without a copy per row
+        return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(array, dtype=TOKEN_DTYPE).ravel()))
+
+    table = pa.table({"inputs": lists(inputs), "labels": lists(labels)})
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata)})
+    pq.write_table(table, path)
+
+
+def _read_parquet(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    schema_metadata = table.schema.metadata or {}
+    if METADATA_KEY.encode() not in schema_metadata or not {"inputs", "labels"} <= set(table.column_names):
+        raise UserError(f"{path} is not an mqar dataset (no mqar metadata or inputs/labels columns)")
+    metadata = json.loads(schema_metadata[METADATA_KEY.encode()])
+    seq_len = metadata["spec"]["seq_len"]
+
+    def matrix(name: str) -> np.ndarray:
+        values = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return values.astype(TOKEN_DTYPE, copy=False).reshape(-1, seq_len)
+
+    return matrix("inputs"), matrix("labels"), metadata

@@ -1,0 +1,115 @@
+"""TaskSpec: one MQAR task, frozen and validated.
+
+The layout is Zoology's (see shared REFERENCE.md) so that results compare with the literature:
+
+    k1 v1 k2 v2 ... kn vn  [repeated num_passes times]  | query region: key i at even slot gap_i, zeros elsewhere
+
+With `haystack_depth` set, the key-value block sits at that depth inside filler and the queries (each key once, in
+a random order, at even offsets) fill the end of the sequence instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from mqar.config import check_known_keys, stable_id
+from mqar.errors import UserError
+
+# Bump when the bytes produced for a (spec, seed) change: cached datasets and files are keyed by it.
+GENERATOR_VERSION = 1
+
+IGNORE_INDEX = -100  # label at positions that carry no target (PyTorch's cross-entropy default)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    seq_len: int
+    num_kv_pairs: int
+    vocab_size: int = 8192
+    power_a: float = 0.01
+    random_non_queries: bool = False
+    num_passes: int = 1
+    haystack_depth: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        # bool is an int subclass: reject it where a count is meant.
+        for name in ("seq_len", "num_kv_pairs", "vocab_size", "num_passes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UserError(f"{name} must be an integer, got {value!r}")
+        if self.seq_len < 4 or self.seq_len % 2:
+            raise UserError(f"seq_len must be even and at least 4, got {self.seq_len}; use an even length")
+        if self.num_kv_pairs < 1:
+            raise UserError(f"num_kv_pairs must be at least 1, got {self.num_kv_pairs}")
+        if self.num_passes < 1:
+            raise UserError(f"num_passes must be at least 1, got {self.num_passes}")
+        needed = self.context_len + 2 * self.num_kv_pairs
+        if needed > self.seq_len:
+            raise UserError(
+                f"{self.num_kv_pairs} kv pairs × {self.num_passes} pass(es) need seq_len ≥ {needed} "
+                f"(2·kv·passes of context + 2·kv of queries), got {self.seq_len}; "
+                f"use --num-kv-pairs ≤ {self.seq_len // (2 * self.num_passes + 2)} or a longer --seq-len"
+            )
+        if self.vocab_size < 2 * self.num_kv_pairs + 2:
+            raise UserError(
+                f"vocab_size {self.vocab_size} is too small for {self.num_kv_pairs} distinct keys and values; "
+                f"use --vocab-size ≥ {2 * self.num_kv_pairs + 2}"
+            )
+        if not (isinstance(self.power_a, (int, float)) and math.isfinite(self.power_a) and self.power_a > 0):
+            raise UserError(f"power_a must be a positive number (0.01 favours early query slots; 1 is uniform), got {self.power_a!r}")
+        if self.haystack_depth is not None and not (0.0 <= self.haystack_depth <= 1.0):
+            raise UserError(f"haystack_depth must be in [0, 1] (or unset), got {self.haystack_depth}")
+
+    # Layout ----------------------------------------------------------------------------------------------
+    @property
+    def context_len(self) -> int:
+        """Tokens of the key-value block, all passes included."""
+        return 2 * self.num_kv_pairs * self.num_passes
+
+    @property
+    def num_query_slots(self) -> int:
+        """Even slots of the query region after the context (Zoology's `space`)."""
+        return (self.seq_len - self.context_len) // 2
+
+    @property
+    def key_range(self) -> tuple[int, int]:
+        """Keys are drawn from [1, V/2); 0 is filler."""
+        return 1, self.vocab_size // 2
+
+    @property
+    def value_range(self) -> tuple[int, int]:
+        """Values are drawn from [V/2, V)."""
+        return self.vocab_size // 2, self.vocab_size
+
+    # Serialisation ---------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TaskSpec":
+        check_known_keys(cls, data, "task spec")
+        return cls(**data)
+
+    @property
+    def id(self) -> str:
+        """Stable content hash of the spec (not of the generator version: see GENERATOR_VERSION)."""
+        return stable_id(self.to_dict())
+
+    @property
+    def name(self) -> str:
+        """A short human label, e.g. `L512-kv128`."""
+        label = f"L{self.seq_len}-kv{self.num_kv_pairs}"
+        if self.num_passes > 1:
+            label += f"-x{self.num_passes}"
+        if self.haystack_depth is not None:
+            label += f"-depth{self.haystack_depth:g}"
+        return label
+
+    def generate(self, num_examples: int, seed: int):
+        """`(inputs, labels)`, int32 arrays of shape [num_examples, seq_len]; see mqar.data.generate."""
+        from mqar.data.generate import generate
+
+        return generate(self, num_examples, seed)

@@ -1,0 +1,87 @@
+"""Named task suites: `tasks/<name>.toml` lists the tasks (seq_len -> kv pairs, variants) of a paper figure.
+
+File layout: top-level `name` and `description`, a `[defaults]` table of TaskSpec fields shared by all tasks, and
+one `[[tasks]]` table per task (TaskSpec fields, overriding the defaults). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from mqar.data.files import save
+from mqar.data.generate import generate
+from mqar.data.spec import TaskSpec
+from mqar.errors import UserError
+from mqar.paths import TASKS_DIR
+
+SUITE_KEYS = {"name", "description", "defaults", "tasks"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    tasks: tuple[TaskSpec, ...]
+
+
+def suite_path(name_or_path: str | os.PathLike) -> Path:
+    """A suite name (`rebased`) resolves to tasks/<name>.toml; anything else is a path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        path = TASKS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in TASKS_DIR.glob("*.toml")))
+        raise UserError(f"no task suite {str(name_or_path)!r}; give a .toml path or one of: {known}")
+    return path
+
+
+def load_suite(name_or_path: str | os.PathLike) -> Suite:
+    path = suite_path(name_or_path)
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path} is not valid TOML: {error}") from None
+    unknown = sorted(set(data) - SUITE_KEYS)
+    if unknown:
+        raise UserError(f"unknown key(s) {', '.join(map(repr, unknown))} in {path}; allowed: {', '.join(sorted(SUITE_KEYS))}")
+    defaults = data.get("defaults", {})
+    entries = data.get("tasks", [])
+    if not entries:
+        raise UserError(f"{path} lists no [[tasks]]")
+    try:
+        tasks = tuple(TaskSpec.from_dict({**defaults, **entry}) for entry in entries)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+    except TypeError as error:  # a required field (seq_len, num_kv_pairs) is missing
+        raise UserError(f"{path}: every task needs seq_len and num_kv_pairs ({error})") from None
+    return Suite(name=data.get("name", path.stem), description=data.get("description", ""), tasks=tasks)
+
+
+def generate_suite(
+    suite: Suite,
+    out_dir: str | os.PathLike,
+    num_examples: int,
+    seed: int,
+    split: str = "train",
+    extension: str = ".parquet",
+    on_task: Optional[Callable[[TaskSpec, Path, dict], None]] = None,
+) -> list[Path]:
+    """Write one file per task of the suite, `<out_dir>/<suite>-<task name>-<split><extension>`."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create folder {out_dir}: {error.strerror}; pick a writable path") from None
+    paths = []
+    for spec in suite.tasks:
+        path = out_dir / f"{suite.name}-{spec.name}-{split}{extension}"
+        inputs, labels = generate(spec, num_examples, seed, split=split)
+        metadata = save(path, inputs, labels, spec, split, seed)
+        if on_task is not None:
+            on_task(spec, path, metadata)
+        paths.append(path)
+    return paths
