@@ -1,0 +1,124 @@
+"""Read the results store into pandas: what reports, notebooks and `mqar results` use.
+
+    from mqar.results import load, load_epochs
+    runs = load("results/mqar.db", sweep="quick")     # one row per (sweep, run)
+    curves = load_epochs("results/mqar.db", runs.run_id)
+
+Reading never writes: a missing store is a UserError, not a new empty file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from mqar.errors import UserError
+
+RUN_COLUMNS = (
+    "sweep", "run_id", "status", "arch", "d_model", "seq_len", "num_kv_pairs", "vocab_size", "lr", "seed",
+    "best_valid_accuracy", "best_epoch", "test_accuracy", "final_valid_accuracy", "epochs", "stopped_early",
+    "seconds", "tokens_per_s", "num_params", "peak_memory_bytes", "device", "host", "attempts", "error",
+    "started_at", "ended_at", "versions", "config",
+)
+EPOCH_COLUMNS = ("run_id", "epoch", "train_loss", "valid_loss", "valid_accuracy", "lr", "seconds")
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+def _connect(store: str | os.PathLike) -> sqlite3.Connection:
+    path = Path(store)
+    if not path.is_file():
+        raise UserError(f"no results store at {path}; run `mqar sweep` first or pass --store PATH")
+    try:
+        conn = sqlite3.connect(path, timeout=60)
+        conn.execute("SELECT 1 FROM runs LIMIT 1")
+    except sqlite3.DatabaseError as error:
+        raise UserError(f"{path} is not an mqar results store ({error})") from None
+    return conn
+
+
+def load(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
+    """One row per (sweep, run) with the run's config fields, status, metrics, timings and config JSON.
+
+    `sweep` keeps only that sweep's runs (an unknown name is a UserError). Runs stored without a sweep
+    (e.g. by `record_result` alone) appear with sweep = None when no sweep is asked for.
+    """
+    conn = _connect(store)
+    try:
+        if sweep is not None:
+            known = [row[0] for row in conn.execute("SELECT name FROM sweeps")]
+            if sweep not in known:
+                raise UserError(
+                    f"no sweep named {sweep!r} in {store}; known: {', '.join(sorted(known)) or 'none'}"
+                )
+        run_fields = ", ".join(f"r.{column}" for column in RUN_COLUMNS[2:])
+        query = (
+            f"SELECT s.sweep AS sweep, r.id AS run_id, {run_fields} "
+            "FROM runs r LEFT JOIN sweep_runs s ON s.run_id = r.id"
+        )
+        params: tuple = ()
+        if sweep is not None:
+            query += " WHERE s.sweep = ?"
+            params = (sweep,)
+        query += " ORDER BY s.sweep, s.position, r.id"
+        frame = pd.read_sql_query(query, conn, params=params)
+    finally:
+        conn.close()
+    frame["stopped_early"] = frame["stopped_early"].map(lambda value: None if pd.isna(value) else bool(value))
+    return frame[list(RUN_COLUMNS)]
+
+
+def load_epochs(store: str | os.PathLike, run_ids: Optional[Iterable[str]] = None) -> pd.DataFrame:
+    """The learning curves: one row per (run_id, epoch), all runs or only `run_ids`."""
+    conn = _connect(store)
+    try:
+        query = f"SELECT {', '.join(EPOCH_COLUMNS)} FROM epochs"
+        params: list = []
+        if run_ids is not None:
+            ids = list(run_ids)
+            if not ids:
+                return pd.DataFrame(columns=list(EPOCH_COLUMNS))
+            query = f"WITH wanted (id) AS (VALUES {', '.join('(?)' for _ in ids)}) {query} WHERE run_id IN wanted"
+            params = ids
+        query += " ORDER BY run_id, epoch"
+        return pd.read_sql_query(query, conn, params=params)
+    finally:
+        conn.close()
+
+
+def status_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
+    """Run counts per (sweep, arch) and status, with the best validation accuracy so far."""
+    runs = load(store, sweep)
+    if runs.empty:
+        return pd.DataFrame(columns=["sweep", "arch", "pending", "running", "done", "failed", "total", "best_valid_accuracy"])
+    runs["sweep"] = runs["sweep"].fillna("(none)")
+    counts = runs.pivot_table(index=["sweep", "arch"], columns="status", values="run_id", aggfunc="count", fill_value=0)
+    for status in ("pending", "running", "done", "failed"):
+        if status not in counts:
+            counts[status] = 0
+    counts = counts[["pending", "running", "done", "failed"]]
+    counts["total"] = counts.sum(axis=1)
+    counts["best_valid_accuracy"] = runs.groupby(["sweep", "arch"])["best_valid_accuracy"].max()
+    return counts.reset_index()
+
+
+def export(store: str | os.PathLike, path: str | os.PathLike, fmt: Optional[str] = None,
+           sweep: Optional[str] = None) -> Path:
+    """Write `load(store, sweep)` to `path` as csv or parquet (from `fmt`, else the file's extension)."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"cannot export to {fmt!r}; use --csv FILE or --parquet FILE (a .csv or .parquet name)")
+    runs = load(store, sweep)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            runs.to_csv(path, index=False)
+        else:
+            runs.to_parquet(path, index=False)
+    except OSError as error:
+        raise UserError(f"cannot write {path} ({error.strerror}); choose a writable path") from None
+    return path

@@ -1,0 +1,357 @@
+"""The results store: one SQLite file (WAL mode) that many processes read and write at once.
+
+Tables
+    meta        key/value; `schema_version` says which migrations have run.
+    runs        one row per run id (a content hash of its RunConfig): config JSON, status, metrics, timings,
+                owner (host + pid) while running, error with traceback when failed.
+    sweeps      one row per sweep name (its spec as JSON, when given).
+    sweep_runs  which runs belong to which sweep (a run shared by two sweeps is trained and stored once).
+    epochs      the learning curve, one row per (run, epoch).
+
+Status of a run: 'pending' -> 'running' (claimed atomically by one process) -> 'done' | 'failed'.
+A 'running' run whose owner process is dead (same host) or whose heartbeat is older than the lease (any host)
+is handed back to 'pending' by `reclaim_stale`, so a killed sweep resumes without losing or duplicating runs.
+
+Every write is one short `BEGIN IMMEDIATE` transaction; the busy timeout makes concurrent writers wait their
+turn instead of failing. The small API used by executors and by test fixtures:
+
+    store = Store(path)                       # creates the file (and folders) if needed
+    store.register_sweep("quick", configs)    # the sweep's runs; new ones start 'pending'
+    run = store.claim("quick")                # -> RunConfig or None, now 'running' and owned by this process
+    store.record_result(result)               # RunResult -> 'done' (+ its curve)
+    store.record_failure(run_id, traceback)   # -> 'failed'
+    store.release(run_id)                     # -> back to 'pending' (Ctrl-C)
+    store.counts("quick")                     # {'pending': n, 'running': n, 'done': n, 'failed': n}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+from mqar.errors import UserError
+from mqar.runs import RunConfig, RunResult
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed")
+BUSY_TIMEOUT_S = 120.0  # how long a writer waits for another writer's transaction before giving up
+DEFAULT_LEASE_S = 3600.0  # a 'running' run with no heartbeat for this long is presumed lost (any host)
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    d_model INTEGER NOT NULL,
+    seq_len INTEGER NOT NULL,
+    num_kv_pairs INTEGER NOT NULL,
+    vocab_size INTEGER NOT NULL,
+    lr REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    best_valid_accuracy REAL,
+    best_epoch INTEGER,
+    test_accuracy REAL,
+    final_valid_accuracy REAL,
+    epochs INTEGER,
+    stopped_early INTEGER,
+    seconds REAL,
+    tokens_per_s REAL,
+    num_params INTEGER,
+    peak_memory_bytes INTEGER,
+    device TEXT,
+    host TEXT,
+    pid INTEGER,
+    versions TEXT,
+    error TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    heartbeat_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, spec TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (sweep, run_id)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    valid_loss REAL,
+    valid_accuracy REAL,
+    lr REAL,
+    seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+# Migration hook: MIGRATIONS[n] takes a connection at schema version n to n + 1 (inside one transaction).
+# Add an entry and bump SCHEMA_VERSION when the schema changes; old stores are migrated forward on open.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def owner_is_alive(host: Optional[str], pid: Optional[int]) -> Optional[bool]:
+    """Whether the process `pid` on `host` still runs: True/False on this host, None (unknown) elsewhere."""
+    if host != socket.gethostname() or pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+class Store:
+    """A results store at `path` (created with its folders if missing). See the module docstring."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise UserError(f"no results store at {self.path}; run `mqar sweep` first or pass --store PATH")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except (sqlite3.OperationalError, OSError) as error:
+            raise UserError(f"cannot open the results store {self.path} ({error}); pass a writable --store PATH") from None
+
+    # Connection -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self):
+        """A short write transaction: `with self._write() as conn: ...` (BEGIN IMMEDIATE takes the lock now)."""
+        return _Transaction(self._conn)
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            for statement in filter(str.strip, _SCHEMA_V1.split(";")):
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row["value"]) if row else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"the store {self.path} has schema version {version}, newer than this mqar ({SCHEMA_VERSION}); "
+                    f"upgrade mqar"
+                )
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    # Sweeps ---------------------------------------------------------------------------------------------
+    def register_sweep(self, name: str, configs: Sequence[RunConfig], spec: Optional[dict] = None) -> int:
+        """Make `configs` the runs of sweep `name` (in this order); runs not yet stored start 'pending'.
+
+        Runs already stored (from an earlier attempt or another sweep) keep their status and results, so
+        registering the same sweep again is how a sweep resumes. Returns how many runs were new to the store.
+        """
+        new = 0
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO sweeps (name, spec, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+                (name, json.dumps(spec) if spec is not None else None, utc_now()),
+            )
+            conn.execute("DELETE FROM sweep_runs WHERE sweep = ?", (name,))
+            for position, config in enumerate(configs):
+                task = config.task
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO runs (id, config, arch, d_model, seq_len, num_kv_pairs, vocab_size, lr, seed)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (config.id, json.dumps(config.to_dict(), sort_keys=True), config.arch, config.d_model,
+                     task.seq_len, task.num_kv_pairs, task.vocab_size, config.lr, config.seed),
+                )
+                new += cursor.rowcount
+                conn.execute(
+                    "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?, ?, ?)",
+                    (name, config.id, position),
+                )
+        return new
+
+    def sweep_names(self) -> list[str]:
+        return [row[0] for row in self._conn.execute("SELECT name FROM sweeps ORDER BY created_at, name")]
+
+    # Claiming and finishing runs ------------------------------------------------------------------------
+    def claim(self, sweep: str, *, run_ids: Optional[Iterable[str]] = None, pid: Optional[int] = None) -> Optional[RunConfig]:
+        """Atomically take the next 'pending' run of `sweep` (optionally only among `run_ids`) for this process.
+
+        Returns its RunConfig, now 'running' with owner (host, pid), or None when nothing is pending.
+        Two processes never get the same run: the UPDATE only succeeds while the row is still 'pending'.
+        """
+        pid = os.getpid() if pid is None else pid
+        allowed = None if run_ids is None else set(run_ids)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT r.id, r.config FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
+                "WHERE s.sweep = ? AND r.status = 'pending' ORDER BY s.position",
+                (sweep,),
+            )
+            for row in rows:
+                if allowed is not None and row["id"] not in allowed:
+                    continue
+                cursor = conn.execute(
+                    "UPDATE runs SET status = 'running', host = ?, pid = ?, started_at = ?, heartbeat_at = ?, "
+                    "ended_at = NULL, error = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
+                    (socket.gethostname(), pid, utc_now(), time.time(), row["id"]),
+                )
+                if cursor.rowcount == 1:
+                    return RunConfig.from_dict(json.loads(row["config"]))
+        return None
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say that the run's owner is still working on it (pushes back the lease)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (time.time(), run_id))
+
+    def record_result(self, result: RunResult) -> None:
+        """Store a finished run: metrics, curve, status 'done'. Registers the run if it is not stored yet."""
+        config = result.config
+        task = config.task
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (id, config, arch, d_model, seq_len, num_kv_pairs, vocab_size, lr, seed, "
+                "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (result.run_id, json.dumps(config.to_dict(), sort_keys=True), config.arch, config.d_model,
+                 task.seq_len, task.num_kv_pairs, task.vocab_size, config.lr, config.seed, utc_now()),
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'done', best_valid_accuracy = ?, best_epoch = ?, test_accuracy = ?, "
+                "final_valid_accuracy = ?, epochs = ?, stopped_early = ?, seconds = ?, tokens_per_s = ?, "
+                "num_params = ?, peak_memory_bytes = ?, device = ?, versions = ?, error = NULL, ended_at = ?, "
+                "host = COALESCE(host, ?) WHERE id = ?",
+                (result.best_valid_accuracy, result.best_epoch, result.test_accuracy, result.final_valid_accuracy,
+                 result.epochs, int(result.stopped_early), result.seconds, result.tokens_per_s, result.num_params,
+                 result.peak_memory_bytes, result.device, json.dumps(dict(result.versions), sort_keys=True),
+                 utc_now(), socket.gethostname(), result.run_id),
+            )
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (result.run_id,))
+            conn.executemany(
+                "INSERT INTO epochs (run_id, epoch, train_loss, valid_loss, valid_accuracy, lr, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(result.run_id, r.epoch, r.train_loss, r.valid_loss, r.valid_accuracy, r.lr, r.seconds)
+                 for r in result.curve],
+            )
+
+    def record_failure(self, run_id: str, error: str, *, device: Optional[str] = None) -> None:
+        """Mark a run 'failed' with its error (a traceback, or a one-line reason); the sweep goes on."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'failed', error = ?, ended_at = ?, device = COALESCE(?, device) WHERE id = ?",
+                (error, utc_now(), device, run_id),
+            )
+
+    def release(self, run_id: str) -> None:
+        """Hand a run this process was working on back to 'pending' (e.g. on Ctrl-C)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, started_at = NULL, heartbeat_at = NULL "
+                "WHERE id = ? AND status = 'running'",
+                (run_id,),
+            )
+
+    # Resume ---------------------------------------------------------------------------------------------
+    def reclaim_stale(self, sweep: Optional[str] = None, *, lease_s: float = DEFAULT_LEASE_S) -> list[str]:
+        """Hand back to 'pending' the 'running' runs whose owner is dead (this host) or silent past the lease."""
+        now = time.time()
+        reclaimed = []
+        with self._write() as conn:
+            query = "SELECT r.id, r.host, r.pid, r.heartbeat_at FROM runs r WHERE r.status = 'running'"
+            params: tuple = ()
+            if sweep is not None:
+                query += " AND r.id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?)"
+                params = (sweep,)
+            for row in conn.execute(query, params).fetchall():
+                alive = owner_is_alive(row["host"], row["pid"])
+                expired = row["heartbeat_at"] is None or now - row["heartbeat_at"] > lease_s
+                if alive is False or (alive is None and expired):
+                    conn.execute(
+                        "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, heartbeat_at = NULL "
+                        "WHERE id = ? AND status = 'running'",
+                        (row["id"],),
+                    )
+                    reclaimed.append(row["id"])
+        return reclaimed
+
+    def reset_failed(self, sweep: str) -> int:
+        """Put the sweep's failed runs back to 'pending' (for --retry-failed). Returns how many."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'pending', error = NULL, host = NULL, pid = NULL "
+                "WHERE status = 'failed' AND id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?)",
+                (sweep,),
+            )
+            return cursor.rowcount
+
+    # Reading --------------------------------------------------------------------------------------------
+    def counts(self, sweep: Optional[str] = None) -> dict[str, int]:
+        """Runs per status, for one sweep or for the whole store."""
+        if sweep is None:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
+        else:
+            rows = self._conn.execute(
+                "SELECT r.status, COUNT(*) FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
+                "WHERE s.sweep = ? GROUP BY r.status",
+                (sweep,),
+            )
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({status: count for status, count in rows})
+        return counts
+
+    def status_of(self, run_id: str) -> Optional[str]:
+        row = self._conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        """A read-only query (for reports and the live view)."""
+        return self._conn.execute(sql, params).fetchall()
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

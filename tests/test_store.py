@@ -1,0 +1,140 @@
+"""The results store: registering, claiming, recording, resuming, concurrent writers, and `mqar.results.load`."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+
+import pytest
+
+from mqar.data.spec import TaskSpec
+from mqar.errors import UserError
+from mqar.results import load, load_epochs, status_table
+from mqar.runs import EpochRecord, Recipe, RunConfig, RunResult
+from mqar.sweep.store import SCHEMA_VERSION, Store
+
+
+def make_configs(count: int) -> list[RunConfig]:
+    task = TaskSpec(seq_len=64, num_kv_pairs=4, vocab_size=64)
+    return [RunConfig(task=task, arch="attention", d_model=16, lr=1e-3, seed=seed, recipe=Recipe(epochs=2))
+            for seed in range(count)]
+
+
+def fake_result(config: RunConfig, accuracy: float = 0.5) -> RunResult:
+    curve = tuple(EpochRecord(epoch=e, train_loss=1.0 / e, valid_loss=1.0 / e, valid_accuracy=accuracy, lr=1e-3,
+                              seconds=float(e)) for e in (1, 2))
+    return RunResult(run_id=config.id, config=config, best_valid_accuracy=accuracy, best_epoch=2,
+                     test_accuracy=accuracy, final_valid_accuracy=accuracy, epochs=2, stopped_early=False,
+                     curve=curve, seconds=2.0, tokens_per_s=1000.0, num_params=123, peak_memory_bytes=None,
+                     device="cpu", versions={"mqar": "0.1.0"})
+
+
+def test_register_claim_record_load(tmp_path):
+    path = tmp_path / "store.db"
+    configs = make_configs(3)
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.register_sweep("s", configs) == 3
+        assert store.register_sweep("s", configs) == 0  # idempotent: resume never duplicates
+        first = store.claim("s")
+        assert first == configs[0]
+        store.record_result(fake_result(first, 0.75))
+        second = store.claim("s")
+        store.record_failure(second.id, "Traceback ...\nRuntimeError: boom")
+        assert store.counts("s") == {"pending": 1, "running": 0, "done": 1, "failed": 1}
+        assert store.reset_failed("s") == 1
+        assert store.counts("s")["pending"] == 2
+    runs = load(path, sweep="s")
+    assert list(runs.run_id) == [c.id for c in configs]
+    assert runs.loc[0, "status"] == "done" and runs.loc[0, "best_valid_accuracy"] == 0.75
+    assert runs.loc[0, "stopped_early"] is False
+    assert {"sweep", "arch", "d_model", "seq_len", "num_kv_pairs", "config", "error", "host"} <= set(runs.columns)
+    epochs = load_epochs(path, [configs[0].id])
+    assert list(epochs.epoch) == [1, 2] and list(epochs.columns) == ["run_id", "epoch", "train_loss", "valid_loss",
+                                                                     "valid_accuracy", "lr", "seconds"]
+    table = status_table(path)
+    assert int(table.loc[0, "done"]) == 1 and int(table.loc[0, "total"]) == 3
+
+
+def test_one_run_in_two_sweeps_is_stored_once(tmp_path):
+    configs = make_configs(2)
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("a", configs)
+        store.register_sweep("b", configs[:1])
+        store.record_result(fake_result(configs[0]))
+        assert store.counts("b") == {"pending": 0, "running": 0, "done": 1, "failed": 0}
+    runs = load(tmp_path / "s.db")
+    assert len(runs) == 3 and runs.run_id.nunique() == 2
+
+
+def test_reclaim_dead_owner_and_expired_lease(tmp_path):
+    configs = make_configs(2)
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("s", configs)
+        dead = multiprocessing.get_context("spawn").Process(target=int)
+        dead.start()
+        dead.join()
+        store.claim("s", pid=dead.pid)  # owner died
+        store.claim("s")  # owner alive (this process)
+        assert store.reclaim_stale("s") == [configs[0].id]
+        assert store.reclaim_stale("s", lease_s=-1) == []  # alive on this host: the lease does not apply
+        store._conn.execute("UPDATE runs SET host = 'elsewhere' WHERE id = ?", (configs[1].id,))
+        assert store.reclaim_stale("s", lease_s=-1) == [configs[1].id]  # other host: lease expired
+        assert store.counts("s")["pending"] == 2
+
+
+def test_missing_store_and_unknown_sweep_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="no results store"):
+        load(tmp_path / "absent.db")
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("s", make_configs(1))
+    with pytest.raises(UserError, match="no sweep named"):
+        load(tmp_path / "s.db", sweep="other")
+
+
+def test_unwritable_store_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot open the results store"):
+        Store(blocker / "store.db")
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Store(tmp_path / "s.db").close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(UserError, match="newer than this mqar"):
+        Store(tmp_path / "s.db")
+
+
+def _claim_all(path: str, sweep: str, queue) -> None:
+    """Worker: claim runs until none is pending, record each, report the ids it got."""
+    claimed = []
+    with Store(path) as store:
+        while (config := store.claim(sweep)) is not None:
+            store.record_result(fake_result(config))
+            claimed.append(config.id)
+    queue.put(claimed)
+
+
+def test_concurrent_writers_claim_each_run_exactly_once(tmp_path):
+    path = str(tmp_path / "s.db")
+    configs = make_configs(40)
+    with Store(path) as store:
+        store.register_sweep("s", configs)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_claim_all, args=(path, "s", queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    claimed = [run_id for _ in workers for run_id in queue.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sorted(claimed) == sorted(c.id for c in configs)  # none lost, none twice
+    runs = load(path, sweep="s")
+    assert len(runs) == 40 and (runs.status == "done").all()
+    assert len(load_epochs(path)) == 80
