@@ -1,0 +1,250 @@
+"""Reports and paper figures: the library calls behind `mqar report` and `mqar figure`.
+
+`build_report` works on DataFrames (runs, optionally epochs and the planned grid) and writes files; `report` and
+`figure` read the store (and, for `figure --run`, run what is missing through the sweep runner) and call it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from mqar.errors import UserError
+from mqar.report.aggregate import (
+    RUN_COLUMNS, aggregate_points, best_runs, filter_runs, metric_column, missing_runs, status_counts,
+    unique_runs,
+)
+from mqar.report.paper import FIGURES, KERNEL_LABELS, SCALES, FigurePreset, reference_numbers
+from mqar.report.plots import X_AXES, plot_accuracy, plot_by_arch, plot_learning_curves, save_figure
+from mqar.report.tables import missing_summary, missing_table, points_table, to_markdown
+
+PANEL_BY = {"seq-len": "seq_len", "num-kv-pairs": "num_kv_pairs"}
+UNSWEPT = "runs"  # the name used for runs stored without a sweep (e.g. single `mqar train` results)
+
+
+@dataclass
+class Report:
+    """What one report produced: the numbers, what is missing, and the files written."""
+
+    name: str
+    points: pd.DataFrame  # aggregate_points()
+    table: pd.DataFrame  # points_table(): the plotted numbers (beside the paper's, where given)
+    missing: pd.DataFrame  # missing_runs()
+    total_runs: int
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return not self.missing.empty
+
+
+def expected_frame(configs: Sequence) -> pd.DataFrame:
+    """The planned grid (RunConfigs) as rows with run_id and the run columns, to find runs absent from the store."""
+    rows = [
+        {"run_id": config.id, "arch": config.arch, "d_model": config.d_model, "seq_len": config.task.seq_len,
+         "num_kv_pairs": config.task.num_kv_pairs, "vocab_size": config.task.vocab_size, "lr": config.lr,
+         "seed": config.seed}
+        for config in configs
+    ]
+    return pd.DataFrame(rows, columns=["run_id"] + RUN_COLUMNS)
+
+
+def build_report(
+    runs: pd.DataFrame,
+    *,
+    name: str,
+    out_dir: Path,
+    metric: str = "test",
+    x_axis: str = "d-model",
+    panel_by: str = "seq-len",
+    epochs: Optional[pd.DataFrame] = None,
+    expected: Optional[pd.DataFrame] = None,
+    title: Optional[str] = None,
+    notes: Sequence[str] = (),
+    reference: Optional[pd.DataFrame] = None,
+    arch_order: Sequence[str] = (),
+    by_arch: bool = False,
+) -> Report:
+    """Aggregate `runs`, draw the figure (and learning curves when `epochs` is given), write tables.
+
+    Files, all named after `name` in `out_dir`: NAME.png/.pdf (accuracy), NAME-curves.png/.pdf, NAME.md (the
+    table, the missing runs), NAME.csv (the table), NAME-missing.csv (when runs are missing).
+    """
+    metric_column(metric)  # validates the name
+    if x_axis not in X_AXES:
+        raise UserError(f"unknown x axis {x_axis!r}; choose one of {', '.join(X_AXES)}")
+    if panel_by not in PANEL_BY:
+        raise UserError(f"unknown panel key {panel_by!r}; choose one of {', '.join(PANEL_BY)}")
+    panel_column = PANEL_BY[panel_by]
+    runs = unique_runs(runs)
+    points = aggregate_points(runs, metric)
+    missing = missing_runs(runs, expected)
+    total = len(runs) + (0 if expected is None else int((~expected["run_id"].isin(runs["run_id"])).sum()))
+    if points.empty:
+        counts = ", ".join(f"{count} {status}" for status, count in status_counts(runs).items()) or "no runs"
+        raise UserError(
+            f"no finished runs to report for {name} ({counts}); run the sweep first "
+            f"(`mqar sweep` or `mqar figure NAME --run`)"
+        )
+    notes = list(notes)
+    summary = missing_summary(missing, total)
+    if summary:
+        notes.insert(0, f"PARTIAL: {summary}")
+    if reference is not None:
+        # Published numbers only where our task matches theirs.
+        reference = reference.merge(points[["seq_len", "num_kv_pairs", "vocab_size"]].drop_duplicates())
+    title = title or f"{name}: MQAR accuracy vs " + ("model dimension" if x_axis == "d-model" else "recurrent state size")
+    report = Report(name=name, points=points, table=points_table(points, reference), missing=missing,
+                    total_runs=total, notes=notes)
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the output folder {out_dir} ({error.strerror}); pass a writable --out") from None
+    if by_arch and reference is not None:
+        figure = plot_by_arch(points, title=title, reference=reference, metric=metric, notes=notes,
+                              arch_order=arch_order, arch_labels=KERNEL_LABELS)
+    else:
+        figure = plot_accuracy(points, title=title, metric=metric, x_axis=x_axis, panel_by=panel_column,
+                               notes=notes, arch_order=arch_order, reference=reference)
+    report.files += save_figure(figure, out_dir, name)
+    if epochs is not None:
+        behind = best_runs(runs, points)
+        curves = epochs.merge(behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]],
+                              on="run_id", how="inner")
+        if not curves.empty:
+            figure = plot_learning_curves(curves, title=f"{name}: validation accuracy per epoch (best lr, every seed)",
+                                          notes=notes, arch_order=arch_order, panel_by=panel_column)
+            report.files += save_figure(figure, out_dir, f"{name}-curves")
+    report.files += write_tables(report, out_dir, metric)
+    return report
+
+
+def write_tables(report: Report, out_dir: Path, metric: str) -> list[Path]:
+    """NAME.md (numbers + missing runs), NAME.csv (numbers), NAME-missing.csv (when any are missing)."""
+    markdown = [f"# {report.name}\n", f"Metric: {metric} ({metric_column(metric)}); mean ± std over seeds at the "
+                "lr with the best seed-mean validation accuracy; n_seeds finished of n_expected planned.\n"]
+    markdown += [f"**{note}**\n" for note in report.notes]
+    markdown.append(to_markdown(report.table))
+    if report.partial:
+        markdown += ["\n## Missing runs\n", to_markdown(missing_table(report.missing))]
+    paths = [out_dir / f"{report.name}.md", out_dir / f"{report.name}.csv"]
+    paths[0].write_text("\n".join(markdown))
+    report.table.to_csv(paths[1], index=False)
+    if report.partial:
+        paths.append(out_dir / f"{report.name}-missing.csv")
+        missing_table(report.missing).to_csv(paths[-1], index=False)
+    return paths
+
+
+def _load_runs(store: str | os.PathLike) -> pd.DataFrame:
+    from mqar.results import load  # the store layer; imported here so the report core needs only pandas
+
+    return load(store)
+
+
+def report(
+    store: str | os.PathLike,
+    *,
+    out_dir: Path,
+    sweep: Optional[str] = None,
+    archs: Optional[Sequence[str]] = None,
+    seq_lens: Optional[Sequence[int]] = None,
+    num_kv_pairs: Optional[Sequence[int]] = None,
+    d_models: Optional[Sequence[int]] = None,
+    metric: str = "test",
+    x_axis: str = "d-model",
+    panel_by: str = "seq-len",
+    curves: bool = False,
+) -> list[Report]:
+    """One report per sweep in the store (or only `sweep`), filtered by arch / task / width."""
+    from mqar.results import load_epochs
+
+    runs = _load_runs(store)
+    if runs.empty:
+        raise UserError(f"the store {store} has no runs yet; run `mqar sweep` (or `mqar figure NAME --run`) first")
+    runs = runs.assign(sweep=runs["sweep"].fillna(UNSWEPT))
+    names = list(dict.fromkeys(runs["sweep"]))
+    if sweep is not None:
+        if sweep not in names:
+            raise UserError(f"no sweep named {sweep!r} in {store}; sweeps there: {', '.join(names)}")
+        names = [sweep]
+    reports = []
+    for name in names:
+        selected = filter_runs(runs[runs["sweep"] == name], archs, seq_lens, num_kv_pairs, d_models)
+        epochs = None
+        if curves:
+            epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
+        reports.append(build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
+                                    panel_by=panel_by, epochs=epochs))
+    return reports
+
+
+def figure_preset(name: str) -> FigurePreset:
+    try:
+        return FIGURES[name]
+    except KeyError:
+        raise UserError(f"unknown figure {name!r}; choose one of {', '.join(FIGURES)}") from None
+
+
+def protocol_note(configs: Sequence, scale: str) -> str:
+    """What the grid is, read off the configs themselves, e.g. 'reduced protocol: 2 lrs × 3 seeds, 20000 train
+    examples, 32 epochs'."""
+    lrs = sorted({config.lr for config in configs})
+    seeds = sorted({config.seed for config in configs})
+    train = sorted({config.recipe.num_train_examples for config in configs})
+    epochs = sorted({config.recipe.epochs for config in configs})
+    text = (f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
+            f"{'/'.join(map(str, train))} train examples, {'/'.join(map(str, epochs))} epochs")
+    return f"{scale} protocol: {text}"
+
+
+def figure(
+    name: str,
+    store: str | os.PathLike,
+    *,
+    out_dir: Path,
+    scale: str = "full",
+    run: bool = False,
+    metric: Optional[str] = None,
+    curves: bool = False,
+    run_options: Optional[dict] = None,
+) -> Report:
+    """Draw a paper figure from the runs of its sweep that are in the store; with `run`, first run the missing
+    ones through the sweep runner (`run_options` go to `mqar.sweep.run_sweep`, e.g. devices, runs_per_device)."""
+    from mqar.sweep import load_sweep_spec, run_sweep
+
+    preset = figure_preset(name)
+    if scale not in SCALES:
+        raise UserError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    spec = load_sweep_spec(preset.sweep_name(scale))
+    configs = spec.expand()
+    if run:
+        run_sweep(spec, store=store, **(run_options or {}))
+    hint = f"run `mqar figure {name} --scale {scale} --run` to train them"
+    if not Path(store).is_file():
+        raise UserError(f"no results store at {store}; {hint}")
+    expected = expected_frame(configs)
+    runs = _load_runs(store)
+    runs = unique_runs(runs[runs["run_id"].isin(expected["run_id"])])
+    if not (runs["status"] == "done").any():
+        raise UserError(f"none of the {len(expected)} runs of {spec.name} has finished in {store}; {hint}")
+    epochs = None
+    if curves:
+        from mqar.results import load_epochs
+
+        epochs = load_epochs(store, runs.loc[runs["status"] == "done", "run_id"])
+    notes = [protocol_note(configs, scale)] if scale == "reduced" else []
+    reference = reference_numbers(preset.reference)
+    if reference is not None and scale == "reduced":
+        notes.append("paper: full protocol (4 lrs × 5 seeds)")
+    title = preset.title + (" (reduced)" if scale == "reduced" else "")
+    return build_report(runs, name=spec.name, out_dir=out_dir, metric=metric or preset.metric, epochs=epochs,
+                        expected=expected, title=title, notes=notes, reference=reference,
+                        arch_order=preset.arch_order, by_arch=preset.reference is not None)

@@ -1,0 +1,55 @@
+"""Recurrent state size: how many numbers a model must keep per sequence to predict the next token.
+
+This is the x-axis the Based and Zoology papers use to compare recall across architectures: recall is bounded by
+the memory a model can carry, and attention's memory grows with the sequence while a linear model's does not.
+Counted per sequence, summed over layers, in scalars (multiply by bytes per scalar for memory).
+
+Formulas, with H = 12 heads, F = 16 feature dim per head, Dv = d_model // 12 (the reference shapes), T = seq_len:
+- short gated convolution block (kernel 3): the last 2 inputs, 2 * d_model.
+- based (1 + s + s^2/2, Taylor feature map of size 1 + F + F^2 = 273): the key-value state H * 273 * Dv plus the
+  normaliser state H * 273 (the running sum of feature-mapped keys), plus the conv block.
+- rebased and its ablations (rebased-x2, -norm, -gamma, -affine; feature map x -> x (x) x, size F^2 = 256):
+  H * 256 * Dv + H * 256, plus the conv block.
+- attention (2 attention layers): the KV cache, 2 * T * d_model per layer, so 4 * T * d_model.
+- conv-attention (conv block, then 1 attention layer): 2 * T * d_model + 2 * d_model.
+The Based paper counts the symmetric part of x (x) x only (F(F+1)/2); we count what the kernels actually store.
+Archs not listed have no formula here: they are left out of a state-size plot, with a note.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+HEADS = 12
+FEATURE_DIM = 16
+CONV_STATE_PER_DIM = 2  # kernel 3: the two previous inputs
+BASED_FEATURES = 1 + FEATURE_DIM + FEATURE_DIM**2  # 273
+REBASED_FEATURES = FEATURE_DIM**2  # 256
+
+
+def _linear_attention(features: int) -> Callable[[int, int], int]:
+    def size(d_model: int, seq_len: int) -> int:
+        value_dim = d_model // HEADS
+        kv_state = HEADS * features * value_dim  # [heads, features, value_dim]
+        normaliser = HEADS * features  # [heads, features]
+        return kv_state + normaliser + CONV_STATE_PER_DIM * d_model
+
+    return size
+
+
+STATE_SIZE_FORMULAS: dict[str, Callable[[int, int], int]] = {
+    "based": _linear_attention(BASED_FEATURES),
+    "rebased": _linear_attention(REBASED_FEATURES),
+    "rebased-x2": _linear_attention(REBASED_FEATURES),
+    "rebased-norm": _linear_attention(REBASED_FEATURES),
+    "rebased-gamma": _linear_attention(REBASED_FEATURES),
+    "rebased-affine": _linear_attention(REBASED_FEATURES),
+    "attention": lambda d_model, seq_len: 2 * (2 * seq_len * d_model),
+    "conv-attention": lambda d_model, seq_len: 2 * seq_len * d_model + CONV_STATE_PER_DIM * d_model,
+}
+
+
+def state_size(arch: str, d_model: int, seq_len: int) -> Optional[int]:
+    """Scalars of recurrent state per sequence for `arch`, or None when there is no formula for it."""
+    formula = STATE_SIZE_FORMULAS.get(arch)
+    return None if formula is None else int(formula(int(d_model), int(seq_len)))
