@@ -1,8 +1,8 @@
 """The MQAR generator: TaskSpec + seed -> (inputs, labels), vectorised, in fixed-size chunks.
 
 Every random draw comes from numpy Generators derived from one seed: chunk c of split s uses the stream
-SeedSequence(seed, spawn_key=(s, c)). Examples are produced in chunks of CHUNK_SIZE, so the bytes for a seed do
-not depend on how many examples are asked for (the first n of a larger set are the same n), peak memory stays a
+SeedSequence(seed, spawn_key=(s, c)). Examples are produced in chunks of CHUNK_SIZE, so a larger request shares
+every whole chunk with a smaller one (the first 8192 of 100k examples are the 8192 examples), peak memory stays a
 small multiple of the output, and a progress callback can report per chunk.
 """
 

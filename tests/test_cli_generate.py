@@ -1,0 +1,87 @@
+"""`mqar generate` and the app's top-level flags, through the real typer app."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mqar import __version__
+from mqar.cli import app
+from mqar.data import generate, load
+
+runner = CliRunner()
+
+
+def test_version_and_help() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mqar {__version__}"
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "generate" in result.output
+
+
+@pytest.mark.parametrize("extension", ["parquet", "npz"])
+def test_generate_one_task(tmp_path, extension: str) -> None:
+    path = tmp_path / f"mqar.{extension}"
+    args = ["generate", "--seq-len", "64", "--num-kv-pairs", "8", "-n", "200", "--seed", "3", "-o", str(path),
+            "--vocab-size", "512", "--power-a", "0.5", "--random-non-queries", "--num-passes", "2", "--split", "test"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "200 examples" in result.output and "sha256" in result.output
+    dataset = load(path)
+    assert dataset.metadata["split"] == "test" and dataset.metadata["seed"] == 3
+    expected = generate(dataset.spec, 200, 3, split="test")
+    assert np.array_equal(dataset.inputs, expected[0]) and np.array_equal(dataset.labels, expected[1])
+    assert dataset.spec.num_passes == 2 and dataset.spec.random_non_queries
+
+
+def test_generate_haystack(tmp_path) -> None:
+    path = tmp_path / "hay.npz"
+    result = runner.invoke(app, ["generate", "--seq-len", "128", "--num-kv-pairs", "4", "-n", "10", "-o", str(path),
+                                 "--haystack-depth", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert load(path).spec.haystack_depth == 0.5
+
+
+def test_generate_suite(tmp_path) -> None:
+    result = runner.invoke(app, ["generate", "--task", "zoology", "-n", "20", "-o", str(tmp_path / "suite"),
+                                 "--format", "npz", "--split", "valid"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "suite").iterdir())
+    assert names == sorted(f"zoology-L{L}-kv{k}-valid.npz" for L, k in [(64, 4), (128, 8), (256, 16), (512, 64)])
+    assert "4 tasks, 80 examples" in result.output
+
+
+def write_bad_suite(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\nkv_pairs = 3\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seq-len", "63", "--num-kv-pairs", "4"], "even"),
+        (["--seq-len", "64", "--num-kv-pairs", "40"], "--num-kv-pairs"),
+        (["--seq-len", "64", "--num-kv-pairs", "8", "--vocab-size", "8"], "--vocab-size"),
+        (["--seq-len", "64", "--num-kv-pairs", "8", "--split", "dev"], "--split"),
+        (["--num-kv-pairs", "8"], "--seq-len"),
+        (["--task", "no-such-suite"], "no task suite"),
+        (["--task", "BAD"], "kv_pairs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
+    args = [a if a != "BAD" else str(write_bad_suite(tmp_path)) for a in args]
+    out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["generate", "-n", "10", "-o", str(out), *args])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not out.exists()
+
+
+def test_bad_extension_and_unwritable_path_leave_no_file(tmp_path) -> None:
+    for target, message in [(tmp_path / "data.csv", ".parquet or .npz"), (tmp_path / "missing" / "d.npz", "does not exist")]:
+        result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
+        assert result.exit_code == 2 and message in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,245 @@
+"""The MQAR generator: layout invariants (property tests), the query-gap law, determinism, splits, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mqar.data import (
+    CHUNK_SIZE,
+    IGNORE_INDEX,
+    TaskSpec,
+    count_leaked,
+    generate,
+    load,
+    load_suite,
+    make_splits,
+    save,
+)
+from mqar.errors import UserError
+
+
+@st.composite
+def task_specs(draw) -> TaskSpec:
+    num_kv_pairs = draw(st.integers(1, 12))
+    num_passes = draw(st.integers(1, 3))
+    min_len = 2 * num_kv_pairs * (num_passes + 1)
+    seq_len = 2 * draw(st.integers(max(2, min_len // 2), min_len // 2 + 40))
+    return TaskSpec(
+        seq_len=seq_len,
+        num_kv_pairs=num_kv_pairs,
+        vocab_size=draw(st.integers(2 * num_kv_pairs + 2, 3000)),
+        power_a=draw(st.sampled_from([0.01, 0.3, 1.0, 2.0])),
+        random_non_queries=draw(st.booleans()),
+        num_passes=num_passes,
+        haystack_depth=draw(st.one_of(st.none(), st.floats(0.0, 1.0))),
+    )
+
+
+def context_start(spec: TaskSpec) -> int:
+    if spec.haystack_depth is None:
+        return 0
+    filler = spec.seq_len - spec.context_len - 2 * spec.num_kv_pairs
+    return 2 * int(round(spec.haystack_depth * filler / 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=task_specs(), seed=st.integers(0, 2**32), num_examples=st.integers(1, 20))
+def test_layout_invariants(spec: TaskSpec, seed: int, num_examples: int) -> None:
+    inputs, labels = generate(spec, num_examples, seed)
+    assert inputs.shape == labels.shape == (num_examples, spec.seq_len)
+    start, n = context_start(spec), spec.num_kv_pairs
+    key_low, key_high = spec.key_range
+    value_low, value_high = spec.value_range
+    for row_inputs, row_labels in zip(inputs, labels):
+        block = row_inputs[start : start + 2 * n]
+        keys, values = block[0::2], block[1::2]
+        # keys and values come from their halves of the vocabulary, distinct within the example
+        assert ((keys >= key_low) & (keys < key_high)).all()
+        assert ((values >= value_low) & (values < value_high)).all()
+        assert len(set(keys.tolist())) == n and len(set(values.tolist())) == n
+        # every pass repeats the same block
+        passes = row_inputs[start : start + spec.context_len].reshape(spec.num_passes, 2 * n)
+        assert (passes == block).all()
+        # exactly n labelled positions, each the value paired with the key at that position, each key once
+        labelled = np.flatnonzero(row_labels != IGNORE_INDEX)
+        assert labelled.size == n
+        pair = dict(zip(keys.tolist(), values.tolist()))
+        assert sorted(row_inputs[labelled].tolist()) == sorted(keys.tolist())
+        assert all(pair[row_inputs[t]] == row_labels[t] for t in labelled)
+        # queries follow the context, at even offsets of the query region
+        query_region_start = start + spec.context_len if spec.haystack_depth is None else spec.seq_len - 2 * n
+        assert (labelled >= query_region_start).all() and ((labelled - query_region_start) % 2 == 0).all()
+        if not spec.random_non_queries:
+            # everything that is neither context nor a queried key is filler
+            rest = np.ones(spec.seq_len, dtype=bool)
+            rest[start : start + spec.context_len] = False
+            rest[labelled] = False
+            assert (row_inputs[rest] == 0).all()
+        else:
+            assert ((row_inputs >= 0) & (row_inputs < spec.vocab_size)).all()
+
+
+def chi_square(counts: np.ndarray, probabilities: np.ndarray) -> float:
+    expected = counts.sum() * probabilities
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def assert_fits(counts: np.ndarray, probabilities: np.ndarray) -> None:
+    """Chi-square goodness of fit, accepted within ~6 standard deviations of its mean (fixed seeds)."""
+    dof = counts.size - 1
+    assert chi_square(counts, probabilities) < dof + 6 * np.sqrt(2 * dof)
+
+
+def gap_probabilities(power_a: float, num_slots: int) -> np.ndarray:
+    slots = np.arange(1, num_slots + 1)
+    weights = power_a * slots ** (power_a - 1)
+    return weights / weights.sum()
+
+
+@pytest.mark.parametrize("power_a, other_power_a", [(0.01, 0.3), (0.5, 0.1), (1.0, 0.5)])
+def test_single_query_gap_follows_power_law(power_a: float, other_power_a: float) -> None:
+    spec = TaskSpec(seq_len=2 + 2 * 12, num_kv_pairs=1, vocab_size=64, power_a=power_a)
+    _, labels = generate(spec, 40_000, seed=7)
+    gaps = (np.flatnonzero(labels != IGNORE_INDEX) % spec.seq_len - spec.context_len) // 2
+    counts = np.bincount(gaps, minlength=spec.num_query_slots)
+    assert_fits(counts, gap_probabilities(power_a, spec.num_query_slots))
+    with pytest.raises(AssertionError):  # the test has power: the wrong law is rejected
+        assert_fits(counts, gap_probabilities(other_power_a, spec.num_query_slots))
+
+
+def test_two_query_gaps_are_successive_weighted_draws() -> None:
+    """Key 1's slot is the first draw, key 2's the second draw without replacement: P(i, j) = p_i p_j / (1 - p_i)."""
+    spec = TaskSpec(seq_len=4 + 2 * 6, num_kv_pairs=2, vocab_size=64, power_a=0.3)
+    inputs, labels = generate(spec, 60_000, seed=11)
+    slots = spec.num_query_slots
+    query_slots = (np.arange(spec.seq_len)[None, :] - spec.context_len) // 2
+    first_key = inputs[:, 0]
+    labelled = labels != IGNORE_INDEX
+    gap_first = np.where(labelled & (inputs == first_key[:, None]), query_slots, 0).max(axis=1)
+    gap_second = np.where(labelled & (inputs != first_key[:, None]), query_slots, 0).max(axis=1)
+    p = gap_probabilities(spec.power_a, slots)
+    joint = p[:, None] * p[None, :] / (1 - p[:, None])
+    np.fill_diagonal(joint, 0)
+    off_diagonal = ~np.eye(slots, dtype=bool)
+    counts = np.zeros((slots, slots))
+    np.add.at(counts, (gap_first, gap_second), 1)
+    assert_fits(counts[off_diagonal], joint[off_diagonal])
+
+
+def test_same_seed_same_bytes_and_chunk_stability() -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=8, random_non_queries=True)
+    first = generate(spec, CHUNK_SIZE + 100, seed=3)
+    again = generate(spec, CHUNK_SIZE + 100, seed=3)
+    whole_chunk = generate(spec, CHUNK_SIZE, seed=3)
+    prefix = generate(spec, 50, seed=3)
+    other = generate(spec, 50, seed=4)
+    for a, b in zip(first, again):
+        assert np.array_equal(a, b)
+    # a larger request shares every whole chunk with a smaller one
+    assert np.array_equal(first[0][:CHUNK_SIZE], whole_chunk[0]) and np.array_equal(first[1][:CHUNK_SIZE], whole_chunk[1])
+    assert not np.array_equal(prefix[0], other[0])
+    # chunks are separate streams, not copies of one another
+    assert not np.array_equal(first[0][:100], first[0][CHUNK_SIZE : CHUNK_SIZE + 100])
+
+
+def test_known_bytes_do_not_drift() -> None:
+    """Golden hash: a change of the generator's bytes must come with a GENERATOR_VERSION bump."""
+    from mqar.data.files import arrays_sha256
+
+    spec = TaskSpec(seq_len=32, num_kv_pairs=4, vocab_size=128, random_non_queries=True)
+    assert arrays_sha256(*generate(spec, 64, seed=0)).startswith(GOLDEN_SHA256_PREFIX)
+
+
+GOLDEN_SHA256_PREFIX = "48e76d848df19672"  # generator version 1
+
+
+def test_splits_are_disjoint_streams_and_leakage_is_counted() -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=8)
+    splits = make_splits(spec, seed=0, num_train=2000, num_valid=200, num_test=200)
+    assert not np.array_equal(splits.train[0][:200], splits.test[0])
+    assert not np.array_equal(splits.valid[0], splits.test[0])
+    assert count_leaked(splits.train[0], splits.test[0]) == 0
+    leaky = np.concatenate([splits.test[0][:7], splits.valid[0][:5]])
+    assert count_leaked(splits.train[0], np.concatenate([splits.train[0][:7], splits.valid[0][:5]])) == 7
+    assert count_leaked(splits.test[0], leaky) == 7
+
+
+def test_tiny_key_space_still_distinct() -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=15, vocab_size=32)  # 15 keys from a range of 15
+    inputs, _ = generate(spec, 500, seed=0)
+    assert all(len(set(row[0:30:2].tolist())) == 15 for row in inputs)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(seq_len=63, num_kv_pairs=4), "even"),
+        (dict(seq_len=64, num_kv_pairs=17), "--num-kv-pairs ≤ 16"),
+        (dict(seq_len=64, num_kv_pairs=8, num_passes=4), "longer --seq-len"),
+        (dict(seq_len=64, num_kv_pairs=8, vocab_size=10), "--vocab-size ≥ 18"),
+        (dict(seq_len=64, num_kv_pairs=8, power_a=0), "power_a"),
+        (dict(seq_len=64, num_kv_pairs=8, haystack_depth=1.5), "haystack_depth"),
+    ],
+)
+def test_impossible_specs_name_the_fix(fields: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        TaskSpec(**fields)
+
+
+def test_unknown_spec_key_is_an_error() -> None:
+    with pytest.raises(UserError, match="unknown key.*'kv'"):
+        TaskSpec.from_dict({"seq_len": 64, "num_kv_pairs": 8, "kv": 3})
+
+
+@pytest.mark.parametrize("extension", [".parquet", ".npz"])
+def test_file_round_trip(tmp_path, extension: str) -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=8, num_passes=2)
+    inputs, labels = generate(spec, 300, seed=5, split="valid")
+    path = tmp_path / f"data{extension}"
+    written = save(path, inputs, labels, spec, "valid", 5)
+    dataset = load(path)
+    assert np.array_equal(dataset.inputs, inputs) and np.array_equal(dataset.labels, labels)
+    assert dataset.spec == spec
+    assert dataset.metadata == written
+    assert {"spec", "split", "seed", "generator_version", "sha256"} <= set(dataset.metadata)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_parquet_is_one_row_per_example_readable_by_pandas(tmp_path) -> None:
+    import pandas as pd
+
+    spec = TaskSpec(seq_len=32, num_kv_pairs=4)
+    inputs, labels = generate(spec, 10, seed=0)
+    save(tmp_path / "d.parquet", inputs, labels, spec, "train", 0)
+    frame = pd.read_parquet(tmp_path / "d.parquet")
+    assert list(frame.columns) == ["inputs", "labels"] and len(frame) == 10
+    assert list(frame.inputs[3]) == inputs[3].tolist()
+
+
+def test_corrupt_file_is_detected(tmp_path) -> None:
+    spec = TaskSpec(seq_len=32, num_kv_pairs=4)
+    inputs, labels = generate(spec, 10, seed=0)
+    path = tmp_path / "d.npz"
+    metadata = save(path, inputs, labels, spec, "train", 0)
+    save(path, inputs, labels + 1, spec, "train", 0, metadata=metadata)  # arrays no longer match the hash
+    with pytest.raises(UserError, match="corrupt"):
+        load(path)
+
+
+def test_suites_load_with_the_papers_grids() -> None:
+    rebased = load_suite("rebased")
+    assert [(t.seq_len, t.num_kv_pairs) for t in rebased.tasks] == [
+        (128, 16), (256, 64), (512, 128), (1024, 256), (2048, 512)
+    ]
+    assert all(not t.random_non_queries and t.vocab_size == 8192 for t in rebased.tasks)
+    zoology = load_suite("zoology")
+    assert [(t.seq_len, t.num_kv_pairs) for t in zoology.tasks] == [(64, 4), (128, 8), (256, 16), (512, 64)]
+
+
+def test_suite_with_unknown_key_names_it(tmp_path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\nkv_pairs = 3\n')
+    with pytest.raises(UserError, match="kv_pairs"):
+        load_suite(path)
