@@ -1,0 +1,102 @@
+"""`mqar bench data`: examples/s and peak memory of the vectorised generator beside the per-example loop
+baseline, in one process, on one CPU core's worth of numpy (no threads are used by either)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import mqar
+from mqar.bench.loop_generator import generate_loop
+from mqar.data import TaskSpec, generate
+
+# (seq_len, kv pairs, examples) measured; the loop baseline runs on fewer examples and is scaled per example.
+CASES = ((512, 128, 100_000), (2048, 512, 20_000))
+LOOP_EXAMPLES = {512: 5_000, 2048: 1_000}
+# Quoted anchor (shared REFERENCE.md, measured outside this benchmark): the ReBased copy of Zoology's generator,
+# 100k train + 1k test examples at L=512, kv=128 in 36.8 s on one core.
+REBASED_ANCHOR_EXAMPLES_PER_S = 101_000 / 36.8
+
+
+def measure(function: Callable[[], object]) -> tuple[float, int]:
+    """Seconds and peak traced (numpy included) memory in bytes of one call."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    function()
+    seconds = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return seconds, peak
+
+
+def run(out_dir: Path, quick: bool = False) -> list[dict]:
+    rows = []
+    for seq_len, num_kv_pairs, num_examples in CASES:
+        if quick:
+            num_examples //= 20
+        spec = TaskSpec(seq_len=seq_len, num_kv_pairs=num_kv_pairs)
+        output_bytes = 2 * num_examples * seq_len * np.dtype(np.int32).itemsize
+        seconds, peak = measure(lambda: generate(spec, num_examples, seed=0))
+        loop_examples = LOOP_EXAMPLES[seq_len] // (20 if quick else 1)
+        loop_seconds, loop_peak = measure(lambda: generate_loop(spec, loop_examples, seed=0))
+        rows.append(
+            {
+                "seq_len": seq_len,
+                "num_kv_pairs": num_kv_pairs,
+                "num_examples": num_examples,
+                "seconds": seconds,
+                "examples_per_s": num_examples / seconds,
+                "peak_memory_bytes": peak,
+                "output_bytes": output_bytes,
+                "peak_over_output": peak / output_bytes,
+                "loop_examples": loop_examples,
+                "loop_examples_per_s": loop_examples / loop_seconds,
+                "loop_peak_memory_bytes": loop_peak,
+                "speedup_vs_loop": (num_examples / seconds) / (loop_examples / loop_seconds),
+            }
+        )
+    report = {
+        "benchmark": "data",
+        "mqar_version": mqar.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "rebased_anchor_examples_per_s": REBASED_ANCHOR_EXAMPLES_PER_S,
+        "rows": rows,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "data.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "data.md").write_text(markdown(report))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# mqar bench data",
+        "",
+        f"mqar {report['mqar_version']}, numpy {report['numpy']}, Python {report['python']}, {report['machine']}; "
+        "one process, single-threaded numpy. Command: `mqar bench data`.",
+        "",
+        "| seq_len, kv | examples | mqar s | mqar examples/s | peak MB (× output) | loop examples/s | speedup vs loop | vs ReBased anchor* |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        lines.append(
+            f"| {row['seq_len']}, {row['num_kv_pairs']} | {row['num_examples']:,} | {row['seconds']:.2f} | "
+            f"{row['examples_per_s']:,.0f} | {row['peak_memory_bytes'] / 2**20:,.0f} ({row['peak_over_output']:.2f}×) | "
+            f"{row['loop_examples_per_s']:,.0f} | {row['speedup_vs_loop']:.0f}× | "
+            f"{row['examples_per_s'] / report['rebased_anchor_examples_per_s']:.0f}× |"
+        )
+    lines += [
+        "",
+        "*The ReBased anchor (2,745 examples/s at L=512, kv=128) is quoted from shared REFERENCE.md, not re-measured "
+        "here; the loop baseline (mqar/bench/loop_generator.py) is measured in the same run.",
+        "",
+    ]
+    return "\n".join(lines)
