@@ -39,3 +39,9 @@ def main(
 from mqar.commands.generate import generate  # noqa: E402
 
 app.command("generate")(user_errors(generate))
+
+from mqar.commands.report import report  # noqa: E402
+from mqar.commands.figure import figure  # noqa: E402
+
+app.command("report")(user_errors(report))
+app.command("figure")(user_errors(figure))

@@ -1,0 +1,258 @@
+"""The reporter: aggregation rules on hand-made frames, figures and tables, and `mqar report` on fixture stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mqar.cli import app
+from mqar.errors import UserError
+from mqar.report.aggregate import aggregate_points, filter_runs, missing_runs
+from mqar.report.build import build_report, expected_frame
+from mqar.report.plots import plot_accuracy, plot_learning_curves
+from mqar.report.state_size import state_size
+from mqar.report.tables import points_table, to_markdown
+from test_report_fixtures import ARCHS, D_MODELS, LRS, SEEDS, TASKS, accuracy, config, grid, make_store
+
+runner = CliRunner()
+
+
+def run_row(arch="based", d_model=64, seq_len=128, kv=16, lr=1e-3, seed=0, valid=0.5, test=None,
+            status="done", run_id=None, error=None) -> dict:
+    return {
+        "sweep": "s", "run_id": run_id or f"{arch}-{d_model}-{seq_len}-{lr}-{seed}", "status": status, "arch": arch,
+        "d_model": d_model, "seq_len": seq_len, "num_kv_pairs": kv, "vocab_size": 8192, "lr": lr, "seed": seed,
+        "best_valid_accuracy": valid if status == "done" else None,
+        "test_accuracy": (valid if test is None else test) if status == "done" else None, "error": error,
+    }
+
+
+# Aggregation --------------------------------------------------------------------------------------------------
+
+def test_best_lr_is_chosen_by_seed_mean_validation_not_by_test():
+    # lr 1e-3: valid mean 0.8, test mean 0.5; lr 1e-2: valid mean 0.7, test mean 0.9.
+    runs = pd.DataFrame([
+        run_row(lr=1e-3, seed=0, valid=0.9, test=0.4), run_row(lr=1e-3, seed=1, valid=0.7, test=0.6),
+        run_row(lr=1e-2, seed=0, valid=0.7, test=0.9), run_row(lr=1e-2, seed=1, valid=0.7, test=0.9),
+    ])
+    point = aggregate_points(runs, "test").iloc[0]
+    assert point["lr"] == 1e-3
+    assert point["mean"] == pytest.approx(0.5)
+    assert point["std"] == pytest.approx(0.1)  # population std of (0.4, 0.6)
+    assert point["selection_score"] == pytest.approx(0.8)
+    assert point["lrs"] == (1e-3, 1e-2)
+    valid_point = aggregate_points(runs, "best-valid").iloc[0]
+    assert (valid_point["lr"], valid_point["mean"]) == (1e-3, pytest.approx(0.8))
+
+
+def test_ties_go_to_the_smaller_lr_and_error_bars_are_clipped():
+    runs = pd.DataFrame([
+        run_row(lr=3e-3, seed=0, valid=1.0), run_row(lr=3e-3, seed=1, valid=0.8),
+        run_row(lr=1e-3, seed=0, valid=0.9), run_row(lr=1e-3, seed=1, valid=0.9),
+    ])
+    point = aggregate_points(runs, "best-valid").iloc[0]
+    assert point["lr"] == 1e-3
+    runs = pd.DataFrame([run_row(seed=0, valid=1.0), run_row(seed=1, valid=0.8), run_row(seed=2, valid=1.0)])
+    point = aggregate_points(runs, "best-valid").iloc[0]
+    assert point["std"] == pytest.approx(np.std([1.0, 0.8, 1.0]))
+    assert point["upper"] == 1.0 and point["lower"] == pytest.approx(point["mean"] - point["std"])
+
+
+def test_unfinished_runs_count_as_expected_but_not_as_seeds():
+    runs = pd.DataFrame([
+        run_row(seed=0, valid=0.6), run_row(seed=1, status="failed", error="Traceback\n...\nRuntimeError: NaN"),
+        run_row(seed=2, status="pending"), run_row(arch="rebased", seed=0, status="pending"),
+    ])
+    points = aggregate_points(runs, "test")
+    assert len(points) == 1  # the rebased cell has no finished run: no point, but listed as missing
+    assert (points.iloc[0]["n_seeds"], points.iloc[0]["n_expected"]) == (1, 3)
+    missing = missing_runs(runs)
+    assert list(missing["status"]) == ["failed", "pending", "pending"]
+    assert missing.iloc[0]["error"] == "RuntimeError: NaN"
+    # A run of the planned grid that the store does not hold at all is 'absent'.
+    planned = expected_frame([config("based", 64, 128, 16, 1e-3, 9)])
+    assert "absent" in set(missing_runs(runs, planned)["status"])
+
+
+def test_a_run_listed_in_two_sweeps_counts_once():
+    row = run_row(valid=0.4)
+    runs = pd.DataFrame([row, {**row, "sweep": "other"}, run_row(seed=1, valid=0.6)])
+    assert aggregate_points(runs, "best-valid").iloc[0]["n_seeds"] == 2
+
+
+def test_filters_reject_values_that_match_nothing():
+    runs = pd.DataFrame([run_row(), run_row(arch="rebased")])
+    assert set(filter_runs(runs, archs=["rebased"])["arch"]) == {"rebased"}
+    with pytest.raises(UserError, match="no runs with arch mamba; the store has arch based, rebased"):
+        filter_runs(runs, archs=["mamba"])
+
+
+def test_unknown_metric_is_a_user_error():
+    with pytest.raises(UserError, match="unknown metric"):
+        aggregate_points(pd.DataFrame([run_row()]), "accuracy")
+
+
+def test_state_size_formulas():
+    # based: 12 heads × 273 features × (64 // 12 = 5) + 12 × 273 normaliser + 2 × 64 conv state.
+    assert state_size("based", 64, 512) == 12 * 273 * 5 + 12 * 273 + 128
+    assert state_size("rebased", 128, 512) == 12 * 256 * 10 + 12 * 256 + 256
+    assert state_size("attention", 64, 512) == 2 * 2 * 512 * 64
+    assert state_size("conv-attention", 64, 512) == 2 * 512 * 64 + 128
+    assert state_size("mamba", 64, 512) is None
+    # Attention's state grows with the sequence; a linear model's does not.
+    assert state_size("based", 64, 2048) == state_size("based", 64, 128)
+
+
+# Figures and tables --------------------------------------------------------------------------------------------
+
+def fixture_frame(**kwargs) -> pd.DataFrame:
+    rows = []
+    for run in grid(**kwargs):
+        valid = accuracy(run.arch, run.d_model, run.task.seq_len, run.lr, run.seed)
+        rows.append(run_row(run.arch, run.d_model, run.task.seq_len, run.task.num_kv_pairs, run.lr, run.seed,
+                            valid=valid, test=valid - 0.02, run_id=run.id))
+    return pd.DataFrame(rows)
+
+
+def labelled_lines(axis) -> list[str]:
+    return axis.get_legend_handles_labels()[1]
+
+
+def test_plot_has_a_panel_per_task_and_a_line_per_arch():
+    points = aggregate_points(fixture_frame(archs=("based", "rebased", "attention")), "test")
+    figure = plot_accuracy(points, title="t", notes=["PARTIAL: 1 of 2 runs missing"])
+    assert len(figure.axes) == len(TASKS)
+    assert [axis.get_title() for axis in figure.axes] == ["seq_len 64 · kv 4", "seq_len 128 · kv 8"]
+    for axis in figure.axes:
+        assert sorted(labelled_lines(axis)) == ["attention", "based", "rebased"]
+    assert any("PARTIAL" in text.get_text() for text in figure.texts)
+    # Panels by kv count title the kv first; state-size axes drop archs without a formula and say so.
+    points.loc[points["arch"] == "attention", "arch"] = "mamba"
+    figure = plot_accuracy(points, title="t", x_axis="state-size", panel_by="num_kv_pairs")
+    assert figure.axes[0].get_title() == "kv 4 · seq_len 64"
+    assert sorted(labelled_lines(figure.axes[0])) == ["based", "rebased"]
+    assert any("no state-size formula for mamba" in text.get_text() for text in figure.texts)
+
+
+def test_plotted_values_are_the_means_at_the_best_lr():
+    points = aggregate_points(fixture_frame(), "best-valid")
+    figure = plot_accuracy(points, title="t", metric="best-valid")
+    axis = figure.axes[0]  # seq_len 64
+    line = axis.containers[labelled_lines(axis).index("based")].lines[0]
+    expected = [np.mean([accuracy("based", d, 64, 1e-2, seed) for seed in SEEDS]) for d in D_MODELS]
+    np.testing.assert_allclose(line.get_xdata(), D_MODELS)
+    np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_learning_curves_have_a_panel_per_width_and_task():
+    runs = fixture_frame()
+    epochs = pd.DataFrame([{"run_id": run_id, "epoch": epoch, "valid_accuracy": epoch / 4}
+                           for run_id in runs["run_id"] for epoch in range(1, 5)])
+    curves = epochs.merge(runs, on="run_id")
+    figure = plot_learning_curves(curves, title="t")
+    assert len(figure.axes) == len(D_MODELS) * len(TASKS)
+    assert sorted(labelled_lines(figure.axes[0])) == ["based", "rebased"]
+    assert len(figure.axes[0].lines) == len(ARCHS) * len(LRS) * len(SEEDS)
+
+
+def test_markdown_table_has_the_numbers_and_seed_counts():
+    points = aggregate_points(fixture_frame(), "test")
+    markdown = to_markdown(points_table(points))
+    assert markdown.splitlines()[0].startswith("| seq_len | num_kv_pairs | vocab_size | arch | d_model | lr |")
+    best = np.mean([accuracy("rebased", 32, 128, 1e-3, seed) - 0.02 for seed in SEEDS])
+    assert f"| 128 | 8 | 8192 | rebased | 32 | 0.001 | {best:.3f} | 0.050 | 2 | 2 |" in markdown
+
+
+def test_build_report_writes_figures_and_tables_named_after_the_sweep(tmp_path):
+    runs = fixture_frame()
+    runs.loc[0, "status"] = "failed"
+    report = build_report(runs, name="demo", out_dir=tmp_path)
+    assert report.partial and report.notes[0] == "PARTIAL: 1 of 32 runs missing (1 failed)"
+    assert {path.name for path in report.files} == {"demo.png", "demo.pdf", "demo.md", "demo.csv",
+                                                    "demo-missing.csv"}
+    assert "## Missing runs" in (tmp_path / "demo.md").read_text()
+    assert len(pd.read_csv(tmp_path / "demo.csv")) == len(ARCHS) * len(D_MODELS) * len(TASKS)
+
+
+# `mqar report` on fixture stores --------------------------------------------------------------------------------
+
+@pytest.fixture
+def store(tmp_path):
+    configs = grid()
+    failed = [config("rebased", 16, 128, 8, 1e-3, 1)]
+    pending = [config("based", 32, 64, 4, 1e-2, 0)]
+    return make_store(tmp_path / "mqar.db", configs=configs, failed=failed, pending=pending)
+
+
+def test_report_command_writes_the_report_of_a_partial_grid(store, tmp_path):
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--curves"])
+    assert result.exit_code == 0, result.output
+    assert {path.name for path in out.iterdir()} == {
+        "grid.png", "grid.pdf", "grid-curves.png", "grid-curves.pdf", "grid.md", "grid.csv", "grid-missing.csv"}
+    assert "PARTIAL: 2 of 32 runs missing" in result.output
+    missing = pd.read_csv(out / "grid-missing.csv")
+    assert sorted(missing["status"]) == ["failed", "pending"]
+    assert missing.loc[missing["status"] == "failed", "error"].item() == "RuntimeError: loss is NaN"
+    table = pd.read_csv(out / "grid.csv")
+    cell = table[(table["arch"] == "based") & (table["d_model"] == 32) & (table["seq_len"] == 64)].iloc[0]
+    # The pending seed of based/32/64 at its best lr leaves one seed (seed 1) behind the point.
+    assert (cell["lr"], cell["n_seeds"], cell["n_expected"]) == (1e-2, 1, 2)
+    assert cell["mean"] == pytest.approx(accuracy("based", 32, 64, 1e-2, 1) - 0.02)
+
+
+def test_report_command_filters_and_options(store, tmp_path):
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--sweep", "grid",
+                                 "--archs", "rebased", "--seq-lens", "64", "--metric", "best-valid",
+                                 "--x", "state-size"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "grid.csv")
+    assert set(table["arch"]) == {"rebased"} and set(table["seq_len"]) == {64}
+    assert table["mean"].tolist() == pytest.approx(
+        [np.mean([accuracy("rebased", d, 64, 1e-3, seed) for seed in SEEDS]) for d in D_MODELS])
+    assert not (out / "grid-missing.csv").exists()  # the filtered grid is complete
+
+
+def test_report_makes_one_report_per_sweep(tmp_path):
+    store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
+    make_store(store, sweep="second", configs=grid(archs=("rebased",), tasks=TASKS[:1]))
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert {"first.png", "second.png"} <= {path.name for path in (tmp_path / "out").iterdir()}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--store", "{missing}"], "no results store at"),
+    (["--sweep", "nope"], "no sweep named 'nope'"),
+    (["--archs", "mamba"], "no runs with arch mamba"),
+    (["--d-models", "16,x"], "cannot read --d-models '16,x'"),
+    (["--seq-lens", ","], "--seq-lens is empty"),
+    (["--metric", "loss"], "unknown --metric 'loss'"),
+    (["--x", "params"], "unknown --x 'params'"),
+    (["--panel-by", "vocab"], "unknown --panel-by 'vocab'"),
+])
+def test_report_command_errors_are_one_line_and_exit_2(store, tmp_path, args, message):
+    args = [arg.format(missing=tmp_path / "none.db") for arg in args]
+    if "--store" not in args:
+        args = ["--store", str(store)] + args
+    result = runner.invoke(app, ["report", "--out", str(tmp_path / "out")] + args)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_report_on_an_empty_store_or_a_sweep_with_nothing_done(tmp_path):
+    from mqar.sweep.store import Store
+
+    empty = tmp_path / "empty.db"
+    Store(empty).close()
+    result = runner.invoke(app, ["report", "--store", str(empty)])
+    assert result.exit_code == 2 and "has no runs yet" in result.output
+    configs = grid(archs=("based",), tasks=TASKS[:1], seeds=(0,))
+    pending_store = make_store(tmp_path / "pending.db", configs=configs, pending=configs)
+    result = runner.invoke(app, ["report", "--store", str(pending_store), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no finished runs to report for grid (4 pending)" in result.output
