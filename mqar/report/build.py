@@ -218,7 +218,7 @@ def figure(
 ) -> Report:
     """Draw a paper figure from the runs of its sweep that are in the store; with `run`, first run the missing
     ones through the sweep runner (`run_options` go to `mqar.sweep.run_sweep`, e.g. devices, runs_per_device)."""
-    from mqar.sweep import load_sweep_spec, run_sweep
+    from mqar.sweep.spec import load_sweep_spec
 
     preset = figure_preset(name)
     if scale not in SCALES:
@@ -226,6 +226,8 @@ def figure(
     spec = load_sweep_spec(preset.sweep_name(scale))
     configs = spec.expand()
     if run:
+        from mqar.sweep import run_sweep  # the runner (and torch) only when asked to train
+
         run_sweep(spec, store=store, **(run_options or {}))
     hint = f"run `mqar figure {name} --scale {scale} --run` to train them"
     if not Path(store).is_file():
