@@ -1,0 +1,245 @@
+"""mqar's Triton linear attention: the autograd entry point over the parallel and chunked kernels.
+
+`linear_attention_triton(q, k, v, kernel, eps, algorithm)` computes, causally,
+    o_i = Σ_{j≤i} A_ij v_j / (Σ_{j≤i} A_ij + eps),  s = q·k/√F,  A = 1 + s + s²/2 (based) or s² (rebased)
+with q, k [batch, seq, heads, F], v [batch, seq, heads, D] -> o [batch, seq, heads, D] in q's dtype. The
+normaliser is accumulated and applied in fp32. Two algorithms:
+- "parallel" (`triton_parallel`): flash-attention style tiles, O(T²) work, no T×T memory;
+- "chunked" (`triton_chunked` + the parallel kernels on the diagonal): O(T) work through the expanded feature
+  state (F² + F + 1 features for based, F² for rebased), quadratic only within chunks.
+The backward recomputes similarity tiles / states; it stores only o and the fp32 denominator [B, H, T].
+
+Under the Triton interpreter (TRITON_INTERPRET=1, set before this module is imported) the kernels run on CPU
+tensors, fp32 only; tests use that.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from mqar.kernels.triton_compat import patch_interpreter_index
+
+patch_interpreter_index()
+
+from mqar.kernels.triton_chunked import (  # noqa: E402
+    chunked_bwd_dkdv_inter_kernel,
+    chunked_bwd_dq_inter_kernel,
+    chunked_fwd_inter_kernel,
+)
+from mqar.kernels.triton_parallel import (  # noqa: E402
+    KERNEL_IDS,
+    parallel_bwd_dkdv_kernel,
+    parallel_bwd_dq_kernel,
+    parallel_fwd_kernel,
+)
+
+ALGORITHMS = ("auto", "parallel", "chunked")
+INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+
+def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
+    """The faster algorithm for a shape ("parallel" or "chunked"), from measurements on an H200.
+
+    The parallel form costs ~T²/2 · (2F + 2D) flops per batch·head, the chunked form ~T · E · 4D with
+    E = F² + F + 1 expanded features plus the within-chunk tiles, so the crossover length grows with F and falls
+    with D. Rule and the numbers behind it: see CROSSOVER_SEQ_LEN below.
+    """
+    if seq <= 1:
+        return "parallel"
+    return "chunked" if seq >= _crossover_seq_len(feature_dim, dtype) else "parallel"
+
+
+# Sequence length from which the chunked form beats the parallel one (forward+backward), by F.
+# Measured on an H200 (see results/bench/kernels.md); the chunked state grows as F², so larger F moves the
+# crossover out roughly in proportion to F.
+CROSSOVER_SEQ_LEN = {"bf16": 4096, "fp32": 4096}
+
+
+def _crossover_seq_len(feature_dim: int, dtype: torch.dtype) -> int:
+    key = "fp32" if dtype == torch.float32 else "bf16"
+    return CROSSOVER_SEQ_LEN[key] * max(1, feature_dim // 16)
+
+
+@dataclass(frozen=True)
+class _Config:
+    block_m: int  # query rows per program (parallel) = chunk size (chunked)
+    block_n: int  # key rows per inner step
+    block_e: int  # expanded features per program (chunked)
+    num_warps: int
+    num_stages: int
+
+
+def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int) -> _Config:
+    if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
+        block = chunk_size or 32
+        return _Config(block, block, 64, 4, 1)
+    if algorithm == "chunked":
+        block = chunk_size or 64
+        return _Config(block, block, 64, 4, 2)
+    return _Config(64, 64, 64, 4, 2)
+
+
+def _pad(n: int) -> int:
+    return max(16, triton.next_power_of_2(n))
+
+
+def _precision(dtype: torch.dtype) -> str:
+    """fp32 inputs get tf32x3 (≈fp32 accuracy on tensor cores); half inputs' fp32 operands get tf32."""
+    if INTERPRETER:
+        return "ieee"
+    return "tf32x3" if dtype == torch.float32 else "tf32"
+
+
+def _num_features(kernel: str, feature_dim: int) -> int:
+    return feature_dim * feature_dim + (feature_dim + 1 if kernel == "based" else 0)
+
+
+def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
+
+
+def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
+    batch, seq, heads, feature_dim = q.shape
+    value_dim = v.shape[-1]
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
+    out = torch.empty(batch, seq, heads, value_dim, dtype=q.dtype, device=q.device)
+    denominator = torch.empty(batch, heads, seq, dtype=torch.float32, device=q.device)  # Σ A + eps
+    scale = 1.0 / math.sqrt(feature_dim)
+    kid = KERNEL_IDS[kernel]
+    block_f, block_d = _pad(feature_dim), _pad(value_dim)
+    precision = _precision(q.dtype)
+    chunked = algorithm == "chunked"
+    if chunked:
+        extra_num = torch.zeros(batch, heads, seq, value_dim, dtype=torch.float32, device=q.device)
+        extra_den = torch.zeros(batch, heads, seq, dtype=torch.float32, device=q.device)
+        grid = (batch * heads, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e))
+        chunked_fwd_inter_kernel[grid](
+            q, k, v, extra_num, extra_den,
+            *_strides4(q), *_strides4(k), *_strides4(v),
+            seq, heads, feature_dim, value_dim, scale,
+            KERNEL=kid, C=cfg.block_m, BE=cfg.block_e, BD=block_d, PRECISION=_precision(torch.float32) if q.dtype == torch.float32 else precision,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+    else:
+        extra_num = extra_den = denominator  # unused (HAS_EXTRA=False)
+    grid = (batch * heads, triton.cdiv(seq, cfg.block_m))
+    parallel_fwd_kernel[grid](
+        q, k, v, out, denominator, extra_num, extra_den,
+        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(out),
+        seq, heads, feature_dim, value_dim, scale, eps,
+        KERNEL=kid, BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
+        DIAG_ONLY=chunked, HAS_EXTRA=chunked, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return out, denominator
+
+
+def _backward(q, k, v, out, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
+    batch, seq, heads, feature_dim = q.shape
+    value_dim = v.shape[-1]
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
+    scale = 1.0 / math.sqrt(feature_dim)
+    kid = KERNEL_IDS[kernel]
+    block_f, block_d = _pad(feature_dim), _pad(value_dim)
+    precision = _precision(q.dtype)
+    # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32
+    delta = torch.einsum("bthd,bthd->bht", grad_out.float(), out.float()).div_(denominator).contiguous()
+    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
+    dk = torch.empty_like(k, memory_format=torch.contiguous_format)
+    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+    chunked = algorithm == "chunked"
+    if chunked:
+        dqx = torch.zeros(batch, heads, seq, feature_dim, dtype=torch.float32, device=q.device)
+        dkx = torch.zeros_like(dqx)
+        dvx = torch.zeros(batch, heads, seq, value_dim, dtype=torch.float32, device=q.device)
+        grid = (batch * heads, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e))
+        common = dict(KERNEL=kid, C=cfg.block_m, BE=cfg.block_e, BF=block_f, BD=block_d, PRECISION=precision,
+                      num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        chunked_bwd_dq_inter_kernel[grid](
+            q, k, v, grad_out, denominator, delta, dqx,
+            *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out),
+            seq, heads, feature_dim, value_dim, scale, **common,
+        )
+        chunked_bwd_dkdv_inter_kernel[grid](
+            q, k, v, grad_out, denominator, delta, dkx, dvx,
+            *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out),
+            seq, heads, feature_dim, value_dim, scale, **common,
+        )
+    else:
+        dqx = dkx = dvx = delta  # unused (HAS_EXTRA=False)
+    common = dict(KERNEL=kid, BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, DIAG_ONLY=chunked,
+                  HAS_EXTRA=chunked, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
+                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    parallel_bwd_dq_kernel[(batch * heads, triton.cdiv(seq, cfg.block_m))](
+        q, k, v, grad_out, denominator, delta, dq, dqx,
+        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq),
+        seq, heads, feature_dim, value_dim, scale, **common,
+    )
+    parallel_bwd_dkdv_kernel[(batch * heads, triton.cdiv(seq, cfg.block_n))](
+        q, k, v, grad_out, denominator, delta, dk, dv, dkx, dvx,
+        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dk), *_strides4(dv),
+        seq, heads, feature_dim, value_dim, scale, **common,
+    )
+    return dq, dk, dv
+
+
+class LinearAttentionFunction(torch.autograd.Function):
+    """Autograd over the Triton kernels; saves q, k, v, o and the fp32 denominator, recomputes the rest."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
+        out, denominator = _forward(q, k, v, kernel, eps, algorithm, chunk_size)
+        ctx.save_for_backward(q, k, v, out, denominator)
+        ctx.kernel, ctx.algorithm, ctx.chunk_size = kernel, algorithm, chunk_size
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, denominator = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, out, denominator, grad_out, ctx.kernel, ctx.algorithm, ctx.chunk_size)
+        return dq, dk, dv, None, None, None, None
+
+
+def linear_attention_triton(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel: str = "based",
+    eps: float = 1e-6,
+    algorithm: str = "auto",
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Causal Based/ReBased linear attention on the Triton kernels, differentiable in q, k, v.
+
+    q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D] in q's dtype.
+    kernel: "based" | "rebased"; algorithm: "auto" (choose_algorithm) | "parallel" | "chunked".
+    chunk_size: the chunk length of the chunked form (a power of two ≥ 16; default 64, 32 in the interpreter).
+    fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back.
+    """
+    if kernel not in KERNEL_IDS:
+        raise ValueError(f"unknown kernel {kernel!r}; expected one of {tuple(KERNEL_IDS)}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+    if q.dim() != 4 or q.shape != k.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"expected q, k [B, T, H, F] and v [B, T, H, D], got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
+        raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
+    batch, seq, heads, feature_dim = q.shape
+    out_dtype = q.dtype
+    dtype = q.dtype if q.dtype in _DOT_DTYPES else torch.float32
+    if INTERPRETER and dtype != torch.float32:
+        dtype = torch.float32  # the interpreter's half-precision tl.dot is wrong; compute in fp32 there
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    if seq == 0 or batch == 0 or heads == 0:
+        return q.new_zeros(batch, seq, heads, v.shape[-1]).to(out_dtype)
+    if algorithm == "auto":
+        algorithm = choose_algorithm(batch, seq, heads, feature_dim, v.shape[-1], dtype)
+    out = LinearAttentionFunction.apply(q, k, v, kernel, eps, algorithm, chunk_size)
+    return out.to(out_dtype)

@@ -1,0 +1,224 @@
+"""The parallel (tile, quadratic-in-T) form of Based / ReBased causal linear attention, in Triton.
+
+Flash-attention style: one program per (query block, batch·head) walks the key blocks up to the diagonal, forms
+the similarity tile A = poly(q·kᵀ/√F) in registers and accumulates A·v and the row sums of A in fp32. Nothing
+of size T×T ever reaches memory. The backward recomputes the tiles.
+
+Maths (o = N / Z, N_i = Σ_{j≤i} A_ij v_j, Z_i = Σ_{j≤i} A_ij + eps; g_i = do_i / Z_i, δ_i = g_i·o_i):
+    dA_ij = g_i·v_j − δ_i,   dv_j = Σ_{i≥j} A_ij g_i,   ds_ij = dA_ij · A'(s_ij),
+    dq_i = Σ_j ds_ij k_j / √F,   dk_j = Σ_i ds_ij q_i / √F,
+with A'(s) = 1 + s (based) or 2s (rebased).
+
+The same kernels serve the chunked form: with DIAG_ONLY they visit only the diagonal block (the intra-chunk part,
+chunk = block) and add the inter-chunk contributions that `triton_chunked` left in fp32 buffers (HAS_EXTRA).
+
+Every offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); every tensor is addressed through its
+strides, so non-contiguous inputs need no copy. F and D are padded to tiles of at least 16 with masks.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+KERNEL_IDS = {"based": 0, "rebased": 1}
+
+
+@triton.jit
+def _poly(s, KERNEL: tl.constexpr):
+    """A = 1 + s + s²/2 (based, KERNEL=0) or s² (rebased, KERNEL=1)."""
+    if KERNEL == 0:
+        return 1.0 + s + 0.5 * s * s
+    else:
+        return s * s
+
+
+@triton.jit
+def _poly_grad(s, KERNEL: tl.constexpr):
+    """dA/ds."""
+    if KERNEL == 0:
+        return 1.0 + s
+    else:
+        return 2.0 * s
+
+
+@triton.jit
+def parallel_fwd_kernel(
+    Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
+    NX, ZX,  # extra numerator [B, H, T, D] and denominator [B, H, T] in fp32 (HAS_EXTRA)
+    sqb, sqt, sqh, sqf,
+    skb, skt, skh, skf,
+    svb, svt, svh, svd,
+    sob, sot, soh, sod,
+    T, H, F, D, scale, eps,
+    KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+):
+    # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
+    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
+    pid_bh = tl.program_id(0).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    q_base = Q + b * sqb + h * sqh
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
+
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_f = tl.arange(0, BF)
+    offs_d = tl.arange(0, BD)
+    mask_m = offs_m < T
+    mask_f = offs_f < F
+    mask_d = offs_d < D
+    rows_m = offs_m.to(tl.int64)
+
+    q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    q = (q.to(tl.float32) * scale).to(DOT_DTYPE)  # fold 1/√F into q once
+
+    acc = tl.zeros([BM, BD], dtype=tl.float32)
+    z = tl.zeros([BM], dtype=tl.float32)
+    hi = tl.minimum((pid_m + 1) * BM, T)
+    if DIAG_ONLY:
+        lo = pid_m * BM
+    else:
+        lo = 0
+    for start_n in range(lo, hi, BN):
+        offs_n = start_n + tl.arange(0, BN)
+        mask_n = offs_n < T
+        rows_n = offs_n.to(tl.int64)
+        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
+        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+        s = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32
+        a = _poly(s, KERNEL)
+        a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
+        z += tl.sum(a, axis=1)
+        acc += tl.dot(a.to(DOT_DTYPE), v.to(DOT_DTYPE), input_precision=PRECISION)
+
+    zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
+    if HAS_EXTRA:
+        acc += tl.load(NX + (pid_bh * T + rows_m)[:, None] * D + offs_d[None, :], mask=mask_m[:, None] & mask_d[None, :], other=0.0)
+        z += tl.load(ZX + pid_bh * T + zrow, mask=mask_m, other=0.0)
+    z = z + eps
+    o = acc / z[:, None]
+    o_base = O + b * sob + h * soh
+    tl.store(o_base + rows_m[:, None] * sot + offs_d[None, :] * sod, o.to(O.dtype.element_ty), mask=mask_m[:, None] & mask_d[None, :])
+    tl.store(Z + pid_bh * T + zrow, z, mask=mask_m)
+
+
+@triton.jit
+def parallel_bwd_dq_kernel(
+    Q, K, V, DO, Z, DELTA, DQ, DQX,  # z, delta [B, H, T] fp32; dq [B, T, H, F]; dqx [B, H, T, F] fp32 (HAS_EXTRA)
+    sqb, sqt, sqh, sqf,
+    skb, skt, skh, skf,
+    svb, svt, svh, svd,
+    sdob, sdot, sdoh, sdod,
+    sdqb, sdqt, sdqh, sdqf,
+    T, H, F, D, scale,
+    KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+):
+    # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
+    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
+    pid_bh = tl.program_id(0).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_f = tl.arange(0, BF)
+    offs_d = tl.arange(0, BD)
+    mask_m = offs_m < T
+    mask_f = offs_f < F
+    mask_d = offs_d < D
+    rows_m = offs_m.to(tl.int64)
+
+    q = tl.load(Q + b * sqb + h * sqh + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    q = (q.to(tl.float32) * scale).to(DOT_DTYPE)
+    do = tl.load(DO + b * sdob + h * sdoh + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
+    zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
+    delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
+    g = (do.to(tl.float32) / zi[:, None]).to(DOT_DTYPE)  # [BM, BD]
+
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
+    dq = tl.zeros([BM, BF], dtype=tl.float32)
+    hi = tl.minimum((pid_m + 1) * BM, T)
+    if DIAG_ONLY:
+        lo = pid_m * BM
+    else:
+        lo = 0
+    for start_n in range(lo, hi, BN):
+        offs_n = start_n + tl.arange(0, BN)
+        mask_n = offs_n < T
+        rows_n = offs_n.to(tl.int64)
+        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
+        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [BM, BN]
+        da = tl.dot(g, tl.trans(v), input_precision=PRECISION) - delta[:, None]
+        ds = da * _poly_grad(s, KERNEL)
+        ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
+        dq += tl.dot(ds.to(DOT_DTYPE), k, input_precision=PRECISION)
+    dq = dq * scale
+    if HAS_EXTRA:
+        dq += tl.load(DQX + (pid_bh * T + rows_m)[:, None] * F + offs_f[None, :], mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    tl.store(DQ + b * sdqb + h * sdqh + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
+
+
+@triton.jit
+def parallel_bwd_dkdv_kernel(
+    Q, K, V, DO, Z, DELTA, DK, DV, DKX, DVX,  # dkx [B, H, T, F], dvx [B, H, T, D] fp32 (HAS_EXTRA)
+    sqb, sqt, sqh, sqf,
+    skb, skt, skh, skf,
+    svb, svt, svh, svd,
+    sdob, sdot, sdoh, sdod,
+    sdkb, sdkt, sdkh, sdkf,
+    sdvb, sdvt, sdvh, sdvd,
+    T, H, F, D, scale,
+    KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+):
+    # One program per key block of BN rows; query blocks of BM rows from the diagonal to the end.
+    pid_n = tl.program_id(1)
+    pid_bh = tl.program_id(0).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_f = tl.arange(0, BF)
+    offs_d = tl.arange(0, BD)
+    mask_n = offs_n < T
+    mask_f = offs_f < F
+    mask_d = offs_d < D
+    rows_n = offs_n.to(tl.int64)
+
+    k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
+    k = (k.to(tl.float32) * scale).to(DOT_DTYPE)  # scaled k: s = k̂·q
+    v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+
+    q_base = Q + b * sqb + h * sqh
+    do_base = DO + b * sdob + h * sdoh
+    dk = tl.zeros([BN, BF], dtype=tl.float32)
+    dv = tl.zeros([BN, BD], dtype=tl.float32)
+    lo = (pid_n * BN // BM) * BM
+    if DIAG_ONLY:
+        hi = tl.minimum(lo + BM, T)
+    else:
+        hi = T
+    for start_m in range(lo, hi, BM):
+        offs_m = start_m + tl.arange(0, BM)
+        mask_m = offs_m < T
+        rows_m = offs_m.to(tl.int64)
+        q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
+        do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
+        zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
+        delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
+        g = (do.to(tl.float32) / zi[:, None]).to(DOT_DTYPE)  # [BM, BD]
+        st = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = sᵀ
+        causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
+        at = tl.where(causal, _poly(st, KERNEL), 0.0)
+        dv += tl.dot(at.to(DOT_DTYPE), g, input_precision=PRECISION)
+        dat = tl.dot(v, tl.trans(g), input_precision=PRECISION) - delta[None, :]
+        dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
+        dk += tl.dot(dst.to(DOT_DTYPE), q, input_precision=PRECISION)
+    dk = dk * scale
+    if HAS_EXTRA:
+        dk += tl.load(DKX + (pid_bh * T + rows_n)[:, None] * F + offs_f[None, :], mask=mask_n[:, None] & mask_f[None, :], other=0.0)
+        dv += tl.load(DVX + (pid_bh * T + rows_n)[:, None] * D + offs_d[None, :], mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
+    tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])

@@ -1,0 +1,129 @@
+"""mqar's Triton linear-attention kernels against the fp64 plain-torch reference, under the Triton interpreter.
+
+On a machine without CUDA, tests/conftest.py sets TRITON_INTERPRET=1 before this module imports the kernels, so
+these run on CPU tensors in fp32 (the interpreter's half-precision dot is wrong; GPU dtypes are tested in
+test_kernels_gpu.py). Shapes stay tiny: the interpreter runs each program instance in numpy.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mqar.kernels.reference import linear_attention_naive, linear_attention_quadratic
+from mqar.kernels.triton_ops import choose_algorithm, linear_attention_triton
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOLERANCE = 1e-4  # max abs error vs fp64, fp32 inputs
+
+# (batch, seq, heads, F, D): ragged T (not a block multiple), T = 1, H = 1, D ≠ F, B > 1, F in {8 (padded to 16),
+# 16, 32, 64}.
+SHAPES = [
+    (2, 37, 2, 16, 8),
+    (1, 1, 1, 16, 16),
+    (1, 70, 1, 8, 4),
+    (3, 16, 2, 16, 24),
+    (1, 20, 1, 32, 8),
+    (1, 18, 1, 64, 16),
+]
+
+
+def _inputs(shape, seed: int):
+    batch, seq, heads, feature_dim, value_dim = shape
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, seq, heads, feature_dim, generator=generator, dtype=torch.float64)
+    k = torch.randn(batch, seq, heads, feature_dim, generator=generator, dtype=torch.float64)
+    v = torch.randn(batch, seq, heads, value_dim, generator=generator, dtype=torch.float64)
+    grad = torch.randn(batch, seq, heads, value_dim, generator=generator, dtype=torch.float64)
+    return q, k, v, grad
+
+
+def _reference_grads(q, k, v, grad, kernel):
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = linear_attention_quadratic(*leaves, kernel, 1e-6)
+    out.backward(grad)
+    return out.detach(), [t.grad for t in leaves]
+
+
+def _triton_grads(q, k, v, grad, kernel, algorithm, **kwargs):
+    leaves = [t.to(DEVICE, torch.float32).requires_grad_() for t in (q, k, v)]
+    out = linear_attention_triton(*leaves, kernel=kernel, eps=1e-6, algorithm=algorithm, **kwargs)
+    out.backward(grad.to(DEVICE, torch.float32))
+    return out.detach().double().cpu(), [t.grad.double().cpu() for t in leaves]
+
+
+def _assert_close(name, actual, expected):
+    error = (actual - expected).abs().max().item()
+    assert error <= TOLERANCE, f"{name}: max abs error {error:.3g} > {TOLERANCE}"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
+    q, k, v, grad = _inputs(shape, seed=hash((shape, kernel, algorithm)) % 2**31)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+    # chunk_size 16: a T of 37 or 70 crosses several chunks, so the inter-chunk state is exercised.
+    out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+    _assert_close("o", out, ref_out)
+    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+        _assert_close(name, actual, expected)
+
+
+def test_naive_reference_agrees_with_quadratic_reference():
+    # Guards the reference the kernels are held to: two independent formulations of the definition.
+    q, k, v, _ = _inputs((1, 9, 2, 8, 4), seed=3)
+    for kernel in ("based", "rebased"):
+        torch.testing.assert_close(linear_attention_naive(q, k, v, kernel), linear_attention_quadratic(q, k, v, kernel))
+
+
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_non_contiguous_inputs(algorithm):
+    # q, k, v as strided views of [B, H, T, dim] tensors and a sliced feature axis: no copy, same result.
+    generator = torch.Generator().manual_seed(7)
+    base = torch.randn(2, 2, 21, 24, generator=generator, dtype=torch.float64)
+    q = base[..., :16].transpose(1, 2)  # [B, T, H, 16], strided
+    k = base[..., 8:].transpose(1, 2)
+    v = torch.randn(2, 2, 21, 10, generator=generator, dtype=torch.float64).transpose(1, 2)[..., ::2]  # D = 5
+    grad = torch.randn(2, 21, 2, 5, generator=generator, dtype=torch.float64)
+    assert not q.is_contiguous() and not v.is_contiguous()
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
+    out, grads = _triton_grads(q, k, v, grad, "rebased", algorithm, chunk_size=16)
+    _assert_close("o", out, ref_out)
+    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+        _assert_close(name, actual, expected)
+
+
+def test_chunked_and_parallel_agree_at_default_chunk_size():
+    # The default chunk (32 in the interpreter) with a T that leaves a partial last chunk.
+    q, k, v, _ = _inputs((1, 45, 1, 16, 16), seed=11)
+    args = [t.to(DEVICE, torch.float32) for t in (q, k, v)]
+    parallel = linear_attention_triton(*args, kernel="based", algorithm="parallel")
+    chunked = linear_attention_triton(*args, kernel="based", algorithm="chunked")
+    _assert_close("o", chunked.double().cpu(), parallel.double().cpu())
+
+
+def test_auto_algorithm_and_dtype_follow_q():
+    assert choose_algorithm(512, 256, 12, 16, 8, torch.bfloat16) == "parallel"
+    assert choose_algorithm(2, 32768, 8, 16, 64, torch.bfloat16) == "chunked"
+    assert choose_algorithm(1, 1, 1, 16, 16, torch.float32) == "parallel"
+    q, k, v, _ = _inputs((1, 5, 1, 16, 4), seed=5)
+    out = linear_attention_triton(q, k, v, kernel="based")  # fp64 in: computed in fp32, returned as fp64
+    assert out.dtype == torch.float64 and out.shape == (1, 5, 1, 4)
+    _assert_close("o", out, linear_attention_quadratic(q, k, v, "based"))
+
+
+def test_dispatch_through_public_function():
+    from mqar.kernels import linear_attention
+
+    q, k, v, _ = _inputs((1, 17, 2, 16, 8), seed=9)
+    args = [t.to(DEVICE, torch.float32) for t in (q, k, v)]
+    out = linear_attention(*args, kernel="rebased", impl="triton", algorithm="chunked")
+    _assert_close("o", out.double().cpu(), linear_attention_quadratic(q, k, v, "rebased"))
+
+
+@pytest.mark.parametrize("bad", [{"kernel": "cosine"}, {"algorithm": "fast"}, {"chunk_size": 24}])
+def test_rejects_bad_arguments(bad):
+    q, k, v, _ = _inputs((1, 4, 1, 16, 4), seed=1)
+    with pytest.raises(ValueError):
+        linear_attention_triton(q.float(), k.float(), v.float(), **bad)
