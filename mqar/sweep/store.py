@@ -331,6 +331,14 @@ class Store:
         counts.update({status: count for status, count in rows})
         return counts
 
+    def running_owned_by(self, pid: int, host: Optional[str] = None) -> list[str]:
+        """Ids of the runs 'running' under process `pid` on `host` (default: this host)."""
+        rows = self._conn.execute(
+            "SELECT id FROM runs WHERE status = 'running' AND pid = ? AND host = ?",
+            (pid, host or socket.gethostname()),
+        )
+        return [row[0] for row in rows]
+
     def status_of(self, run_id: str) -> Optional[str]:
         row = self._conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else row[0]

@@ -1,0 +1,142 @@
+"""The sweep's live view: runs done / running / failed / left, an ETA, and the best accuracy so far per arch × width.
+
+It only reads the store, so it shows the work of every process writing there (other workers, other sweeps of the
+same runs). On a terminal it is a rich Live panel refreshed in place; elsewhere (logs, CI, pipes) it prints one
+line per run as it finishes, so a log file tells the same story.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from typing import Optional, TextIO
+
+from mqar.sweep.store import Store
+
+
+class SweepView:
+    """Poll the store and show the sweep's progress. Use as a context manager; call `refresh()` periodically."""
+
+    def __init__(self, store: Store, sweep: str, *, live: Optional[bool] = None, stream: TextIO = sys.stdout,
+                 title: str = "") -> None:
+        self.store = store
+        self.sweep = sweep
+        self.stream = stream
+        self.live = stream.isatty() if live is None else live
+        self.title = title or f"sweep {sweep}"
+        self.started = time.monotonic()
+        self.finished_at_start: Optional[int] = None
+        self._seen_finished: set[str] = set()
+        self._live = None
+
+    # Data -----------------------------------------------------------------------------------------------
+    def _rows(self):
+        return self.store.query(
+            "SELECT r.id, r.status, r.arch, r.d_model, r.seq_len, r.num_kv_pairs, r.lr, r.seed, "
+            "r.best_valid_accuracy, r.seconds, r.error FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
+            "WHERE s.sweep = ? ORDER BY s.position",
+            (self.sweep,),
+        )
+
+    def snapshot(self) -> dict:
+        rows = self._rows()
+        counts = defaultdict(int)
+        best: dict[tuple[str, int], float] = {}
+        for row in rows:
+            counts[row["status"]] += 1
+            accuracy = row["best_valid_accuracy"]
+            if row["status"] == "done" and accuracy is not None:
+                key = (row["arch"], row["d_model"])
+                best[key] = max(best.get(key, 0.0), accuracy)
+        finished = counts["done"] + counts["failed"]
+        if self.finished_at_start is None:
+            self.finished_at_start = finished
+        finished_now = finished - self.finished_at_start
+        left = counts["pending"] + counts["running"]
+        elapsed = time.monotonic() - self.started
+        # Throughput of this session (all slots together): finished runs per second so far.
+        eta = elapsed / finished_now * left if finished_now > 0 else None
+        return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
+                "elapsed_s": elapsed, "finished_now": finished_now}
+
+    # Rendering ------------------------------------------------------------------------------------------
+    def _render(self, snap: dict):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        counts = snap["counts"]
+        line = Text.assemble(
+            (f"{self.title}: ", "bold"),
+            (f"{counts.get('done', 0)} done", "green"), "  ",
+            (f"{counts.get('running', 0)} running", "cyan"), "  ",
+            (f"{counts.get('failed', 0)} failed", "red"), "  ",
+            f"{counts.get('pending', 0)} left of {snap['total']}", "  ",
+            f"elapsed {format_seconds(snap['elapsed_s'])}", "  ",
+            f"ETA {format_seconds(snap['eta_s']) if snap['eta_s'] is not None else '?'}",
+        )
+        table = Table(title="best validation accuracy so far", title_justify="left", box=None)
+        widths = sorted({d for _, d in snap["best"]})
+        archs = sorted({a for a, _ in snap["best"]})
+        table.add_column("arch")
+        for width in widths:
+            table.add_column(f"d={width}", justify="right")
+        for arch in archs:
+            table.add_row(arch, *(f"{snap['best'][(arch, w)]:.3f}" if (arch, w) in snap["best"] else "-" for w in widths))
+        return Group(line, table) if archs else line
+
+    def _print_finished(self, snap: dict) -> None:
+        counts = snap["counts"]
+        progress = f"[{counts.get('done', 0) + counts.get('failed', 0)}/{snap['total']}]"
+        for row in snap["rows"]:
+            if row["status"] not in ("done", "failed") or row["id"] in self._seen_finished:
+                continue
+            self._seen_finished.add(row["id"])
+            what = f"{row['arch']} d={row['d_model']} L={row['seq_len']} kv={row['num_kv_pairs']} lr={row['lr']:g} seed={row['seed']}"
+            if row["status"] == "done":
+                outcome = f"acc {row['best_valid_accuracy']:.3f} in {format_seconds(row['seconds'] or 0)}"
+            else:
+                last_line = (row["error"] or "").strip().splitlines()[-1:] or ["?"]
+                outcome = f"FAILED: {last_line[0][:160]}"
+            print(f"{progress} {row['id']} {what}: {outcome}", file=self.stream, flush=True)
+
+    def refresh(self) -> dict:
+        first = self.finished_at_start is None
+        snap = self.snapshot()
+        if first:  # runs finished before this session are not news
+            self._seen_finished = {row["id"] for row in snap["rows"] if row["status"] in ("done", "failed")}
+        if self._live is not None:
+            self._live.update(self._render(snap))
+        elif not self.live:
+            self._print_finished(snap)
+        return snap
+
+    def __enter__(self) -> "SweepView":
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(console=Console(file=self.stream), refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        self.refresh()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.refresh()
+        finally:
+            if self._live is not None:
+                self._live.__exit__(*exc)
+                self._live = None
+
+
+def format_seconds(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,217 @@
+"""The local executor: one worker process per device slot (GPU × runs-per-device, or the CPU), all on this host.
+
+Workers claim runs from the store themselves (an atomic UPDATE), train, and write the result back, so two sweep
+commands on the same store share the work instead of repeating it. The driver only watches: it shows the live view,
+marks the run of a worker that died (segfault, out of host memory) as failed and starts a replacement, and on Ctrl-C
+asks the workers to stop, hands their unfinished runs back to 'pending', and returns.
+
+Workers die with the driver (Linux: PR_SET_PDEATHSIG; elsewhere they notice a new parent before the next claim),
+so a SIGKILLed sweep leaves no orphan training on; its 'running' rows are reclaimed by the next `mqar sweep`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from mqar.errors import UserError
+from mqar.sweep.store import Store
+from mqar.sweep.worker import TrainFn, run_one
+
+POLL_S = 0.5  # how often the driver looks at the workers and refreshes the view
+STOP_GRACE_S = 20.0  # after Ctrl-C, how long workers get to hand their runs back before they are terminated
+MAX_RESTARTS_PER_SLOT = 5
+
+
+def resolve_devices(devices: Optional[str | Sequence[str]]) -> list[str]:
+    """`None`/"auto"/"all" -> every visible GPU (cuda:0, cuda:1, ...), or ["cpu"] when there is none;
+    "cuda:0,cuda:1" or a list -> those devices, each checked."""
+    import torch
+
+    if devices is None or devices in ("auto", "all"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if devices == "all" and count == 0:
+            return ["cpu"]
+        return [f"cuda:{index}" for index in range(count)] or ["cpu"]
+    names = devices.split(",") if isinstance(devices, str) else list(devices)
+    names = [name.strip() for name in names]
+    if not names or any(not name for name in names):
+        raise UserError(f"malformed --devices {devices!r}: expected e.g. cuda:0,cuda:1 or all or cpu")
+    from mqar.provenance import resolve_device
+
+    resolved = []
+    for name in names:
+        name = resolve_device(name)
+        if name == "cuda":
+            name = "cuda:0"
+        resolved.append(name)
+    return list(dict.fromkeys(resolved))
+
+
+@dataclass
+class _Slot:
+    device: str
+    index: int
+    process: Optional[multiprocessing.process.BaseProcess] = None
+    restarts: int = 0
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a killed sweep leaves no orphan workers."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop_on_first_interrupt(signum, frame) -> None:
+    # One Ctrl-C may arrive twice (from the terminal and from the driver): raise once, ignore the rest.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[TrainFn], cache_dir: Optional[str],
+                 cpu_threads: Optional[int], parent_pid: int) -> None:
+    """One worker: claim, train, record, until nothing is pending or the driver says stop."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    if cpu_threads:
+        # Several CPU workers share the cores; without this each would start one thread per core.
+        os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(cpu_threads)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+    store = Store(store_path)
+    current: Optional[str] = None
+    try:
+        while os.getppid() == parent_pid:
+            config = store.claim(sweep)
+            if config is None:
+                break
+            current = config.id
+            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.heartbeat(config.id))
+            if outcome.ok:
+                store.record_result(outcome.result)
+            else:
+                store.record_failure(config.id, outcome.error, device=outcome.device)
+            current = None
+    except KeyboardInterrupt:
+        if current is not None:
+            store.release(current)
+    finally:
+        store.close()
+
+
+def run_local(
+    store: Store,
+    sweep: str,
+    *,
+    devices: Optional[str | Sequence[str]] = None,
+    runs_per_device: int = 1,
+    train_fn: Optional[TrainFn] = None,
+    cache_dir: Optional[str] = None,
+    view=None,
+) -> bool:
+    """Run the sweep's pending runs on this host's devices. Returns True when interrupted (Ctrl-C)."""
+    if runs_per_device < 1:
+        raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
+    device_names = resolve_devices(devices)
+    slots = [_Slot(device, index) for device in device_names for index in range(runs_per_device)]
+    cpu_slots = sum(slot.device == "cpu" for slot in slots)
+    cpu_threads = max(1, (os.cpu_count() or 1) // cpu_slots) if cpu_slots > 1 else None
+    context = multiprocessing.get_context("spawn")  # fork after torch/CUDA init is unsafe
+
+    def start(slot: _Slot) -> None:
+        slot.process = context.Process(
+            target=_worker_main,
+            args=(str(store.path), sweep, slot.device, train_fn, cache_dir,
+                  cpu_threads if slot.device == "cpu" else None, os.getpid()),
+            name=f"mqar-{slot.device}-{slot.index}",
+            daemon=True,
+        )
+        slot.process.start()
+
+    for slot in slots:
+        start(slot)
+    try:
+        while any(slot.process.is_alive() for slot in slots):
+            time.sleep(POLL_S)
+            for slot in slots:
+                if _reap_dead_worker(store, slot) and store.counts(sweep)["pending"] and slot.restarts < MAX_RESTARTS_PER_SLOT:
+                    slot.restarts += 1
+                    start(slot)
+            if view is not None:
+                view.refresh()
+        for slot in slots:
+            _reap_dead_worker(store, slot)
+        return False
+    except KeyboardInterrupt:
+        _stop_workers(slots)
+        for slot in slots:
+            for run_id in store.running_owned_by(slot.process.pid):
+                store.release(run_id)
+        return True
+
+
+def _reap_dead_worker(store: Store, slot: _Slot) -> bool:
+    """If the slot's worker died abnormally, fail the run it held. True when it died that way (now handled)."""
+    process = slot.process
+    if process is None or process.is_alive() or process.exitcode in (0, None):
+        return False
+    code = process.exitcode
+    cause = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    for run_id in store.running_owned_by(process.pid):
+        store.record_failure(
+            run_id,
+            f"worker process {process.pid} on {slot.device} died ({cause}) during this run; "
+            f"a crash in native code or running out of host memory are the usual causes",
+            device=slot.device,
+        )
+    slot.process = _Finished(process.pid)
+    return True
+
+
+class _Finished:
+    """Stands in for a reaped worker process so that it is reported once."""
+
+    exitcode = 0
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _stop_workers(slots: list[_Slot]) -> None:
+    """Ctrl-C: ask every worker to stop (SIGINT), wait a little, then terminate the stragglers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+    try:
+        for slot in slots:
+            if slot.process.is_alive():
+                try:
+                    os.kill(slot.process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for slot in slots:
+            if isinstance(slot.process, multiprocessing.process.BaseProcess):
+                slot.process.join(max(0.0, deadline - time.monotonic()))
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join()
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

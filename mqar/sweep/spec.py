@@ -1,0 +1,289 @@
+"""SweepSpec: one grid of runs, archs × d_models × tasks × lrs × seeds with one training recipe.
+
+A sweep file (`sweeps/<name>.toml`, or any path) looks like:
+
+    name = "quick"                       # optional: defaults to the file name
+    description = "..."                  # optional
+    archs = ["attention", "based", "rebased"]
+    d_models = [64, 128]
+    lrs = [1e-3, 3e-3]
+    seeds = [0]                          # optional: [0]
+    tasks = "rebased"                    # a task suite (tasks/<name>.toml or a path) ...
+    # ... or the tasks inline, one table each:   [[tasks]]  seq_len = 128  num_kv_pairs = 16
+    [task]                               # optional: TaskSpec fields set on every task (e.g. vocab_size)
+    vocab_size = 8192
+    [recipe]                             # optional: Recipe fields (epochs, num_train_examples, batch_size, ...)
+    epochs = 64
+
+Unknown keys are errors. `SweepSpec.expand()` gives the RunConfigs in a fixed order; each run's id is the content
+hash of its config, so the same grid always yields the same ids and a sweep resumes by id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+
+from mqar.config import stable_id
+from mqar.data.spec import TaskSpec
+from mqar.errors import UserError
+from mqar.paths import SWEEPS_DIR
+from mqar.runs import Recipe, RunConfig
+
+T = TypeVar("T")
+
+FILE_KEYS = {"name", "description", "archs", "d_models", "lrs", "seeds", "tasks", "task", "recipe"}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid of runs. Frozen and validated; `expand()` lists its RunConfigs."""
+
+    name: str
+    archs: tuple[str, ...]
+    d_models: tuple[int, ...]
+    tasks: tuple[TaskSpec, ...]
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...] = (0,)
+    recipe: Recipe = field(default_factory=Recipe)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # Lists given in any sequence type become tuples, duplicates dropped (order kept): the grid is a set.
+        for name in ("archs", "d_models", "tasks", "lrs", "seeds"):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                raise UserError(f"sweep {self.name!r}: {name} must be a list, got {values!r}")
+            values = tuple(dict.fromkeys(values))
+            if not values:
+                raise UserError(f"sweep {self.name!r}: {name} is empty; give at least one value")
+            object.__setattr__(self, name, values)
+        if not self.name or not isinstance(self.name, str):
+            raise UserError("a sweep needs a name")
+        for lr in self.lrs:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+                raise UserError(f"sweep {self.name!r}: learning rates must be positive numbers, got {lr!r}")
+        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise UserError(f"sweep {self.name!r}: seeds must be non-negative integers, got {seed!r}")
+        for task in self.tasks:
+            if not isinstance(task, TaskSpec):
+                raise UserError(f"sweep {self.name!r}: tasks must be TaskSpecs, got {task!r}")
+        from mqar.models.registry import check_arch  # the registry knows which archs exist and their min width
+
+        for arch in self.archs:
+            for d_model in self.d_models:
+                check_arch(arch, d_model)
+
+    # The grid -------------------------------------------------------------------------------------------
+    def expand(self) -> list[RunConfig]:
+        """All runs, ordered arch, d_model, task, lr, seed (so a partly run sweep has whole cells done first)."""
+        return [
+            RunConfig(task=task, arch=arch, d_model=d_model, lr=lr, seed=seed, recipe=self.recipe)
+            for arch in self.archs
+            for d_model in self.d_models
+            for task in self.tasks
+            for lr in self.lrs
+            for seed in self.seeds
+        ]
+
+    @property
+    def size(self) -> int:
+        return len(self.archs) * len(self.d_models) * len(self.tasks) * len(self.lrs) * len(self.seeds)
+
+    @property
+    def grid_id(self) -> str:
+        """A content hash of the grid and recipe (not of the name): what makes two sweeps the same runs."""
+        grid = self.to_dict()
+        grid.pop("name")
+        grid.pop("description")
+        return stable_id(grid, length=8)
+
+    # Serialisation --------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "archs": list(self.archs),
+            "d_models": list(self.d_models),
+            "tasks": [task.to_dict() for task in self.tasks],
+            "lrs": list(self.lrs),
+            "seeds": list(self.seeds),
+            "recipe": self.recipe.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "sweep spec", base_dir: Optional[Path] = None,
+                  default_name: Optional[str] = None) -> "SweepSpec":
+        """A SweepSpec from the file format above (`tasks` may name a suite; `task` overrides every task)."""
+        unknown = sorted(set(data) - FILE_KEYS)
+        if unknown:
+            raise UserError(f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; allowed: {', '.join(sorted(FILE_KEYS))}")
+        missing = [key for key in ("archs", "d_models", "lrs", "tasks") if key not in data]
+        if missing:
+            raise UserError(f"{where} needs {', '.join(missing)}")
+        task_overrides = dict(data.get("task", {}))
+        tasks = resolve_tasks(data["tasks"], task_overrides, where=where, base_dir=base_dir)
+        recipe_data = data.get("recipe", {})
+        if not isinstance(recipe_data, Mapping):
+            raise UserError(f"{where}: recipe must be a table of Recipe fields")
+        try:
+            recipe = Recipe.from_dict(recipe_data)
+        except TypeError as error:
+            raise UserError(f"{where}: bad recipe ({error})") from None
+        return cls(
+            name=str(data.get("name") or default_name or "sweep"),
+            description=str(data.get("description", "")),
+            archs=_as_list(data["archs"], "archs", where),
+            d_models=_as_list(data["d_models"], "d_models", where),
+            tasks=tasks,
+            lrs=_as_list(data["lrs"], "lrs", where),
+            seeds=_as_list(data.get("seeds", [0]), "seeds", where),
+            recipe=recipe,
+        )
+
+    # Flags override the file ----------------------------------------------------------------------------
+    def with_overrides(
+        self,
+        *,
+        name: Optional[str] = None,
+        archs: Optional[Sequence[str]] = None,
+        d_models: Optional[Sequence[int]] = None,
+        tasks: Optional[Sequence[TaskSpec]] = None,
+        task_overrides: Optional[Mapping[str, Any]] = None,
+        lrs: Optional[Sequence[float]] = None,
+        seeds: Optional[Sequence[int]] = None,
+        recipe_overrides: Optional[Mapping[str, Any]] = None,
+    ) -> "SweepSpec":
+        """A copy with the given fields replaced (None keeps the file's value).
+
+        When the grid changes and no `name` is given, the name becomes `<name>-<grid id>` so that an edited grid
+        never mixes its runs into the preset's sweep, and the same command always maps to the same sweep.
+        """
+        new_tasks = tuple(tasks) if tasks is not None else self.tasks
+        if task_overrides:
+            new_tasks = tuple(_replace_task(task, task_overrides, "flags") for task in new_tasks)
+        recipe = self.recipe
+        if recipe_overrides:
+            recipe = Recipe.from_dict({**self.recipe.to_dict(), **recipe_overrides})
+        changed = dataclasses.replace(
+            self,
+            archs=tuple(archs) if archs is not None else self.archs,
+            d_models=tuple(d_models) if d_models is not None else self.d_models,
+            tasks=new_tasks,
+            lrs=tuple(lrs) if lrs is not None else self.lrs,
+            seeds=tuple(seeds) if seeds is not None else self.seeds,
+            recipe=recipe,
+        )
+        if name:
+            return dataclasses.replace(changed, name=name)
+        if changed.grid_id != self.grid_id:
+            return dataclasses.replace(changed, name=f"{self.name}-{changed.grid_id}")
+        return changed
+
+
+def _as_list(value: Any, key: str, where: str) -> list:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return [value]
+    return list(value)
+
+
+def _replace_task(task: TaskSpec, overrides: Mapping[str, Any], where: str) -> TaskSpec:
+    try:
+        return TaskSpec.from_dict({**task.to_dict(), **overrides})
+    except TypeError as error:
+        raise UserError(f"{where}: bad task field ({error})") from None
+
+
+def resolve_tasks(tasks: Any, overrides: Mapping[str, Any], *, where: str, base_dir: Optional[Path] = None) -> tuple[TaskSpec, ...]:
+    """`tasks` as a suite name/path or a list of TaskSpec tables -> TaskSpecs, each with `overrides` applied."""
+    from mqar.data.suites import load_suite
+
+    if isinstance(tasks, str):
+        suite_ref: str | Path = tasks
+        if base_dir is not None and tasks.endswith(".toml") and not Path(tasks).is_absolute():
+            suite_ref = base_dir / tasks
+        specs = load_suite(suite_ref).tasks
+        return tuple(_replace_task(task, overrides, where) for task in specs) if overrides else specs
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise UserError(f"{where}: tasks must be a task suite name or a non-empty list of [[tasks]] tables")
+    specs = []
+    for entry in tasks:
+        if isinstance(entry, TaskSpec):
+            entry = entry.to_dict()
+        if not isinstance(entry, Mapping):
+            raise UserError(f"{where}: each [[tasks]] entry must be a table with seq_len and num_kv_pairs")
+        try:
+            specs.append(TaskSpec.from_dict({**entry, **overrides}))
+        except TypeError as error:
+            raise UserError(f"{where}: every task needs seq_len and num_kv_pairs ({error})") from None
+    return tuple(specs)
+
+
+def tasks_from_lists(seq_lens: Sequence[int], num_kv_pairs: Sequence[int]) -> list[TaskSpec]:
+    """Pair `--seq-lens` with `--num-kv-pairs` position by position (one kv value applies to every seq_len)."""
+    if len(num_kv_pairs) == 1:
+        num_kv_pairs = list(num_kv_pairs) * len(seq_lens)
+    if len(seq_lens) == 1 and len(num_kv_pairs) > 1:
+        seq_lens = list(seq_lens) * len(num_kv_pairs)
+    if len(seq_lens) != len(num_kv_pairs):
+        raise UserError(
+            f"--seq-lens has {len(seq_lens)} values but --num-kv-pairs has {len(num_kv_pairs)}; "
+            f"give one kv count per seq_len (they pair up in order) or a single one for all"
+        )
+    return [TaskSpec(seq_len=seq_len, num_kv_pairs=kv) for seq_len, kv in zip(seq_lens, num_kv_pairs)]
+
+
+def sweep_path(name_or_path: str | os.PathLike) -> Path:
+    """A preset name (`quick`) resolves to sweeps/<name>.toml; anything else is a path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        path = SWEEPS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise UserError(f"no sweep preset or file {str(name_or_path)!r}; give a .toml path or one of: {', '.join(preset_names())}")
+    return path
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in SWEEPS_DIR.glob("*.toml"))
+
+
+def load_sweep_spec(name_or_path: str | os.PathLike) -> SweepSpec:
+    """The SweepSpec of a preset (sweeps/<name>.toml) or of a sweep file."""
+    path = sweep_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path} is not valid TOML: {error}") from None
+    return SweepSpec.from_dict(data, where=str(path), base_dir=path.parent, default_name=path.stem)
+
+
+def parse_list(text: str, kind: Callable[[str], T], flag: str, example: str) -> list[T]:
+    """`"64,128"` -> [64, 128]; a malformed list (`"64,,x"`) is one UserError naming the flag and an example."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise UserError(f"malformed {flag} {text!r}: expected comma-separated values, e.g. {flag} {example}")
+    values = []
+    for item in items:
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise UserError(f"malformed {flag} {text!r}: {item!r} is not a valid value; e.g. {flag} {example}") from None
+    return values
+
+
+def parse_int(text: str) -> int:
+    return int(text)
+
+
+def parse_float(text: str) -> float:
+    return float(text)
+
+
+def parse_arch(text: str) -> str:
+    return text

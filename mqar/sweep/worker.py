@@ -1,0 +1,83 @@
+"""Running one run of a sweep, the same way for every executor: data from the cache, train, catch any failure.
+
+A training function has the signature of `mqar.train.train`:
+
+    train_fn(config, *, device, data, progress, on_epoch) -> RunResult
+
+Executors take it as a parameter (default: mqar.train.train) so tests can inject fakes that succeed, raise, return
+NaN or sleep. It must be importable by name (a module-level function) because it travels to worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from mqar.runs import EpochRecord, RunConfig, RunResult
+
+TrainFn = Callable[..., RunResult]
+
+
+def default_train_fn() -> TrainFn:
+    from mqar.train import train
+
+    return train
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run: a result, or the error (with traceback) that stopped it."""
+
+    run_id: str
+    result: Optional[RunResult] = None
+    error: Optional[str] = None
+    device: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "result": None if self.result is None else self.result.to_dict(),
+                "error": self.error, "device": self.device}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Outcome":
+        result = data.get("result")
+        return cls(run_id=data["run_id"], result=None if result is None else RunResult.from_dict(result),
+                   error=data.get("error"), device=data.get("device"))
+
+
+def run_one(
+    config: RunConfig,
+    device: str,
+    train_fn: Optional[TrainFn] = None,
+    cache_dir: Optional[str | os.PathLike] = None,
+    on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+) -> Outcome:
+    """Train `config` on `device`. Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome
+    with its traceback; only KeyboardInterrupt (Ctrl-C) and SystemExit pass through."""
+    try:
+        from mqar.sweep.cache import DEFAULT_CACHE_DIR, cached_splits
+
+        train_fn = train_fn or default_train_fn()
+        data = cached_splits(config, Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR)
+        result = train_fn(config, device=device, data=data, progress=False, on_epoch=on_epoch)
+        if result.run_id != config.id:
+            raise RuntimeError(f"training function returned run_id {result.run_id}, expected {config.id}")
+        return Outcome(run_id=config.id, result=result, device=result.device)
+    except Exception:
+        _free_cuda_memory()
+        return Outcome(run_id=config.id, error=traceback.format_exc(), device=device)
+
+
+def _free_cuda_memory() -> None:
+    """After an out-of-memory error, give the cached blocks back so the next run starts clean."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

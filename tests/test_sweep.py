@@ -1,0 +1,164 @@
+"""Sweeps: grid expansion and ids, the local executor (failures, resume after SIGKILL, retry), the data cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mqar.data.spec import TaskSpec
+from mqar.errors import UserError
+from mqar.results import load, load_epochs
+from mqar.runs import Recipe
+from mqar.sweep import Store, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
+from mqar.sweep.spec import parse_int, parse_list
+
+from test_sweep_fakes import FAIL_SEED, NAN_SEED, fake_train
+
+TESTS_DIR = Path(__file__).resolve().parent
+TINY_RECIPE = Recipe(epochs=2, num_train_examples=16, num_valid_examples=8, num_test_examples=8, batch_size=8)
+TINY_TASK = TaskSpec(seq_len=16, num_kv_pairs=2, vocab_size=32)
+
+
+def tiny_spec(name: str = "t", seeds=(0, 1), archs=("attention",), d_models=(16, 32), **kwargs) -> SweepSpec:
+    return SweepSpec(name=name, archs=archs, d_models=d_models, tasks=(TINY_TASK,), lrs=(1e-3,), seeds=seeds,
+                     recipe=TINY_RECIPE, **kwargs)
+
+
+# Grid ---------------------------------------------------------------------------------------------------------
+def test_expand_order_size_and_stable_ids():
+    spec = SweepSpec(name="g", archs=("based", "attention"), d_models=(24, 48),
+                     tasks=tuple(tasks_from_lists([64, 128], [4, 8])), lrs=(1e-3, 3e-3), seeds=(0, 1, 2))
+    configs = spec.expand()
+    assert len(configs) == spec.size == 2 * 2 * 2 * 2 * 3
+    assert [(c.arch, c.d_model) for c in configs[:1]] == [("based", 24)]
+    assert len({c.id for c in configs}) == len(configs)
+    again = SweepSpec.from_dict(spec.to_dict())
+    assert [c.id for c in again.expand()] == [c.id for c in configs]  # same grid, same ids
+    assert spec.grid_id == again.grid_id
+
+
+def test_presets_load_and_overrides_rename_the_sweep():
+    quick = load_sweep_spec("quick")
+    assert quick.name == "quick" and quick.size >= 3
+    same = quick.with_overrides(archs=list(quick.archs))
+    assert same.name == "quick"
+    changed = quick.with_overrides(d_models=[48], recipe_overrides={"epochs": 1})
+    assert changed.name == f"quick-{changed.grid_id}" and changed.recipe.epochs == 1
+    assert quick.with_overrides(d_models=[48], name="mine").name == "mine"
+    figure = load_sweep_spec("rebased-figure1")
+    assert {t.seq_len: t.num_kv_pairs for t in figure.tasks}[512] == 128
+
+
+def test_spec_errors_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown arch"):
+        tiny_spec(archs=("transformerx",))
+    path = tmp_path / "s.toml"
+    path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\nepochs = 3\n')
+    with pytest.raises(UserError, match="unknown key.*'epochs'"):
+        load_sweep_spec(path)
+    path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\n[recipe]\nepoch = 3\n')
+    with pytest.raises(UserError, match="unknown key.*'epoch'"):
+        load_sweep_spec(path)
+    with pytest.raises(UserError, match="malformed --d-models"):
+        parse_list("64,,x", parse_int, "--d-models", "64,128")
+    with pytest.raises(UserError, match="pair up"):
+        tasks_from_lists([64, 128, 256], [4, 8])
+    with pytest.raises(UserError, match="no sweep preset"):
+        load_sweep_spec("no-such-preset")
+
+
+# Running ------------------------------------------------------------------------------------------------------
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(0, FAIL_SEED, NAN_SEED))
+    summary = run_sweep(spec, store, devices="cpu", runs_per_device=2, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert (summary.total, summary.done, summary.failed, summary.pending) == (6, 2, 4, 0)
+    runs = load(store, sweep="t")
+    failed = runs[runs.status == "failed"]
+    assert set(failed.seed) == {FAIL_SEED, NAN_SEED}
+    assert failed.error.str.contains("Traceback").all()
+    assert failed[failed.seed == NAN_SEED].error.str.contains("nan").all()
+    assert len(os.listdir(tmp_path / "cache")) == 1  # one task: one cached dataset for all six runs
+    # The same call again: nothing to do, nothing duplicated.
+    again = run_sweep(spec, store, devices="cpu", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert again.finished_now == 0 and len(load(store)) == 6
+    # --retry-failed reruns them (they fail again: same fake), attempts count up.
+    retried = run_sweep(spec, store, devices="cpu", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert retried.retried == 4 and retried.finished_now == 4
+    assert set(load(store).query("status == 'failed'").attempts) == {2}
+    assert len(load_epochs(store)) == 2 * TINY_RECIPE.epochs
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    from mqar.sweep import run_sweep
+    from test_sweep import tiny_spec
+    from test_sweep_fakes import fake_train
+    run_sweep(tiny_spec(seeds=(0, 1, 2)), sys.argv[1], devices="cpu", train_fn=fake_train, cache_dir=sys.argv[2])
+    """
+)
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
+    store, cache = tmp_path / "s.db", tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "MQAR_FAKE_SLEEP": "0.4"}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(store), str(cache)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    counts = {}
+    while time.monotonic() < deadline:
+        if store.exists():
+            with Store(store) as db:
+                counts = db.counts("t")
+            if counts["done"] >= 2 and counts["running"] == 1:
+                break
+        time.sleep(0.1)
+    assert counts.get("done", 0) >= 2, driver.stderr.read() if driver.poll() is not None else counts
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    with Store(store) as db:
+        (worker_pid,) = [row["pid"] for row in db.query("SELECT pid FROM runs WHERE status = 'running'")]
+    for _ in range(50):  # the worker dies with its driver (PR_SET_PDEATHSIG)
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the worker outlived its killed driver")
+    summary = run_sweep(tiny_spec(seeds=(0, 1, 2)), store, devices="cpu", train_fn=fake_train, cache_dir=cache)
+    assert summary.reclaimed == 1 and summary.done == 6 and summary.pending == 0
+    runs = load(store, sweep="t")
+    assert len(runs) == 6 and runs.run_id.is_unique and (runs.status == "done").all()
+    epochs = load_epochs(store)
+    assert len(epochs) == 6 * TINY_RECIPE.epochs and not epochs.duplicated(["run_id", "epoch"]).any()
+
+
+def test_two_workers_share_the_queue(tmp_path):
+    store = tmp_path / "s.db"
+    summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3)), store, devices="cpu", runs_per_device=2,
+                        train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert summary.done == 8
+    with Store(store) as db:
+        pids = {row["pid"] for row in db.query("SELECT pid FROM runs")}
+    assert len(pids) == 2
+
+
+def test_real_trainer_end_to_end(tmp_path):
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(0,), d_models=(16,), archs=("attention", "based"))
+    summary = run_sweep(spec, store, devices="cpu", cache_dir=tmp_path / "cache")
+    runs = load(store)
+    assert summary.done == 2, runs.error.tolist()
+    assert runs.best_valid_accuracy.between(0, 1).all() and (runs.epochs >= 1).all()
+    assert (runs.device.str.startswith("cpu")).all()
+    assert len(load_epochs(store, runs.run_id)) == runs.epochs.sum()

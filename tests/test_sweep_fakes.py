@@ -1,0 +1,40 @@
+"""Fake training functions for the sweep tests (module-level, so worker processes and Ray tasks can import them).
+
+Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN); every run sleeps MQAR_FAKE_SLEEP seconds
+per epoch (default 0) and reports an accuracy that grows with d_model. Not tests themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from mqar.runs import EpochRecord, RunConfig, RunResult
+
+FAIL_SEED = 13
+NAN_SEED = 14
+
+
+def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None) -> RunResult:
+    assert data.train[0].shape == (config.recipe.num_train_examples, config.task.seq_len)  # the cached splits
+    if config.seed == FAIL_SEED:
+        raise RuntimeError("fake failure for this run")
+    sleep_s = float(os.environ.get("MQAR_FAKE_SLEEP", "0"))
+    accuracy = min(1.0, config.d_model / 128)
+    curve = []
+    for epoch in range(1, config.recipe.epochs + 1):
+        time.sleep(sleep_s)
+        loss = float("nan") if config.seed == NAN_SEED else 1.0 / epoch
+        if loss != loss:
+            raise FloatingPointError(f"training loss is nan at epoch {epoch}; lower the learning rate")
+        record = EpochRecord(epoch=epoch, train_loss=loss, valid_loss=loss, valid_accuracy=accuracy * epoch / config.recipe.epochs,
+                             lr=config.lr, seconds=sleep_s * epoch)
+        curve.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return RunResult(
+        run_id=config.id, config=config, best_valid_accuracy=accuracy, best_epoch=len(curve), test_accuracy=accuracy,
+        final_valid_accuracy=accuracy, epochs=len(curve), stopped_early=False, curve=tuple(curve),
+        seconds=sleep_s * len(curve), tokens_per_s=1e4, num_params=config.d_model * 100, peak_memory_bytes=None,
+        device=device, versions={"mqar": "test"},
+    )
