@@ -26,3 +26,18 @@ def bench_data(
 
     run(out, quick=quick)
     Console().print(Markdown((out / "data.md").read_text()))
+
+
+@bench_app.command("kernels")
+@user_errors
+def bench_kernels(
+    out: Path = typer.Option(BENCH_DIR, help="Folder for kernels.json and kernels.md."),
+    quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
+    method: list[str] = typer.Option([], help="Only these methods (repeatable), e.g. 'ours auto rebased', 'sdpa'."),
+    rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
+) -> None:
+    """Forward and forward+backward ms of mqar's Triton kernels vs FLA and torch SDPA (flash), on the GPU."""
+    from mqar.bench.kernels import run
+
+    run(out, quick=quick, names=list(method) or None, rep_ms=rep_ms)
+    Console().print(Markdown((out / "kernels.md").read_text()))
