@@ -14,7 +14,7 @@ from mqar.paths import DEFAULT_STORE, RESULTS_DIR
 from mqar.report.aggregate import METRICS
 from mqar.report.build import PANEL_BY, Report, report as build_reports
 from mqar.report.plots import X_AXES
-from mqar.report.tables import missing_table, to_rich
+from mqar.report.tables import compact, missing_table, to_rich
 
 DEFAULT_OUT = RESULTS_DIR / "figures"
 T = TypeVar("T")
@@ -35,12 +35,15 @@ def parse_list(text: Optional[str], flag: str, convert: Callable[[str], T] = str
 
 def print_report(report: Report, console: Console, max_missing_rows: int = 40) -> None:
     """The numbers as a rich table, the missing runs (first rows), the notes and the files written."""
-    console.print(to_rich(report.table, title=f"{report.name}: {len(report.table)} points"))
+    table, constants = compact(report.table)
+    fixed = "".join(f", {column} {value}" for column, value in constants.items())
+    console.print(to_rich(table, title=f"{report.name}: {len(table)} points{fixed}"))
     if report.partial:
-        missing = missing_table(report.missing)
+        missing, constants = compact(missing_table(report.missing))
+        fixed = "".join(f", {column} {value}" for column, value in constants.items())
         shown = missing.head(max_missing_rows)
-        console.print(to_rich(shown, title=f"{report.name}: missing runs"
-                              + (f" (first {len(shown)} of {len(missing)})" if len(missing) > len(shown) else "")))
+        more = f" (first {len(shown)} of {len(missing)})" if len(missing) > len(shown) else ""
+        console.print(to_rich(shown, title=f"{report.name}: missing runs{more}{fixed}"))
     for note in report.notes:
         console.print(f"[bold red]{note}[/]")
     console.print("wrote " + ", ".join(str(path) for path in report.files))

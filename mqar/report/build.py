@@ -119,7 +119,7 @@ def build_report(
         curves = epochs.merge(behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]],
                               on="run_id", how="inner")
         if not curves.empty:
-            figure = plot_learning_curves(curves, title=f"{name}: validation accuracy per epoch (best lr, every seed)",
+            figure = plot_learning_curves(curves, title=f"{name}: learning curves (best lr, every seed)",
                                           notes=notes, arch_order=arch_order, panel_by=panel_column)
             report.files += save_figure(figure, out_dir, f"{name}-curves")
     report.files += write_tables(report, out_dir, metric)

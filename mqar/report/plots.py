@@ -64,8 +64,8 @@ def with_state_size(points: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _grid(num_panels: int) -> tuple[Figure, list]:
-    columns = min(num_panels, MAX_COLUMNS)
-    rows = math.ceil(num_panels / columns)
+    rows = math.ceil(num_panels / MAX_COLUMNS)
+    columns = math.ceil(num_panels / rows)  # balanced: 6 panels as 2 × 3, not 5 + 1
     figure, axes = plt.subplots(
         rows, columns, figsize=(PANEL_SIZE[0] * columns + 1.6, PANEL_SIZE[1] * rows + 1.1),
         squeeze=False, sharey=True,
@@ -122,7 +122,17 @@ def _face_notes(figure: Figure, title: str, notes: Sequence[str]) -> None:
     """Title on top; the warnings (partial grid, reduced protocol) under it in red, so no copy loses them."""
     figure.suptitle(title, fontsize=12, y=0.995)
     if notes:
-        figure.text(0.5, 0.945, " | ".join(notes), ha="center", va="top", fontsize=9, color=WARNING_COLOR)
+        text = " | ".join(notes)
+        if len(text) > 110:  # one note per line rather than a line wider than the figure
+            text = "\n".join(notes)
+        figure.text(0.5, 0.955, text, ha="center", va="top", fontsize=9, color=WARNING_COLOR)
+
+
+def _top(figure: Figure, notes: Sequence[str]) -> float:
+    """Where the panels may end (figure fraction) below the title and its notes."""
+    height = figure.get_figheight()
+    lines = 0 if not notes else (1 if len(" | ".join(notes)) <= 110 else len(notes))
+    return 1 - (0.45 + 0.17 * lines) / height
 
 
 def plot_accuracy(
@@ -179,7 +189,7 @@ def plot_accuracy(
         axis.tick_params(labelleft=True)
     _legend(figure, axes)
     _face_notes(figure, title, notes)
-    figure.tight_layout(rect=(0, 0, 0.86, 0.93 if notes else 0.96))
+    figure.tight_layout(rect=(0, 0, 0.86, _top(figure, notes)))
     return figure
 
 
@@ -222,7 +232,7 @@ def plot_by_arch(
         ["mqar (ours)", "paper"], loc="upper right", bbox_to_anchor=(0.995, 0.93), frameon=False,
     )
     _face_notes(figure, title, notes)
-    figure.tight_layout(rect=(0, 0, 0.88, 0.93 if notes else 0.96))
+    figure.tight_layout(rect=(0, 0, 0.88, _top(figure, notes)))
     return figure
 
 
@@ -245,35 +255,44 @@ def plot_learning_curves(
     panel_by: str = "seq_len",
 ) -> Figure:
     """Validation accuracy against epoch: one panel per (d_model, task), one colour per arch, one thin line per
-    seed. `curves` is the epochs table joined with the runs' arch, d_model, seed and task columns."""
+    seed. `curves` is the epochs table joined with the runs' arch, d_model, seed and task columns.
+
+    Several tasks: rows are widths, columns tasks. One task: the widths side by side, wrapped at five."""
     tasks = panel_tasks(curves, panel_by)
     d_models = sorted(curves["d_model"].unique())
     archs = sort_archs(curves["arch"], arch_order)
     colors = arch_colors(archs)
-    rows, columns = len(d_models), len(tasks)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(3.0 * columns + 1.6, 2.4 * rows + 1.1), squeeze=False, sharey=True,
-    )
-    for row, d_model in enumerate(d_models):
-        for column, task in enumerate(tasks):
-            axis = axes[row][column]
-            cell = curves[(curves["d_model"] == d_model)
-                          & (curves[TASK_COLUMNS] == pd.Series(task, index=TASK_COLUMNS)).all(axis=1)]
-            for arch in archs:
-                for index, (_, run) in enumerate(cell[cell["arch"] == arch].groupby("run_id")):
-                    run = run.sort_values("epoch")
-                    axis.plot(run["epoch"], run["valid_accuracy"], color=colors[arch], linewidth=1.1, alpha=0.8,
-                              label=arch if index == 0 else None)
-            axis.set_ylim(-0.03, 1.03)
-            axis.grid(True, alpha=0.3)
-            axis.set_title(f"d_model {d_model} · {task_title(task, panel_by)}", fontsize=9)
-            if row == rows - 1:
-                axis.set_xlabel("epoch")
-            if column == 0:
-                axis.set_ylabel("valid accuracy")
-    _legend(figure, list(axes.flat))
+    panels = [(d_model, task) for d_model in d_models for task in tasks]
+    if len(tasks) == 1:
+        figure, axes = _grid(len(panels))
+        columns = math.ceil(len(panels) / math.ceil(len(panels) / MAX_COLUMNS))
+    else:
+        columns = len(tasks)
+        figure, grid_axes = plt.subplots(
+            len(d_models), columns, figsize=(3.0 * columns + 1.6, 2.4 * len(d_models) + 1.1), squeeze=False,
+            sharey=True,
+        )
+        axes = list(grid_axes.flat)
+    last_row = (len(panels) - 1) // columns
+    for index, ((d_model, task), axis) in enumerate(zip(panels, axes)):
+        cell = curves[(curves["d_model"] == d_model)
+                      & (curves[TASK_COLUMNS] == pd.Series(task, index=TASK_COLUMNS)).all(axis=1)]
+        for arch in archs:
+            for seed_index, (_, run) in enumerate(cell[cell["arch"] == arch].groupby("run_id")):
+                run = run.sort_values("epoch")
+                axis.plot(run["epoch"], run["valid_accuracy"], color=colors[arch], linewidth=1.1, alpha=0.8,
+                          label=arch if seed_index == 0 else None)
+        axis.set_ylim(-0.03, 1.03)
+        axis.grid(True, alpha=0.3)
+        axis.set_title(f"d_model {d_model} · {task_title(task, panel_by)}", fontsize=9)
+        axis.tick_params(labelleft=True)
+        if index // columns == last_row:
+            axis.set_xlabel("epoch")
+        if index % columns == 0:
+            axis.set_ylabel("valid accuracy")
+    _legend(figure, axes)
     _face_notes(figure, title, notes)
-    figure.tight_layout(rect=(0, 0, 0.86, 0.93 if notes else 0.96))
+    figure.tight_layout(rect=(0, 0, 0.86, _top(figure, notes)))
     return figure
 
 

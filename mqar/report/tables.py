@@ -27,14 +27,17 @@ def points_table(points: pd.DataFrame, reference: Optional[pd.DataFrame] = None)
 
 
 def _cell_text(column: str, value) -> str:
+    column = LONG_NAMES.get(column, column)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if column == "lr":
         return f"{value:g}"
     if column == "diff":
-        return f"{value:+.2f}"
-    if column in ("mean", "std", "paper_mean", "paper_std"):
-        return f"{value:.3f}" if column in ("mean", "std") else f"{value:.2f}"
+        return f"{round(value, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+    if column in ("mean", "std"):
+        return f"{value:.3f}"
+    if column in ("paper_mean", "paper_std"):  # published with two decimals
+        return f"{value:.2f}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -56,8 +59,10 @@ def to_markdown(table: pd.DataFrame) -> str:
 def to_rich(table: pd.DataFrame, title: str) -> Table:
     rich_table = Table(title=title, show_lines=False)
     for column in table.columns:
-        justify = "left" if column in ("arch", "status", "error", "run_id") else "right"
-        rich_table.add_column(column, justify=justify)
+        if column == "arch":
+            rich_table.add_column(column, no_wrap=True, min_width=14)
+        else:
+            rich_table.add_column(column, justify="left" if column in ("status", "error") else "right")
     for row in text_rows(table):
         rich_table.add_row(*row)
     return rich_table
@@ -75,3 +80,18 @@ def missing_summary(missing: pd.DataFrame, total: int) -> str:
     counts = missing["status"].value_counts()
     detail = ", ".join(f"{int(count)} {status}" for status, count in counts.items())
     return f"{len(missing)} of {total} runs missing ({detail})"
+
+
+SHORT_NAMES = {"seq_len": "L", "num_kv_pairs": "kv", "vocab_size": "vocab", "d_model": "d", "n_seeds": "n",
+               "n_expected": "of", "paper_mean": "paper", "paper_std": "±"}
+LONG_NAMES = {short: long for long, short in SHORT_NAMES.items()}
+
+
+def compact(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
+    """For an 80-column terminal: drop the task columns that hold one value (returned, for the title) and use
+    short headers. The files keep every column."""
+    constants = {}
+    for column in ("seq_len", "num_kv_pairs", "vocab_size"):
+        if column in table and table[column].nunique(dropna=False) == 1 and len(table) > 1:
+            constants[column] = table[column].iloc[0]
+    return table.drop(columns=list(constants)).rename(columns=SHORT_NAMES), constants

@@ -1,0 +1,138 @@
+"""`mqar figure`: paper presets, the reduced grids, the published-numbers overlay, --run through the sweep runner."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import mqar.sweep
+from mqar.cli import app
+from mqar.report.aggregate import aggregate_points
+from mqar.report.build import protocol_note
+from mqar.report.paper import FIGURES, REBASED_TABLE1, rebased_table1
+from mqar.report.plots import plot_by_arch
+from mqar.report.tables import points_table
+from mqar.sweep.spec import load_sweep_spec
+from mqar.sweep.store import Store
+from test_report_fixtures import fake_result
+
+runner = CliRunner()
+TABLE1_REDUCED = "rebased-table1-reduced"
+
+
+def paper_like(run) -> float:
+    """A fake result near the published mean, +0.01 for seed 1 and -0.01 for seed 0, better at lr 3e-3."""
+    published = rebased_table1().set_index(["arch", "d_model"])["mean"]
+    value = published[(run.arch, run.d_model)] + (0.01 if run.seed == 1 else -0.01 if run.seed == 0 else 0.0)
+    return min(1.0, max(0.0, value - (0.1 if run.lr == 1e-3 else 0.0)))
+
+
+def write_results(store_path, configs, sweep: str | None = None) -> None:
+    with Store(store_path) as store:
+        if sweep is not None:
+            store.register_sweep(sweep, configs)
+        for run in configs:
+            store.record_result(fake_result(run, paper_like(run)))
+
+
+@pytest.fixture(scope="module")
+def table1_configs():
+    return load_sweep_spec(TABLE1_REDUCED).expand()
+
+
+def test_reduced_presets_are_smaller_grids_of_the_paper_tasks():
+    for name, preset in FIGURES.items():
+        spec = load_sweep_spec(preset.reduced_sweep)
+        assert spec.name == preset.reduced_sweep
+        assert len(spec.lrs) <= 2 and len(spec.seeds) <= 3 and spec.recipe.num_train_examples < 100_000
+    table1 = load_sweep_spec(TABLE1_REDUCED)
+    assert set(table1.archs) == set(REBASED_TABLE1) and table1.d_models == (16, 24, 32, 48)
+    assert [(task.seq_len, task.num_kv_pairs, task.vocab_size) for task in table1.tasks] == [(256, 32, 8192)]
+    assert protocol_note(table1.expand(), "reduced") == (
+        "reduced protocol: 2 lrs × 3 seeds, 20000 train examples, 32 epochs")
+
+
+def test_table1_overlay_puts_the_published_numbers_beside_ours(table1_configs):
+    rows = []
+    for run in table1_configs:
+        value = paper_like(run)
+        rows.append({"sweep": "t", "run_id": run.id, "status": "done", "arch": run.arch, "d_model": run.d_model,
+                     "seq_len": 256, "num_kv_pairs": 32, "vocab_size": 8192, "lr": run.lr, "seed": run.seed,
+                     "best_valid_accuracy": value, "test_accuracy": value})
+    points = aggregate_points(pd.DataFrame(rows), "best-valid")
+    assert set(points["lr"]) == {3e-3}
+    table = points_table(points, rebased_table1())
+    assert len(table) == 24
+    # The fake runs sit on the published means (seeds ±0.01 average out), away from the clip at 0 and 1.
+    cell = table[(table["arch"] == "rebased") & (table["d_model"] == 24)].iloc[0]
+    assert (cell["paper_mean"], cell["paper_std"]) == (0.59, 0.06)
+    assert cell["mean"] == pytest.approx(0.59) and cell["diff"] == pytest.approx(0.0, abs=1e-9)
+    figure = plot_by_arch(points, title="t", reference=rebased_table1(), notes=["reduced protocol"])
+    assert len(figure.axes) == 6
+    for axis in figure.axes:
+        assert axis.get_legend_handles_labels()[1] == ["mqar", "paper"]
+    assert any(text.get_text() == "reduced protocol" for text in figure.texts)
+
+
+def test_figure_command_draws_a_partial_reduced_table1(tmp_path, table1_configs):
+    store = tmp_path / "mqar.db"
+    done = [run for run in table1_configs if run.arch in ("based", "rebased")]
+    write_results(store, done)  # stored by another sweep or by hand: the figure finds runs by id
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"PARTIAL: {144 - len(done)} of 144 runs missing ({144 - len(done)} absent)" in result.output
+    assert "reduced protocol: 2 lrs × 3 seeds" in result.output
+    table = pd.read_csv(out / f"{TABLE1_REDUCED}.csv")
+    assert len(table) == 24  # every published cell, ours empty where not run yet
+    assert table["mean"].notna().sum() == 8
+    based = table[(table["arch"] == "based") & (table["d_model"] == 32)].iloc[0]
+    assert based["diff"] == pytest.approx(based["mean"] - 0.82)
+    markdown = (out / f"{TABLE1_REDUCED}.md").read_text()
+    assert "paper_mean" in markdown and "## Missing runs" in markdown
+    assert (out / f"{TABLE1_REDUCED}.png").stat().st_size > 10_000
+
+
+def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, monkeypatch, table1_configs):
+    calls = []
+
+    def fake_run_sweep(spec, *, store, **options):
+        calls.append((spec.name, options))
+        write_results(store, spec.expand(), sweep=spec.name)
+
+    monkeypatch.setattr(mqar.sweep, "run_sweep", fake_run_sweep, raising=False)
+    store, out = tmp_path / "mqar.db", tmp_path / "figures"
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--run", "--store", str(store),
+                                 "--out", str(out), "--devices", "cuda:0,cuda:1", "--runs-per-device", "4",
+                                 "--curves"])
+    assert result.exit_code == 0, result.output
+    assert calls == [(TABLE1_REDUCED, {"devices": ["cuda:0", "cuda:1"], "runs_per_device": 4})]
+    assert "PARTIAL" not in result.output
+    assert {f"{TABLE1_REDUCED}.png", f"{TABLE1_REDUCED}-curves.png"} <= {path.name for path in out.iterdir()}
+    table = pd.read_csv(out / f"{TABLE1_REDUCED}.csv")
+    assert table["diff"].abs().max() == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rebased-figure9"], "unknown figure 'rebased-figure9'; choose one of rebased-figure1, rebased-table1"),
+    (["rebased-table1", "--scale", "tiny"], "unknown --scale 'tiny'"),
+    (["rebased-table1", "--metric", "loss"], "unknown --metric 'loss'"),
+    (["rebased-table1", "--runs-per-device", "0"], "--runs-per-device must be at least 1"),
+    (["rebased-table1", "--scale", "reduced"], "no results store at"),
+])
+def test_figure_command_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    result = runner.invoke(app, ["figure", *args, "--store", str(tmp_path / "none.db"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_figure_without_finished_runs_says_how_to_run_them(tmp_path):
+    store = tmp_path / "mqar.db"
+    Store(store).close()
+    result = runner.invoke(app, ["figure", "zoology-figure2", "--scale", "reduced", "--store", str(store)])
+    assert result.exit_code == 2
+    assert ("none of the 96 runs of zoology-figure2-reduced has finished" in result.output
+            and "mqar figure zoology-figure2 --scale reduced --run" in result.output)
