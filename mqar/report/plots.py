@@ -120,19 +120,21 @@ def _short_count(value: float, _position=None) -> str:
 
 def _face_notes(figure: Figure, title: str, notes: Sequence[str]) -> None:
     """Title on top; the warnings (partial grid, reduced protocol) under it in red, so no copy loses them."""
-    figure.suptitle(title, fontsize=12, y=0.995)
+    # figure.text, not suptitle: tight_layout reserves room for a suptitle on top of `rect`, a double margin.
+    height = figure.get_figheight()
+    figure.text(0.5, 1 - 0.08 / height, title, ha="center", va="top", fontsize=12)
     if notes:
         text = " | ".join(notes)
         if len(text) > 110:  # one note per line rather than a line wider than the figure
             text = "\n".join(notes)
-        figure.text(0.5, 0.955, text, ha="center", va="top", fontsize=9, color=WARNING_COLOR)
+        figure.text(0.5, 1 - 0.32 / height, text, ha="center", va="top", fontsize=9, color=WARNING_COLOR)
 
 
 def _top(figure: Figure, notes: Sequence[str]) -> float:
     """Where the panels may end (figure fraction) below the title and its notes."""
     height = figure.get_figheight()
     lines = 0 if not notes else (1 if len(" | ".join(notes)) <= 110 else len(notes))
-    return 1 - (0.45 + 0.17 * lines) / height
+    return 1 - (0.38 + 0.16 * lines) / height
 
 
 def plot_accuracy(
