@@ -53,6 +53,16 @@ def test_reduced_presets_are_smaller_grids_of_the_paper_tasks():
         "reduced protocol: 2 lrs × 3 seeds, 20000 train examples, 32 epochs")
 
 
+def test_each_figure_knows_its_full_sweep():
+    for name, preset in FIGURES.items():
+        full, reduced = load_sweep_spec(preset.sweep), load_sweep_spec(preset.reduced_sweep)
+        assert full.name == name
+        # The reduced grid is a subset of the paper's in archs, widths and tasks (only the protocol shrinks).
+        assert set(reduced.archs) <= set(full.archs) and set(reduced.d_models) <= set(full.d_models)
+        assert set(reduced.tasks) <= set(full.tasks) and set(reduced.lrs) <= set(full.lrs)
+        assert reduced.size < full.size
+
+
 def test_table1_overlay_puts_the_published_numbers_beside_ours(table1_configs):
     rows = []
     for run in table1_configs:
@@ -108,7 +118,7 @@ def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, mo
                                  "--out", str(out), "--devices", "cuda:0,cuda:1", "--runs-per-device", "4",
                                  "--curves"])
     assert result.exit_code == 0, result.output
-    assert calls == [(TABLE1_REDUCED, {"devices": ["cuda:0", "cuda:1"], "runs_per_device": 4})]
+    assert calls == [(TABLE1_REDUCED, {"devices": ["cuda:0", "cuda:1"], "runs_per_device": 4, "live": None})]
     assert "PARTIAL" not in result.output
     assert {f"{TABLE1_REDUCED}.png", f"{TABLE1_REDUCED}-curves.png"} <= {path.name for path in out.iterdir()}
     table = pd.read_csv(out / f"{TABLE1_REDUCED}.csv")

@@ -40,7 +40,8 @@ def figure(
         check_choice(metric, list(METRICS), "--metric")
     if runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
-    run_options = {"devices": parse_list(devices, "--devices"), "runs_per_device": runs_per_device}
+    # live=None: the sweep's rich live view on a terminal, one line per finished run otherwise.
+    run_options = {"devices": parse_list(devices, "--devices"), "runs_per_device": runs_per_device, "live": None}
     result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
                           run_options=run_options)
     print_report(result, Console(soft_wrap=True))
