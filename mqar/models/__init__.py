@@ -52,3 +52,6 @@ def build_model(
 def count_params(model: nn.Module) -> int:
     """Trainable parameters, each counted once (the tied head shares the token embedding)."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+import mqar.models.baselines  # noqa: E402,F401  (registers the archs mamba, rwkv, hyena, h3, base-conv)

@@ -57,7 +57,8 @@ class LanguageModel(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position_embedding = nn.Embedding(max_seq_len, d_model)
         self.embed_dropout = nn.Dropout(embed_dropout)
-        self.blocks = nn.ModuleList(Block(d_model, mixer) for mixer in mixers)
+        # A mixer may bring its own residual block (`residual_block`, a class taking (d_model, mixer)), e.g. Mamba's.
+        self.blocks = nn.ModuleList(getattr(mixer, "residual_block", Block)(d_model, mixer) for mixer in mixers)
         self.final_norm = nn.LayerNorm(d_model)
         self._init_weights(init_std)
 

@@ -1,0 +1,75 @@
+"""The papers' other baselines as mixers, in plain torch (CPU or GPU; no mamba_ssm / causal_conv1d / CUDA builds).
+
+Importing this package registers five archs (`mqar.models` imports it, so they are always there):
+
+| arch | layers (mixer per layer) | as in |
+|---|---|---|
+| mamba | mamba, mamba — each in Mamba's own block x + mixer(RMSNorm(x)) | ReBased Figure 1 (`mamba`, MambaBlock) |
+| rwkv | rwkv, rwkv (RWKV-4 time mixing, n_layer 2) | ReBased Figure 1 (`rwkv`) |
+| hyena | hyena × 4 | Zoology Figure 2 (`hyena`, n_layers 4) |
+| h3 | h3 × 4 (d_state = seq_len, head_dim 2) | Zoology Figure 2 (`h3`) |
+| base-conv | short-conv, long-conv, short-conv, long-conv | Zoology Figure 2 (`base_conv`, kernel sizes [3, -1, 3, -1]) |
+
+Neither grid puts a short-conv layer in front of these baselines (ReBased does so only for based/rebased/
+conv-attention), so none is added here. Everything else is the LM's: learned positions, embedding dropout 0.1,
+pre-norm blocks with an identity MLP slot, final LayerNorm, tied head, N(0, 0.02) init. Where the papers' models
+differ from that, we did not follow them (the LM is shared by all archs): Zoology's Figure-2 models for these
+mixers have no position embeddings (max_position_embeddings 0) — ours add seq_len × d_model parameters; ReBased's
+Mamba path applies no embedding dropout.
+
+Parameters (`count_params(build_model(arch, d_model, seq_len=256, vocab_size=8192))`; the tied embedding
+8192 × d_model and positions 256 × d_model are included):
+
+| arch | d=64 | d=128 | d=256 | d=512 |
+|---|---|---|---|---|
+| mamba | 606,208 | 1,314,816 | 3,039,232 | 7,716,864 |
+| rwkv | 574,720 | 1,214,976 | 2,692,096 | 6,432,768 |
+| hyena | 665,728 | 1,424,896 | 3,336,448 | 8,732,416 |
+| h3 | 838,272 | 1,807,616 | 4,139,520 | 10,376,192 |
+| base-conv | 562,272 | 1,156,064 | 2,441,952 | 5,406,944 |
+| rebased (for scale) | 578,752 | 1,180,288 | 2,460,160 | 5,308,672 |
+
+ReBased's Table 6 (parameter counts) could not be found in the paper text available to us, so it is not quoted.
+
+Fast paths and their references (tests/test_baselines.py checks each pair in fp64 on ragged lengths):
+mamba: parallel scan vs sequential recurrence; rwkv: log-space parallel scan vs RWKV-4's stable recurrence;
+hyena, base-conv: FFT long convolution vs direct convolution; h3: SSM kernels + FFT vs the two SSM recurrences.
+"""
+
+from __future__ import annotations
+
+from mqar.models.baselines.base_conv import LongConvMixer
+from mqar.models.baselines.h3 import H3Mixer
+from mqar.models.baselines.hyena import HyenaMixer
+from mqar.models.baselines.mamba import MambaBlock, MambaMixer
+from mqar.models.baselines.rwkv import RWKVTimeMixer
+from mqar.models.registry import MixerSpec, register_arch
+
+RWKV_NUM_LAYERS = 2  # the ReBased grid builds its RWKV time mixers with n_layer=2 (it sets the init curves)
+ZOOLOGY_NUM_LAYERS = 4  # Zoology's Figure 2: 4 layers for every non-attention model
+
+BASELINE_MIXERS: dict[str, MixerSpec] = {
+    "mamba": MixerSpec(lambda c: MambaMixer(c.d_model, d_state=16), 1, "Mamba selective SSM (d_state 16), Mamba block"),
+    "rwkv": MixerSpec(
+        lambda c: RWKVTimeMixer(c.d_model, layer_index=c.layer_index, num_layers=RWKV_NUM_LAYERS), 2,
+        "RWKV-4 time mixing",
+    ),
+    "hyena": MixerSpec(lambda c: HyenaMixer(c.d_model, c.seq_len), 1, "Hyena (order 2, implicit filter width 64)"),
+    "h3": MixerSpec(lambda c: H3Mixer(c.d_model, state_size=c.seq_len, head_dim=2), 2, "H3 (shift + diagonal SSM)"),
+    "long-conv": MixerSpec(lambda c: LongConvMixer(c.d_model, c.seq_len), 1, "BaseConv with an implicit long conv"),
+}
+
+
+def register_baselines() -> None:
+    """Register the baseline mixers and archs (idempotent)."""
+    mixers = dict(BASELINE_MIXERS)
+    register_arch("mamba", ("mamba", "mamba"), mixers)
+    register_arch("rwkv", ("rwkv",) * RWKV_NUM_LAYERS)
+    register_arch("hyena", ("hyena",) * ZOOLOGY_NUM_LAYERS)
+    register_arch("h3", ("h3",) * ZOOLOGY_NUM_LAYERS)
+    register_arch("base-conv", ("short-conv", "long-conv") * (ZOOLOGY_NUM_LAYERS // 2))
+
+
+register_baselines()
+
+__all__ = ["H3Mixer", "HyenaMixer", "LongConvMixer", "MambaBlock", "MambaMixer", "RWKVTimeMixer", "register_baselines"]
