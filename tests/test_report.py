@@ -244,6 +244,12 @@ def test_report_command_errors_are_one_line_and_exit_2(store, tmp_path, args, me
     assert result.output.count("\n") == 1
 
 
+def test_state_size_axis_needs_a_formula_for_some_arch(tmp_path):
+    runs = pd.DataFrame([run_row(arch="mamba")])
+    with pytest.raises(UserError, match="no state-size formula for mamba; use --x d-model"):
+        build_report(runs, name="m", out_dir=tmp_path, x_axis="state-size")
+
+
 def test_report_on_an_empty_store_or_a_sweep_with_nothing_done(tmp_path):
     from mqar.sweep.store import Store
 

@@ -66,7 +66,8 @@ def report(
         "test", help="test: test accuracy at the best-validation epoch; best-valid: best validation accuracy over "
         "epochs (the papers' convention). Either way the lr is chosen by the seed-mean best validation accuracy."
     ),
-    x_axis: str = typer.Option("d-model", "--x", help="x axis: d-model, or state-size (recurrent state, scalars)."),
+    x_axis: str = typer.Option("d-model", "--x", help="x axis: d-model, or state-size (recurrent state per sequence in scalars; formulas per arch in "
+        "mqar/report/state_size.py)."),
     panel_by: str = typer.Option("seq-len", help="Order and title panels by seq-len or num-kv-pairs."),
     curves: bool = typer.Option(False, "--curves", help="Also draw learning curves of the runs behind each point."),
     out: Path = typer.Option(DEFAULT_OUT, help="Folder for the PNG/PDF figures and the .md/.csv tables."),

@@ -19,6 +19,7 @@ from mqar.report.aggregate import (
     unique_runs,
 )
 from mqar.report.paper import FIGURES, KERNEL_LABELS, SCALES, FigurePreset, reference_numbers
+from mqar.report.state_size import STATE_SIZE_FORMULAS, state_size
 from mqar.report.plots import X_AXES, plot_accuracy, plot_by_arch, plot_learning_curves, save_figure
 from mqar.report.tables import missing_summary, missing_table, points_table, to_markdown
 
@@ -91,6 +92,9 @@ def build_report(
             f"no finished runs to report for {name} ({counts}); run the sweep first "
             f"(`mqar sweep` or `mqar figure NAME --run`)"
         )
+    if x_axis == "state-size" and not any(state_size(arch, 64, 64) is not None for arch in points["arch"].unique()):
+        raise UserError(f"no state-size formula for {', '.join(sorted(points['arch'].unique()))}; "
+                        f"use --x d-model (formulas exist for {', '.join(STATE_SIZE_FORMULAS)})")
     notes = list(notes)
     summary = missing_summary(missing, total)
     if summary:
