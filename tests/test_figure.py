@@ -15,17 +15,10 @@ from mqar.report.plots import plot_by_arch
 from mqar.report.tables import points_table
 from mqar.sweep.spec import load_sweep_spec
 from mqar.sweep.store import Store
-from test_report_fixtures import fake_result
+from test_report_fixtures import fake_result, fake_table1_accuracy
 
 runner = CliRunner()
 TABLE1_REDUCED = "rebased-table1-reduced"
-
-
-def paper_like(run) -> float:
-    """A fake result near the published mean, +0.01 for seed 1 and -0.01 for seed 0, better at lr 3e-3."""
-    published = rebased_table1().set_index(["arch", "d_model"])["mean"]
-    value = published[(run.arch, run.d_model)] + (0.01 if run.seed == 1 else -0.01 if run.seed == 0 else 0.0)
-    return min(1.0, max(0.0, value - (0.1 if run.lr == 1e-3 else 0.0)))
 
 
 def write_results(store_path, configs, sweep: str | None = None) -> None:
@@ -33,7 +26,7 @@ def write_results(store_path, configs, sweep: str | None = None) -> None:
         if sweep is not None:
             store.register_sweep(sweep, configs)
         for run in configs:
-            store.record_result(fake_result(run, paper_like(run)))
+            store.record_result(fake_result(run, fake_table1_accuracy(run)))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +59,7 @@ def test_each_figure_knows_its_full_sweep():
 def test_table1_overlay_puts_the_published_numbers_beside_ours(table1_configs):
     rows = []
     for run in table1_configs:
-        value = paper_like(run)
+        value = fake_table1_accuracy(run)
         rows.append({"sweep": "t", "run_id": run.id, "status": "done", "arch": run.arch, "d_model": run.d_model,
                      "seq_len": 256, "num_kv_pairs": 32, "vocab_size": 8192, "lr": run.lr, "seed": run.seed,
                      "best_valid_accuracy": value, "test_accuracy": value})

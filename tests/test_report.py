@@ -262,3 +262,30 @@ def test_report_on_an_empty_store_or_a_sweep_with_nothing_done(tmp_path):
     result = runner.invoke(app, ["report", "--store", str(pending_store), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "no finished runs to report for grid (4 pending)" in result.output
+
+
+def test_report_reads_what_the_real_sweep_runner_wrote(tmp_path):
+    """Sweep runner (worker process, store) -> `mqar report`, with a training function that returns known
+    accuracies at once, so the test checks the hand-over of the store, not training."""
+    import io
+
+    from mqar.data.spec import TaskSpec
+    from mqar.sweep import SweepSpec, run_sweep
+    from test_report_fixtures import RECIPE, fake_table1_accuracy, fake_train
+
+    spec = SweepSpec(name="tiny", archs=("based", "rebased"), d_models=(16, 24),
+                     tasks=(TaskSpec(seq_len=256, num_kv_pairs=32),), lrs=(1e-3, 3e-3), seeds=(0, 1), recipe=RECIPE)
+    store = tmp_path / "mqar.db"
+    summary = run_sweep(spec, store, devices="cpu", live=False, stream=io.StringIO(), train_fn=fake_train,
+                        cache_dir=tmp_path / "cache")
+    assert summary.done == spec.size
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--metric", "best-valid",
+                                 "--curves"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "tiny.csv")
+    assert len(table) == 4 and set(table["lr"]) == {3e-3} and set(table["n_seeds"]) == {2}
+    for row in table.itertuples():
+        runs = [run for run in spec.expand() if (run.arch, run.d_model, run.lr) == (row.arch, row.d_model, 3e-3)]
+        assert row.mean == pytest.approx(np.mean([fake_table1_accuracy(run) for run in runs]))
+    assert (out / "tiny-curves.png").exists()
