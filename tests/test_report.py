@@ -100,7 +100,9 @@ def test_state_size_formulas():
     assert state_size("rebased", 128, 512) == 12 * 256 * 10 + 12 * 256 + 256
     assert state_size("attention", 64, 512) == 2 * 2 * 512 * 64
     assert state_size("conv-attention", 64, 512) == 2 * 512 * 64 + 128
-    assert state_size("mamba", 64, 512) is None
+    assert state_size("mamba", 64, 512) == 2 * 128 * (16 + 3)
+    assert state_size("rwkv", 64, 512) == 2 * 4 * 64
+    assert state_size("hyena", 64, 512) is None
     # Attention's state grows with the sequence; a linear model's does not.
     assert state_size("based", 64, 2048) == state_size("based", 64, 128)
 
@@ -129,11 +131,11 @@ def test_plot_has_a_panel_per_task_and_a_line_per_arch():
         assert sorted(labelled_lines(axis)) == ["attention", "based", "rebased"]
     assert any("PARTIAL" in text.get_text() for text in figure.texts)
     # Panels by kv count title the kv first; state-size axes drop archs without a formula and say so.
-    points.loc[points["arch"] == "attention", "arch"] = "mamba"
+    points.loc[points["arch"] == "attention", "arch"] = "hyena"
     figure = plot_accuracy(points, title="t", x_axis="state-size", panel_by="num_kv_pairs")
     assert figure.axes[0].get_title() == "kv 4 · seq_len 64"
     assert sorted(labelled_lines(figure.axes[0])) == ["based", "rebased"]
-    assert any("no state-size formula for mamba" in text.get_text() for text in figure.texts)
+    assert any("no state-size formula for hyena" in text.get_text() for text in figure.texts)
 
 
 def test_plotted_values_are_the_means_at_the_best_lr():
@@ -245,8 +247,8 @@ def test_report_command_errors_are_one_line_and_exit_2(store, tmp_path, args, me
 
 
 def test_state_size_axis_needs_a_formula_for_some_arch(tmp_path):
-    runs = pd.DataFrame([run_row(arch="mamba")])
-    with pytest.raises(UserError, match="no state-size formula for mamba; use --x d-model"):
+    runs = pd.DataFrame([run_row(arch="hyena")])
+    with pytest.raises(UserError, match="no state-size formula for hyena; use --x d-model"):
         build_report(runs, name="m", out_dir=tmp_path, x_axis="state-size")
 
 

@@ -86,7 +86,7 @@ FIGURES: dict[str, FigurePreset] = {
         sweep="zoology-figure2",
         reduced_sweep="zoology-figure2-reduced",
         metric="best-valid",
-        arch_order=("attention", "based", "rebased", "h3", "hyena", "rwkv", "baseconv"),
+        arch_order=("attention", "based", "rebased", "h3", "hyena", "rwkv", "base-conv"),
         description="one panel per (seq_len, kv): (64,4) (128,8) (256,16) (512,64), d_model 64..512, max over lr",
     ),
 }
