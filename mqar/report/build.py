@@ -134,6 +134,8 @@ def write_tables(report: Report, out_dir: Path, metric: str) -> list[Path]:
     """NAME.md (numbers + missing runs), NAME.csv (numbers), NAME-missing.csv (when any are missing)."""
     markdown = [f"# {report.name}\n", f"Metric: {metric} ({metric_column(metric)}); mean ± std over seeds at the "
                 "lr with the best seed-mean validation accuracy; n_seeds finished of n_expected planned.\n"]
+    if "paper_mean" in report.table:
+        markdown.append("paper_mean ± paper_std: the published numbers; diff = mean - paper_mean.\n")
     markdown += [f"**{note}**\n" for note in report.notes]
     markdown.append(to_markdown(report.table))
     if report.partial:
