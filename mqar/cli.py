@@ -40,8 +40,22 @@ from mqar.commands.generate import generate  # noqa: E402
 
 app.command("generate")(user_errors(generate))
 
+from mqar.commands.bench import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+
 from mqar.commands.report import report  # noqa: E402
 from mqar.commands.figure import figure  # noqa: E402
 
 app.command("report")(user_errors(report))
 app.command("figure")(user_errors(figure))
+
+from mqar.commands.sweep import sweep  # noqa: E402
+from mqar.commands.results import results_app  # noqa: E402
+
+app.command("sweep")(user_errors(sweep))
+app.add_typer(results_app, name="results")
+
+from mqar.commands.train import train  # noqa: E402
+
+app.command("train")(user_errors(train))

@@ -1,0 +1,73 @@
+"""`mqar train`: one training run from flags; the last line on stdout is the run's summary as one JSON object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mqar.commands import fail
+from mqar.data import TaskSpec
+from mqar.errors import UserError
+from mqar.runs import Recipe, RunConfig
+
+_DEFAULTS = Recipe()
+
+
+def train(
+    arch: str = typer.Option(..., help="Architecture: attention, conv-attention, based, rebased, rebased-x2, ..."),
+    d_model: int = typer.Option(..., help="Model width (linear attention needs ≥ 12: 12 heads)."),
+    seq_len: int = typer.Option(..., help="Sequence length of the task (even)."),
+    num_kv_pairs: int = typer.Option(..., help="Key-value pairs per example (4·kv ≤ seq_len)."),
+    lr: float = typer.Option(..., help="Peak learning rate (cosine to 0 over the epochs)."),
+    seed: int = typer.Option(0, help="Model seed: init, dropout and batch order."),
+    epochs: int = typer.Option(_DEFAULTS.epochs, help="Maximum epochs (early stop once valid accuracy > 0.99)."),
+    num_train_examples: int = typer.Option(_DEFAULTS.num_train_examples, help="Training examples."),
+    num_valid_examples: int = typer.Option(_DEFAULTS.num_valid_examples, help="Validation examples (pick the best epoch)."),
+    num_test_examples: int = typer.Option(_DEFAULTS.num_test_examples, help="Test examples (scored at the best epoch)."),
+    vocab_size: int = typer.Option(8192, help="Vocabulary size."),
+    power_a: float = typer.Option(0.01, help="Query-gap power law p_i ∝ a·i^(a-1); 1 is uniform."),
+    data_seed: int = typer.Option(_DEFAULTS.data_seed, help="Seed of the train/valid/test examples."),
+    batch_size: int = typer.Option(_DEFAULTS.batch_size, help="Examples per optimiser step (micro-batched on OOM)."),
+    early_stop_accuracy: float = typer.Option(_DEFAULTS.early_stop_accuracy, help="Stop once valid accuracy exceeds this."),
+    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    precision: str = typer.Option(_DEFAULTS.precision, help="fp32, or bf16 (autocast, fp32 master weights)."),
+    kernel_impl: str = typer.Option("auto", help="Linear attention: auto (Triton on CUDA), triton or torch."),
+    output: Optional[Path] = typer.Option(None, help="Also write the full result (curve, versions) to this JSON file."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Train one model on one MQAR task and print its result (last line: one JSON object)."""
+    from mqar.kernels import IMPLS
+    from mqar.train import TrainingDiverged, train as train_run
+
+    if kernel_impl not in IMPLS:
+        raise UserError(f"unknown --kernel-impl {kernel_impl!r}; use one of {', '.join(IMPLS)}")
+    config = RunConfig(
+        task=TaskSpec(seq_len=seq_len, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size, power_a=power_a),
+        arch=arch,
+        d_model=d_model,
+        lr=lr,
+        seed=seed,
+        recipe=Recipe(
+            epochs=epochs,
+            num_train_examples=num_train_examples,
+            num_valid_examples=num_valid_examples,
+            num_test_examples=num_test_examples,
+            batch_size=batch_size,
+            early_stop_accuracy=early_stop_accuracy,
+            precision=precision,
+            data_seed=data_seed,
+        ),
+    )
+    if not lr > 0:
+        raise UserError(f"--lr must be positive, got {lr}")
+    try:
+        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl)
+    except TrainingDiverged as error:
+        fail(str(error))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    typer.echo(json.dumps(result.summary()))
