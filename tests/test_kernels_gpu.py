@@ -25,10 +25,12 @@ def _no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def _rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
+def _rel_rms(actual: torch.Tensor, expected: torch.Tensor, scale: torch.Tensor | None = None) -> float:
+    """‖actual − expected‖ / ‖expected‖ (or / ‖scale‖ where the expected value is ~0 by construction)."""
     assert torch.isfinite(actual).all(), "non-finite values"
     expected = expected.double()
-    return ((actual.double() - expected).norm() / expected.norm()).item()
+    reference = expected if scale is None else scale.double()
+    return ((actual.double() - expected).norm() / reference.norm()).item()
 
 
 def _check(shape, kernel, algorithm, dtype, seed=0):
@@ -51,7 +53,9 @@ def _check(shape, kernel, algorithm, dtype, seed=0):
     tolerance = TOLERANCE[dtype]
     errors = {"o": _rel_rms(out, ref)}
     for name, leaf, ref_leaf in zip(("dq", "dk", "dv"), leaves, ref_leaves):
-        errors[name] = _rel_rms(leaf.grad, ref_leaf.grad)
+        # At T = 1, o = v·A/(A + eps): dq and dk are eps-sized, so their error is measured against dv's size.
+        scale = ref_leaves[2].grad if seq == 1 and name != "dv" else None
+        errors[name] = _rel_rms(leaf.grad, ref_leaf.grad, scale)
     bad = {name: f"{error:.2e}" for name, error in errors.items() if not error <= tolerance}
     assert not bad, f"relative RMS over {tolerance}: {bad}"
 
@@ -78,13 +82,14 @@ def test_mqar_training_shape(algorithm):
     _check((64, 256, 12, 16, 5), "rebased", algorithm, torch.bfloat16)
 
 
-@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
-def test_offsets_past_two_to_the_31(algorithm):
+@pytest.mark.parametrize("algorithm,feature_dim", [("parallel", 16), ("chunked", 8)])
+def test_offsets_past_two_to_the_31(algorithm, feature_dim):
     # v, o, dv hold 110000·160·1·128 ≈ 2.25e9 elements > 2³¹: element offsets of the last batches need int64.
     # Batches are independent, so the first and last two are checked against the reference on their own.
+    # (The chunked form's per-chunk states take (chunks + 1)·F²·D floats per batch·head: F = 8 keeps them ~14 GB.)
     from mqar.kernels.triton_ops import linear_attention_triton
 
-    batch, seq, heads, feature_dim, value_dim = 110_000, 160, 1, 16, 128
+    batch, seq, heads, value_dim = 110_000, 160, 1, 128
     assert batch * seq * heads * value_dim > 2**31
     torch.manual_seed(0)
     dtype = torch.bfloat16

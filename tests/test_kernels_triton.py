@@ -7,6 +7,8 @@ test_kernels_gpu.py). Shapes stay tiny: the interpreter runs each program instan
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 
@@ -53,15 +55,18 @@ def _triton_grads(q, k, v, grad, kernel, algorithm, **kwargs):
 
 
 def _assert_close(name, actual, expected):
+    # Max abs error, in units of the largest reference entry once that passes 1: ReBased rows whose denominator
+    # Σ s² is tiny have large, ill-conditioned gradients that fp32 can only match to relative precision.
     error = (actual - expected).abs().max().item()
-    assert error <= TOLERANCE, f"{name}: max abs error {error:.3g} > {TOLERANCE}"
+    scale = max(1.0, expected.abs().max().item())
+    assert error <= TOLERANCE * scale, f"{name}: max abs error {error:.3g} > {TOLERANCE} x {scale:.3g}"
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
 def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
-    q, k, v, grad = _inputs(shape, seed=hash((shape, kernel, algorithm)) % 2**31)
+    q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, algorithm)).encode()))
     ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
     # chunk_size 16: a T of 37 or 70 crosses several chunks, so the inter-chunk state is exercised.
     out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)

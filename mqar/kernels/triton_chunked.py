@@ -4,20 +4,24 @@ The similarity is a dot product of expanded features, A_ij = φq(q_i)·φk(k_j),
     pairs (a, b), a, b < F:  φq = c2/F · q_a q_b,   φk = k_a k_b        (c2 = 1/2 based, 1 rebased)
     singles b < F (based):   φq = q_b / √F,          φk = k_b
     the constant (based):    φq = 1,                 φk = 1
-so E = F² (rebased) or F² + F + 1 (based) features. A program owns one block of BE features of one batch·head
-and scans the chunks in order, holding its slice of the state S = Σ_{past} φk(k_j) v_jᵀ [BE, D] and of the
-normaliser z = Σ_{past} φk(k_j) [BE] in registers (fp32). Each feature is the product of two entries of q (or
-k), fetched by indexed loads, so the F² expansion never reaches memory. The feature blocks' partial results are
-summed with atomic adds into fp32 buffers; the parallel kernels in DIAG_ONLY mode then add the intra-chunk part,
-divide and store (see triton_parallel).
+so E = F² (rebased) or F² + F + 1 (based) features. Each feature is the product of two entries of q (or k),
+fetched by indexed loads, so the F² expansion never reaches memory as a [T, E] tensor.
+
+Three steps, each fully parallel over batch·head and chunks (no sequential scan inside a program):
+1. `chunk_state_kernel`: per chunk c and block of BE features, the chunk's own state
+   Σ_{t∈c} φk(k_t) v_tᵀ [BE, D] and normaliser Σ_{t∈c} φk(k_t) [BE] (fp32), written one slot after (or, for
+   the backward's reverse direction, before) the chunk in a buffer of NC + 1 slots whose slot 0 is zero;
+2. a cumulative sum over the slots (torch), which leaves in each chunk's slot the sum over all earlier
+   (or later) chunks;
+3. the parallel kernels in chunked mode (triton_parallel, INTER) compute the within-chunk tile and add the
+   state's contribution through `inter_forward` / `inter_dq` / `inter_dkdv` below, looping over feature blocks.
 
 Backward (g_i = do_i / Z_i, δ_i = g_i·o_i):
-    dφq_i = S_i g_i − δ_i z_i                       (forward scan, state of chunks before i's chunk)
-    dφk_j = R_j v_j − w_j,   dv_j += R_jᵀ φk(k_j)   (reverse scan, R = Σ_{later} φq(q_i) g_iᵀ, w = Σ δ_i φq(q_i))
+    dφq_i = S_i g_i − δ_i z_i                       (S, z: state and normaliser of the chunks before i's)
+    dφk_j = R_j v_j − w_j,   dv_j += R_jᵀ φk(k_j)   (R = Σ_{later chunks} φq(q_i) g_iᵀ, w = Σ δ_i φq(q_i))
 and the feature Jacobian d(x_a x_b)/dx_m = δ_am x_b + x_a δ_bm maps dφ back to dq, dk: a product with the one-hot
 matrices [BE, F] of a(e) and b(e), done as matrix products.
 """
-
 from __future__ import annotations
 
 import triton
@@ -57,46 +61,6 @@ def _factors(base, rows, mask_t, stride_t, stride_f, ia, ib):
 
 
 @triton.jit
-def chunked_fwd_inter_kernel(
-    Q, K, V, NX, ZX,  # q, k [B, T, H, F]; v [B, T, H, D]; nx [B, H, T, D], zx [B, H, T] fp32 (atomic sums)
-    sqb, sqt, sqh, sqf,
-    skb, skt, skh, skf,
-    svb, svt, svh, svd,
-    T, H, F, D, scale_f,
-    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BD: tl.constexpr, PRECISION: tl.constexpr,
-):
-    pid_e = tl.program_id(1)
-    pid_bh = tl.program_id(0).to(tl.int64)
-    b = pid_bh // H
-    h = pid_bh % H
-    q_base = Q + b * sqb + h * sqh
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
-    offs_d = tl.arange(0, BD)
-    mask_d = offs_d < D
-
-    state = tl.zeros([BE, BD], dtype=tl.float32)  # Σ_{past} φk(k_j) v_jᵀ, this block's features
-    norm = tl.zeros([BE], dtype=tl.float32)  # Σ_{past} φk(k_j)
-    for start in range(0, T, C):
-        offs_t = start + tl.arange(0, C)
-        mask_t = offs_t < T
-        rows = offs_t.to(tl.int64)
-        if start > 0:  # the first chunk has no past
-            qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
-            phi_q = qa * qb * coef[None, :]  # [C, BE]
-            num = tl.dot(phi_q, state, input_precision=PRECISION)  # [C, BD]
-            den = tl.sum(phi_q * norm[None, :], axis=1)  # [C]
-            tl.atomic_add(NX + (pid_bh * T + rows)[:, None] * D + offs_d[None, :], num, mask=mask_t[:, None] & mask_d[None, :], sem="relaxed")
-            tl.atomic_add(ZX + pid_bh * T + rows, den, mask=mask_t, sem="relaxed")
-        ka, kb = _factors(k_base, rows, mask_t, skt, skf, ia, ib)
-        phi_k = tl.where(valid_e[None, :], ka * kb, 0.0)  # [C, BE]
-        v = tl.load(v_base + rows[:, None] * svt + offs_d[None, :] * svd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-        state += tl.dot(tl.trans(phi_k), v, input_precision=PRECISION)
-        norm += tl.sum(phi_k, axis=0)
-
-
-@triton.jit
 def _scatter_to_inputs(dphi, xa, xb, ia, ib, BF: tl.constexpr, PRECISION: tl.constexpr):
     """Σ_e dphi[:, e] · d(x_a x_b)/dx_m for m < BF: [C, BE] -> [C, BF] through one-hot matrix products."""
     offs_m = tl.arange(0, BF)
@@ -108,102 +72,110 @@ def _scatter_to_inputs(dphi, xa, xb, ia, ib, BF: tl.constexpr, PRECISION: tl.con
 
 
 @triton.jit
-def chunked_bwd_dq_inter_kernel(
-    Q, K, V, DO, Z, DELTA, DQX,  # z, delta [B, H, T] fp32; dqx [B, H, T, F] fp32 (atomic sums)
-    sqb, sqt, sqh, sqf,
-    skb, skt, skh, skf,
-    svb, svt, svh, svd,
-    sdob, sdot, sdoh, sdod,
+def chunk_state_kernel(
+    X, Y, Z, DELTA, STATE, VEC,  # X: k (or q), Y: v (or do) [B, T, H, *]; z, delta [B, H, T] fp32 (IS_QUERY)
+    sxb, sxt, sxh, sxf,
+    syb, syt, syh, syd,
     T, H, F, D, scale_f,
-    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    PRECISION: tl.constexpr,
+    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BD: tl.constexpr,
+    IS_QUERY: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    pid_e = tl.program_id(1)
+    """One chunk's state into its slot of STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD].
+
+    Forward (IS_QUERY False): Σ φk(k_t) v_tᵀ and Σ φk(k_t), into slot c + 1.
+    Backward (IS_QUERY True): Σ φq(q_t) g_tᵀ and Σ δ_t φq(q_t) with g = do / Z, into slot NC − c (reverse order).
+    """
     pid_bh = tl.program_id(0).to(tl.int64)
+    pid_c = tl.program_id(1)
+    pid_e = tl.program_id(2)
     b = pid_bh // H
     h = pid_bh % H
-    q_base = Q + b * sqb + h * sqh
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    do_base = DO + b * sdob + h * sdoh
     ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
+    offs_t = pid_c * C + tl.arange(0, C)
+    mask_t = offs_t < T
+    rows = offs_t.to(tl.int64)
     offs_d = tl.arange(0, BD)
-    offs_f = tl.arange(0, BF)
     mask_d = offs_d < D
-    mask_f = offs_f < F
 
-    state = tl.zeros([BE, BD], dtype=tl.float32)
-    norm = tl.zeros([BE], dtype=tl.float32)
-    for start in range(0, T, C):
-        offs_t = start + tl.arange(0, C)
-        mask_t = offs_t < T
-        rows = offs_t.to(tl.int64)
-        if start > 0:
-            do = tl.load(do_base + rows[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-            zi = tl.load(Z + pid_bh * T + rows, mask=mask_t, other=1.0)
-            delta = tl.load(DELTA + pid_bh * T + rows, mask=mask_t, other=0.0)
-            g = do / zi[:, None]  # [C, BD]
-            dphi = tl.dot(g, tl.trans(state), input_precision=PRECISION) - delta[:, None] * norm[None, :]  # [C, BE]
-            dphi = dphi * coef[None, :]
-            qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
-            dq = _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)  # [C, BF]
-            tl.atomic_add(DQX + (pid_bh * T + rows)[:, None] * F + offs_f[None, :], dq, mask=mask_t[:, None] & mask_f[None, :], sem="relaxed")
-        ka, kb = _factors(k_base, rows, mask_t, skt, skf, ia, ib)
-        phi_k = tl.where(valid_e[None, :], ka * kb, 0.0)
-        v = tl.load(v_base + rows[:, None] * svt + offs_d[None, :] * svd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-        state += tl.dot(tl.trans(phi_k), v, input_precision=PRECISION)
-        norm += tl.sum(phi_k, axis=0)
+    xa, xb = _factors(X + b * sxb + h * sxh, rows, mask_t, sxt, sxf, ia, ib)
+    if IS_QUERY:
+        phi = xa * xb * coef[None, :]
+    else:
+        phi = tl.where(valid_e[None, :], xa * xb, 0.0)
+    phi = tl.where(mask_t[:, None], phi, 0.0)  # [C, BE]
+    y = tl.load(Y + b * syb + h * syh + rows[:, None] * syt + offs_d[None, :] * syd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
+    if IS_QUERY:
+        zi = tl.load(Z + pid_bh * T + rows, mask=mask_t, other=1.0)
+        weight = tl.load(DELTA + pid_bh * T + rows, mask=mask_t, other=0.0)
+        y = y / zi[:, None]
+    else:
+        weight = tl.where(mask_t, 1.0, 0.0)
+    state = tl.dot(tl.trans(phi), y, input_precision=PRECISION)  # [BE, BD]
+    vec = tl.sum(phi * weight[:, None], axis=0)  # [BE]
+
+    num_chunks = tl.cdiv(T, C)
+    if IS_QUERY:
+        slot = num_chunks - pid_c
+    else:
+        slot = pid_c + 1
+    e_pad = tl.num_programs(2) * BE
+    slot_base = (pid_bh * (num_chunks + 1) + slot) * e_pad
+    offs_e = pid_e * BE + tl.arange(0, BE)
+    tl.store(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], state, mask=mask_d[None, :])
+    tl.store(VEC + slot_base + offs_e, vec)
 
 
 @triton.jit
-def chunked_bwd_dkdv_inter_kernel(
-    Q, K, V, DO, Z, DELTA, DKX, DVX,  # dkx [B, H, T, F], dvx [B, H, T, D] fp32 (atomic sums)
-    sqb, sqt, sqh, sqf,
-    skb, skt, skh, skf,
-    svb, svt, svh, svd,
-    sdob, sdot, sdoh, sdod,
-    T, H, F, D, scale_f,
-    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    PRECISION: tl.constexpr,
-):
-    pid_e = tl.program_id(1)
-    pid_bh = tl.program_id(0).to(tl.int64)
-    b = pid_bh // H
-    h = pid_bh % H
-    q_base = Q + b * sqb + h * sqh
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    do_base = DO + b * sdob + h * sdoh
-    ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
-    offs_d = tl.arange(0, BD)
-    offs_f = tl.arange(0, BF)
-    mask_d = offs_d < D
-    mask_f = offs_f < F
-
-    rstate = tl.zeros([BE, BD], dtype=tl.float32)  # Σ_{later} φq(q_i) g_iᵀ
-    wsum = tl.zeros([BE], dtype=tl.float32)  # Σ_{later} δ_i φq(q_i)
-    num_chunks = tl.cdiv(T, C)
-    for c in range(0, num_chunks):
-        start = (num_chunks - 1 - c) * C  # reverse scan
-        offs_t = start + tl.arange(0, C)
-        mask_t = offs_t < T
-        rows = offs_t.to(tl.int64)
-        if c > 0:  # the last chunk has no future
-            ka, kb = _factors(k_base, rows, mask_t, skt, skf, ia, ib)
-            phi_k = tl.where(valid_e[None, :], ka * kb, 0.0)
-            v = tl.load(v_base + rows[:, None] * svt + offs_d[None, :] * svd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-            dv = tl.dot(phi_k, rstate, input_precision=PRECISION)  # [C, BD]
-            dphi = tl.dot(v, tl.trans(rstate), input_precision=PRECISION) - wsum[None, :]  # [C, BE]
-            dphi = tl.where(valid_e[None, :] & mask_t[:, None], dphi, 0.0)
-            dk = _scatter_to_inputs(dphi, ka, kb, ia, ib, BF, PRECISION)
-            tl.atomic_add(DVX + (pid_bh * T + rows)[:, None] * D + offs_d[None, :], dv, mask=mask_t[:, None] & mask_d[None, :], sem="relaxed")
-            tl.atomic_add(DKX + (pid_bh * T + rows)[:, None] * F + offs_f[None, :], dk, mask=mask_t[:, None] & mask_f[None, :], sem="relaxed")
+def inter_forward(acc, z, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+                  KERNEL: tl.constexpr, BE: tl.constexpr, PRECISION: tl.constexpr):
+    """acc += φq(Q_c) S_c, z += φq(Q_c)·z_c over all feature blocks (S_c, z_c in `slot`)."""
+    slot_base = slot * (NUM_EB * BE)
+    for eb in range(0, NUM_EB):
+        ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
         qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
-        phi_q = qa * qb * coef[None, :]  # zero on rows past T (factors are 0 there, or coef·1·1 → masked below)
-        phi_q = tl.where(mask_t[:, None], phi_q, 0.0)
-        do = tl.load(do_base + rows[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-        zi = tl.load(Z + pid_bh * T + rows, mask=mask_t, other=1.0)
-        delta = tl.load(DELTA + pid_bh * T + rows, mask=mask_t, other=0.0)
-        g = do / zi[:, None]
-        rstate += tl.dot(tl.trans(phi_q), g, input_precision=PRECISION)
-        wsum += tl.sum(phi_q * delta[:, None], axis=0)
+        phi = qa * qb * coef[None, :]  # [C, BE]
+        offs_e = eb * BE + tl.arange(0, BE)
+        state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+        norm = tl.load(VEC + slot_base + offs_e)
+        acc += tl.dot(phi, state, input_precision=PRECISION)
+        z += tl.sum(phi * norm[None, :], axis=1)
+    return acc, z
+
+
+@triton.jit
+def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr):
+    """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian. -> [C, BF] fp32."""
+    slot_base = slot * (NUM_EB * BE)
+    dq = tl.zeros([g.shape[0], BF], dtype=tl.float32)
+    for eb in range(0, NUM_EB):
+        ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
+        offs_e = eb * BE + tl.arange(0, BE)
+        state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+        norm = tl.load(VEC + slot_base + offs_e)
+        dphi = tl.dot(g, tl.trans(state), input_precision=PRECISION) - delta[:, None] * norm[None, :]  # [C, BE]
+        dphi = dphi * coef[None, :]
+        qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
+        dq += _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)
+    return dq
+
+
+@triton.jit
+def inter_dkdv(v, k_base, rows, mask_t, skt, skf, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr):
+    """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32."""
+    slot_base = slot * (NUM_EB * BE)
+    dk = tl.zeros([v.shape[0], BF], dtype=tl.float32)
+    dv = tl.zeros(v.shape, dtype=tl.float32)
+    for eb in range(0, NUM_EB):
+        ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
+        ka, kb = _factors(k_base, rows, mask_t, skt, skf, ia, ib)
+        keep = valid_e[None, :] & mask_t[:, None]
+        phi = tl.where(keep, ka * kb, 0.0)  # [C, BE]
+        offs_e = eb * BE + tl.arange(0, BE)
+        rstate = tl.load(RSTATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+        wvec = tl.load(WVEC + slot_base + offs_e)
+        dv += tl.dot(phi, rstate, input_precision=PRECISION)
+        dphi = tl.where(keep, tl.dot(v, tl.trans(rstate), input_precision=PRECISION) - wvec[None, :], 0.0)
+        dk += _scatter_to_inputs(dphi, ka, kb, ia, ib, BF, PRECISION)
+    return dk, dv

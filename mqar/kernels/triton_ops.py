@@ -27,11 +27,7 @@ from mqar.kernels.triton_compat import patch_interpreter_index
 
 patch_interpreter_index()
 
-from mqar.kernels.triton_chunked import (  # noqa: E402
-    chunked_bwd_dkdv_inter_kernel,
-    chunked_bwd_dq_inter_kernel,
-    chunked_fwd_inter_kernel,
-)
+from mqar.kernels.triton_chunked import chunk_state_kernel  # noqa: E402
 from mqar.kernels.triton_parallel import (  # noqa: E402
     KERNEL_IDS,
     parallel_bwd_dkdv_kernel,
@@ -76,14 +72,20 @@ class _Config:
     num_stages: int
 
 
+# Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
+CONFIG_OVERRIDE: dict[str, _Config] = {}
+
+
 def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int) -> _Config:
+    if algorithm in CONFIG_OVERRIDE:
+        return CONFIG_OVERRIDE[algorithm]
     if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
         block = chunk_size or 32
-        return _Config(block, block, 64, 4, 1)
+        return _Config(block, block, 128, 4, 1)
     if algorithm == "chunked":
         block = chunk_size or 64
-        return _Config(block, block, 64, 4, 2)
-    return _Config(64, 64, 64, 4, 2)
+        return _Config(block, block, 32, 4, 2)
+    return _Config(64, 64, 64, 4, 3)
 
 
 def _pad(n: int) -> int:
@@ -105,98 +107,104 @@ def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
     return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
 
 
+def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
+    """Per-chunk states summed over all earlier chunks (forward) or all later chunks (backward).
+
+    Returns STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD] (fp32) and the number of feature blocks.
+    Forward: slot c holds Σ_{chunks < c} φk vᵀ and Σ φk. Backward: slot NC − 1 − c holds Σ_{chunks > c} φq gᵀ and
+    Σ δ φq. Each chunk's own sum is written one slot further along, then a cumulative sum over slots does the rest.
+    """
+    batch, seq, heads, feature_dim = x.shape
+    value_dim = y.shape[-1]
+    num_chunks = triton.cdiv(seq, cfg.block_m)
+    num_blocks = triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e)
+    e_pad = num_blocks * cfg.block_e
+    state = torch.empty(batch * heads, num_chunks + 1, e_pad, value_dim, dtype=torch.float32, device=x.device)
+    vec = torch.empty(batch * heads, num_chunks + 1, e_pad, dtype=torch.float32, device=x.device)
+    state[:, 0].zero_()
+    vec[:, 0].zero_()
+    chunk_state_kernel[(batch * heads, num_chunks, num_blocks)](
+        x, y, denominator, delta, state, vec,
+        *_strides4(x), *_strides4(y),
+        seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim),
+        KERNEL=KERNEL_IDS[kernel], C=cfg.block_m, BE=cfg.block_e, BD=block_d, IS_QUERY=backward, PRECISION=precision,
+        num_warps=cfg.num_warps, num_stages=1,
+    )
+    # [B·H, NC + 1, E_PAD, D]: inclusive sums over slots = exclusive sums over chunks
+    return state.cumsum_(dim=1), vec.cumsum_(dim=1), num_blocks
+
+
 def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
     cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
     out = torch.empty(batch, seq, heads, value_dim, dtype=q.dtype, device=q.device)
     denominator = torch.empty(batch, heads, seq, dtype=torch.float32, device=q.device)  # Σ A + eps
-    scale = 1.0 / math.sqrt(feature_dim)
-    kid = KERNEL_IDS[kernel]
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     chunked = algorithm == "chunked"
     if chunked:
-        extra_num = torch.zeros(batch, heads, seq, value_dim, dtype=torch.float32, device=q.device)
-        extra_den = torch.zeros(batch, heads, seq, dtype=torch.float32, device=q.device)
-        grid = (batch * heads, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e))
-        chunked_fwd_inter_kernel[grid](
-            q, k, v, extra_num, extra_den,
-            *_strides4(q), *_strides4(k), *_strides4(v),
-            seq, heads, feature_dim, value_dim, scale,
-            KERNEL=kid, C=cfg.block_m, BE=cfg.block_e, BD=block_d, PRECISION=_precision(torch.float32) if q.dtype == torch.float32 else precision,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
+        state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
-        extra_num = extra_den = denominator  # unused (HAS_EXTRA=False)
+        state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
+    save_o32 = q.dtype != torch.float32
+    out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
     grid = (batch * heads, triton.cdiv(seq, cfg.block_m))
     parallel_fwd_kernel[grid](
-        q, k, v, out, denominator, extra_num, extra_den,
+        q, k, v, out, denominator, out32, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(out),
-        seq, heads, feature_dim, value_dim, scale, eps,
-        KERNEL=kid, BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
-        DIAG_ONLY=chunked, HAS_EXTRA=chunked, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
+        KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
+        INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
+        SAVE_O32=save_o32, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    return out, denominator
+    return out, out32, denominator
 
 
-def _backward(q, k, v, out, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
+def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
     cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
-    scale = 1.0 / math.sqrt(feature_dim)
-    kid = KERNEL_IDS[kernel]
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
-    # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32
-    delta = torch.einsum("bthd,bthd->bht", grad_out.float(), out.float()).div_(denominator).contiguous()
+    # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
+    # (an elementwise product and a last-dim sum: einsum would run this as 1×D by D×1 batched products)
+    delta = (grad_out.float() * out32).sum(-1).transpose(1, 2).contiguous().div_(denominator)
     dq = torch.empty_like(q, memory_format=torch.contiguous_format)
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     chunked = algorithm == "chunked"
     if chunked:
-        dqx = torch.zeros(batch, heads, seq, feature_dim, dtype=torch.float32, device=q.device)
-        dkx = torch.zeros_like(dqx)
-        dvx = torch.zeros(batch, heads, seq, value_dim, dtype=torch.float32, device=q.device)
-        grid = (batch * heads, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e))
-        common = dict(KERNEL=kid, C=cfg.block_m, BE=cfg.block_e, BF=block_f, BD=block_d, PRECISION=precision,
-                      num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-        chunked_bwd_dq_inter_kernel[grid](
-            q, k, v, grad_out, denominator, delta, dqx,
-            *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out),
-            seq, heads, feature_dim, value_dim, scale, **common,
-        )
-        chunked_bwd_dkdv_inter_kernel[grid](
-            q, k, v, grad_out, denominator, delta, dkx, dvx,
-            *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out),
-            seq, heads, feature_dim, value_dim, scale, **common,
-        )
+        state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
+        rstate, wvec, _ = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision, backward=True)
     else:
-        dqx = dkx = dvx = delta  # unused (HAS_EXTRA=False)
-    common = dict(KERNEL=kid, BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, DIAG_ONLY=chunked,
-                  HAS_EXTRA=chunked, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
+        state = vec = rstate = wvec = delta  # unused (INTER=False)
+        num_blocks = 0
+    scale = 1.0 / math.sqrt(feature_dim)
+    common = dict(KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, INTER=chunked,
+                  BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
                   num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     parallel_bwd_dq_kernel[(batch * heads, triton.cdiv(seq, cfg.block_m))](
-        q, k, v, grad_out, denominator, delta, dq, dqx,
+        q, k, v, grad_out, denominator, delta, dq, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq),
-        seq, heads, feature_dim, value_dim, scale, **common,
+        seq, heads, feature_dim, value_dim, scale, num_blocks, scale, **common,
     )
+    del state, vec
     parallel_bwd_dkdv_kernel[(batch * heads, triton.cdiv(seq, cfg.block_n))](
-        q, k, v, grad_out, denominator, delta, dk, dv, dkx, dvx,
+        q, k, v, grad_out, denominator, delta, dk, dv, rstate, wvec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dk), *_strides4(dv),
-        seq, heads, feature_dim, value_dim, scale, **common,
+        seq, heads, feature_dim, value_dim, scale, num_blocks, scale, **common,
     )
     return dq, dk, dv
 
 
 class LinearAttentionFunction(torch.autograd.Function):
-    """Autograd over the Triton kernels; saves q, k, v, o and the fp32 denominator, recomputes the rest."""
+    """Autograd over the Triton kernels; saves q, k, v, o (in fp32) and the fp32 denominator, recomputes the rest."""
 
     @staticmethod
     def forward(ctx, q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
-        out, denominator = _forward(q, k, v, kernel, eps, algorithm, chunk_size)
-        ctx.save_for_backward(q, k, v, out, denominator)
+        out, out32, denominator = _forward(q, k, v, kernel, eps, algorithm, chunk_size)
+        ctx.save_for_backward(q, k, v, out32, denominator)  # out32 is out itself for fp32 inputs
         ctx.kernel, ctx.algorithm, ctx.chunk_size = kernel, algorithm, chunk_size
         return out
 

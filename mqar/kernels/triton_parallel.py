@@ -9,8 +9,8 @@ Maths (o = N / Z, N_i = Σ_{j≤i} A_ij v_j, Z_i = Σ_{j≤i} A_ij + eps; g_i = 
     dq_i = Σ_j ds_ij k_j / √F,   dk_j = Σ_i ds_ij q_i / √F,
 with A'(s) = 1 + s (based) or 2s (rebased).
 
-The same kernels serve the chunked form: with DIAG_ONLY they visit only the diagonal block (the intra-chunk part,
-chunk = block) and add the inter-chunk contributions that `triton_chunked` left in fp32 buffers (HAS_EXTRA).
+The same kernels serve the chunked form (INTER): they visit only the diagonal block (the intra-chunk part,
+chunk = block) and add the contribution of the other chunks from the prefix states that `triton_chunked` built.
 
 Every offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); every tensor is addressed through its
 strides, so non-contiguous inputs need no copy. F and D are padded to tiles of at least 16 with masks.
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from mqar.kernels.triton_chunked import inter_dkdv, inter_dq, inter_forward
 
 KERNEL_IDS = {"based": 0, "rebased": 1}
 
@@ -45,14 +47,16 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 @triton.jit
 def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
-    NX, ZX,  # extra numerator [B, H, T, D] and denominator [B, H, T] in fp32 (HAS_EXTRA)
+    O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
+    STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
     sob, sot, soh, sod,
-    T, H, F, D, scale, eps,
+    T, H, F, D, scale, eps, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    SAVE_O32: tl.constexpr,
 ):
     # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
@@ -77,7 +81,7 @@ def parallel_fwd_kernel(
     acc = tl.zeros([BM, BD], dtype=tl.float32)
     z = tl.zeros([BM], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
-    if DIAG_ONLY:
+    if INTER:
         lo = pid_m * BM
     else:
         lo = 0
@@ -94,27 +98,31 @@ def parallel_fwd_kernel(
         acc += tl.dot(a.to(DOT_DTYPE), v.to(DOT_DTYPE), input_precision=PRECISION)
 
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
-    if HAS_EXTRA:
-        acc += tl.load(NX + (pid_bh * T + rows_m)[:, None] * D + offs_d[None, :], mask=mask_m[:, None] & mask_d[None, :], other=0.0)
-        z += tl.load(ZX + pid_bh * T + zrow, mask=mask_m, other=0.0)
+    if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
+        slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
+        acc, z = inter_forward(acc, z, q_base, rows_m, mask_m, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d,
+                               NUM_EB, scale_f, KERNEL, BE, PRECISION)
     z = z + eps
     o = acc / z[:, None]
     o_base = O + b * sob + h * soh
     tl.store(o_base + rows_m[:, None] * sot + offs_d[None, :] * sod, o.to(O.dtype.element_ty), mask=mask_m[:, None] & mask_d[None, :])
     tl.store(Z + pid_bh * T + zrow, z, mask=mask_m)
+    if SAVE_O32:
+        o32_rows = (b * T + rows_m) * H + h  # [BM] row index of contiguous [B, T, H, D]
+        tl.store(O32 + o32_rows[:, None] * D + offs_d[None, :], o, mask=mask_m[:, None] & mask_d[None, :])
 
 
 @triton.jit
 def parallel_bwd_dq_kernel(
-    Q, K, V, DO, Z, DELTA, DQ, DQX,  # z, delta [B, H, T] fp32; dq [B, T, H, F]; dqx [B, H, T, F] fp32 (HAS_EXTRA)
+    Q, K, V, DO, Z, DELTA, DQ, STATE, VEC,  # z, delta [B, H, T] fp32; dq [B, T, H, F]; STATE, VEC as in forward
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
     sdob, sdot, sdoh, sdod,
     sdqb, sdqt, sdqh, sdqf,
-    T, H, F, D, scale,
+    T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
@@ -134,13 +142,15 @@ def parallel_bwd_dq_kernel(
     do = tl.load(DO + b * sdob + h * sdoh + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
     zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
     delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
-    g = (do.to(tl.float32) / zi[:, None]).to(DOT_DTYPE)  # [BM, BD]
+    # g stays fp32: dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0), so its products run on fp32 operands (tf32
+    # for half inputs, tf32x3 for fp32); the dots of well-conditioned terms use the input dtype.
+    g = do.to(tl.float32) / zi[:, None]  # [BM, BD]
 
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
     dq = tl.zeros([BM, BF], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
-    if DIAG_ONLY:
+    if INTER:
         lo = pid_m * BM
     else:
         lo = 0
@@ -151,28 +161,30 @@ def parallel_bwd_dq_kernel(
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [BM, BN]
-        da = tl.dot(g, tl.trans(v), input_precision=PRECISION) - delta[:, None]
+        da = tl.dot(g, tl.trans(v.to(tl.float32)), input_precision=PRECISION) - delta[:, None]
         ds = da * _poly_grad(s, KERNEL)
         ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
         dq += tl.dot(ds.to(DOT_DTYPE), k, input_precision=PRECISION)
     dq = dq * scale
-    if HAS_EXTRA:
-        dq += tl.load(DQX + (pid_bh * T + rows_m)[:, None] * F + offs_f[None, :], mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    if INTER:
+        slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
+        dq += inter_dq(g, delta, Q + b * sqb + h * sqh, rows_m, mask_m, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d,
+                       NUM_EB, scale_f, KERNEL, BE, BF, PRECISION)
     tl.store(DQ + b * sdqb + h * sdqh + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
 
 
 @triton.jit
 def parallel_bwd_dkdv_kernel(
-    Q, K, V, DO, Z, DELTA, DK, DV, DKX, DVX,  # dkx [B, H, T, F], dvx [B, H, T, D] fp32 (HAS_EXTRA)
+    Q, K, V, DO, Z, DELTA, DK, DV, RSTATE, WVEC,  # INTER: suffix states Σ φq gᵀ and Σ δ φq, slots in reverse order
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
     sdob, sdot, sdoh, sdod,
     sdkb, sdkt, sdkh, sdkf,
     sdvb, sdvt, sdvh, sdvd,
-    T, H, F, D, scale,
+    T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    DIAG_ONLY: tl.constexpr, HAS_EXTRA: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     # One program per key block of BN rows; query blocks of BM rows from the diagonal to the end.
     pid_n = tl.program_id(1)
@@ -189,14 +201,14 @@ def parallel_bwd_dkdv_kernel(
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = (k.to(tl.float32) * scale).to(DOT_DTYPE)  # scaled k: s = k̂·q
-    v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+    v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
     dk = tl.zeros([BN, BF], dtype=tl.float32)
     dv = tl.zeros([BN, BD], dtype=tl.float32)
     lo = (pid_n * BN // BM) * BM
-    if DIAG_ONLY:
+    if INTER:
         hi = tl.minimum(lo + BM, T)
     else:
         hi = T
@@ -208,17 +220,21 @@ def parallel_bwd_dkdv_kernel(
         do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
         zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
         delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
-        g = (do.to(tl.float32) / zi[:, None]).to(DOT_DTYPE)  # [BM, BD]
+        g = do.to(tl.float32) / zi[:, None]  # [BM, BD], fp32 (see the dq kernel)
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = sᵀ
         causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
         at = tl.where(causal, _poly(st, KERNEL), 0.0)
-        dv += tl.dot(at.to(DOT_DTYPE), g, input_precision=PRECISION)
+        dv += tl.dot(at, g, input_precision=PRECISION)
         dat = tl.dot(v, tl.trans(g), input_precision=PRECISION) - delta[None, :]
         dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
         dk += tl.dot(dst.to(DOT_DTYPE), q, input_precision=PRECISION)
     dk = dk * scale
-    if HAS_EXTRA:
-        dk += tl.load(DKX + (pid_bh * T + rows_n)[:, None] * F + offs_f[None, :], mask=mask_n[:, None] & mask_f[None, :], other=0.0)
-        dv += tl.load(DVX + (pid_bh * T + rows_n)[:, None] * D + offs_d[None, :], mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    if INTER:  # the chunks after this one (chunk = this key block; BN == BM), slot NC − 1 − pid_n
+        num_chunks = tl.cdiv(T, BN)
+        slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
+        dk_inter, dv_inter = inter_dkdv(v, K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
+                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION)
+        dk += dk_inter
+        dv += dv_inter
     tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
     tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
