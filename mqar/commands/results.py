@@ -1,0 +1,53 @@
+"""`mqar results list|export`: what the store holds, and the runs as a CSV or Parquet table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mqar.commands import user_errors
+from mqar.errors import UserError
+from mqar.paths import DEFAULT_STORE
+from mqar.results import export as export_runs, status_table
+
+results_app = typer.Typer(help="Inspect and export the results store.", no_args_is_help=True)
+
+
+def list_results(
+    store: Path = typer.Option(DEFAULT_STORE, help="Results store (SQLite file)."),
+    sweep: Optional[str] = typer.Option(None, help="Only this sweep."),
+) -> None:
+    """Run counts per sweep and arch by status, with the best validation accuracy so far."""
+    table_data = status_table(store, sweep)
+    if table_data.empty:
+        Console().print(f"{store} holds no runs yet")
+        return
+    table = Table(title=f"runs in {store}", title_justify="left")
+    for column in ("sweep", "arch", "done", "failed", "running", "pending", "total", "best acc"):
+        table.add_column(column, justify="left" if column in ("sweep", "arch") else "right")
+    for row in table_data.itertuples(index=False):
+        best = "-" if row.best_valid_accuracy != row.best_valid_accuracy else f"{row.best_valid_accuracy:.3f}"
+        table.add_row(row.sweep, row.arch, str(row.done), str(row.failed), str(row.running), str(row.pending),
+                      str(row.total), best)
+    Console().print(table)
+
+
+def export(
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the runs as CSV to this file."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write the runs as Parquet to this file."),
+    store: Path = typer.Option(DEFAULT_STORE, help="Results store (SQLite file)."),
+    sweep: Optional[str] = typer.Option(None, help="Only this sweep."),
+) -> None:
+    """Export one row per (sweep, run): config fields, status, metrics, timings, error, config JSON."""
+    if (csv is None) == (parquet is None):
+        raise UserError("give exactly one of --csv FILE or --parquet FILE")
+    path = export_runs(store, csv or parquet, "csv" if csv is not None else "parquet", sweep=sweep)
+    typer.echo(f"wrote {path}")
+
+
+results_app.command("list")(user_errors(list_results))
+results_app.command("export")(user_errors(export))

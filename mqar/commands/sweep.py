@@ -1,0 +1,189 @@
+"""`mqar sweep`: train a grid of models, every result kept in the store; run it again to resume."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mqar.errors import UserError
+from mqar.paths import DEFAULT_STORE
+from mqar.runs import PRECISIONS
+from mqar.sweep import BACKENDS, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
+from mqar.sweep.spec import parse_arch, parse_float, parse_int, parse_list
+
+DEFAULT_PRESET = "quick"
+
+
+def sweep(
+    archs: Optional[str] = typer.Option(None, help="Comma-separated archs, e.g. based,rebased,attention."),
+    d_models: Optional[str] = typer.Option(None, help="Comma-separated model widths, e.g. 64,128,256."),
+    seq_lens: Optional[str] = typer.Option(None, help="Comma-separated sequence lengths (pair with --num-kv-pairs; vocab 8192 unless --vocab-size)."),
+    num_kv_pairs: Optional[str] = typer.Option(
+        None, help="Key-value pairs per seq_len, in the same order (or one value for all), e.g. 16,64."
+    ),
+    tasks: Optional[str] = typer.Option(None, help="A task suite instead of --seq-lens: name in tasks/ or a .toml path."),
+    vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size of every task."),
+    lrs: Optional[str] = typer.Option(None, help="Comma-separated learning rates, e.g. 1e-3,3e-3."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated model seeds, e.g. 0,1,2."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (cosine schedule length)."),
+    num_train_examples: Optional[int] = typer.Option(None, help="Training examples per task."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per optimiser step."),
+    precision: Optional[str] = typer.Option(None, help=f"Training precision: {', '.join(PRECISIONS)}."),
+    preset: Optional[str] = typer.Option(
+        None, help="A sweep preset from sweeps/ (quick, rebased-figure1, rebased-table1, zoology-figure2)."
+    ),
+    config: Optional[Path] = typer.Option(None, "--config", help="A sweep .toml file (same format as the presets)."),
+    name: Optional[str] = typer.Option(
+        None, help="Sweep name in the store. Default: the preset's, or <preset>-<grid hash> when flags change the grid."
+    ),
+    store: Path = typer.Option(DEFAULT_STORE, help="Results store (SQLite file)."),
+    devices: Optional[str] = typer.Option(
+        None, "--devices", "--device", help="all (default: every GPU, else the CPU), cpu, or e.g. cuda:0,cuda:1."
+    ),
+    runs_per_device: int = typer.Option(1, help="Runs trained at once on each device (packs small models)."),
+    backend: str = typer.Option("local", help=f"Executor: {' or '.join(BACKENDS)}."),
+    address: Optional[str] = typer.Option(None, help="With --backend ray: auto or HOST:PORT of a running cluster."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the grid, its size and an estimated cost; train nothing."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run the sweep's failed runs again."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Dataset cache folder (default results/cache)."),
+    live: Optional[bool] = typer.Option(
+        None, "--live/--no-live", help="Rich live view (default on a terminal) or one line per finished run."
+    ),
+) -> None:
+    """Train every run of a grid (archs × d_models × tasks × lrs × seeds), resumably.
+
+    Without --preset or --config the `quick` preset is the base; flags replace its fields.
+
+    Every result goes to the store as it finishes: run the same command again to resume (done runs are skipped, runs of a killed sweep are picked up again). Failed runs are recorded with their error; rerun them with --retry-failed.
+    """
+    spec = build_spec(
+        preset=preset, config=config, name=name, archs=archs, d_models=d_models, seq_lens=seq_lens,
+        num_kv_pairs=num_kv_pairs, tasks=tasks, vocab_size=vocab_size, lrs=lrs, seeds=seeds, epochs=epochs,
+        num_train_examples=num_train_examples, batch_size=batch_size, precision=precision,
+    )
+    if backend not in BACKENDS:
+        raise UserError(f"unknown --backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise UserError("--address is for --backend ray")
+    if runs_per_device < 1:
+        raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
+    if dry_run:
+        show_dry_run(spec, store, devices, runs_per_device, backend)
+        return
+    console = Console(stderr=True)
+    console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
+    summary = run_sweep(
+        spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend, retry_failed=retry_failed,
+        address=address, cache_dir=cache_dir, live=live,
+    )
+    if summary.reclaimed:
+        console.print(f"picked up {summary.reclaimed} run(s) left unfinished by a stopped sweep")
+    resume = "mqar " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    if summary.interrupted:
+        console.print(
+            f"[yellow]interrupted[/]: {summary.done} done, {summary.failed} failed, {summary.pending} left "
+            f"of {summary.total}. Every finished run is saved; resume with:\n  {resume}"
+        )
+        raise typer.Exit(code=130)
+    console.print(
+        f"sweep {spec.name}: {summary.done} done, {summary.failed} failed, {summary.pending + summary.running} left "
+        f"of {summary.total} ({summary.finished_now} finished in {summary.seconds:.0f} s). "
+        f"See `mqar results list --store {store}` and `mqar report`."
+    )
+    if summary.running:
+        console.print(f"{summary.running} run(s) are still running in another process")
+    if summary.failed:
+        console.print(f"{summary.failed} run(s) failed (errors in the store); rerun them with:\n  {resume} --retry-failed")
+
+
+def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[str], archs: Optional[str],
+               d_models: Optional[str], seq_lens: Optional[str], num_kv_pairs: Optional[str], tasks: Optional[str],
+               vocab_size: Optional[int], lrs: Optional[str], seeds: Optional[str], epochs: Optional[int],
+               num_train_examples: Optional[int], batch_size: Optional[int], precision: Optional[str]) -> SweepSpec:
+    """The preset / file (default: quick) with the flags applied on top."""
+    if preset is not None and config is not None:
+        raise UserError("give --preset or --config, not both")
+    base = load_sweep_spec(config if config is not None else (preset or DEFAULT_PRESET))
+    if tasks is not None and seq_lens is not None:
+        raise UserError("give --tasks (a suite) or --seq-lens/--num-kv-pairs, not both")
+    if num_kv_pairs is not None and seq_lens is None and tasks is None:
+        raise UserError("--num-kv-pairs pairs with --seq-lens; give both (e.g. --seq-lens 128,256 --num-kv-pairs 16,64)")
+    task_specs = None
+    if seq_lens is not None:
+        if num_kv_pairs is None:
+            raise UserError("--seq-lens needs --num-kv-pairs (one per seq_len, e.g. --seq-lens 128,256 --num-kv-pairs 16,64)")
+        lengths = parse_list(seq_lens, parse_int, "--seq-lens", "128,256")
+        pairs = parse_list(num_kv_pairs, parse_int, "--num-kv-pairs", "16,64")
+        # Tasks from flags are described by the flags alone (TaskSpec defaults: vocab 8192, ...), not the preset's.
+        task_specs = tasks_from_lists(lengths, pairs)
+    elif tasks is not None:
+        from mqar.sweep.spec import resolve_tasks
+
+        task_specs = list(resolve_tasks(tasks, {}, where="--tasks"))
+    recipe_overrides: dict[str, Any] = {
+        key: value
+        for key, value in (("epochs", epochs), ("num_train_examples", num_train_examples),
+                           ("batch_size", batch_size), ("precision", precision))
+        if value is not None
+    }
+    return base.with_overrides(
+        name=name,
+        archs=parse_list(archs, parse_arch, "--archs", "based,rebased,attention") if archs is not None else None,
+        d_models=parse_list(d_models, parse_int, "--d-models", "64,128") if d_models is not None else None,
+        tasks=task_specs,
+        task_overrides={"vocab_size": vocab_size} if vocab_size is not None else None,
+        lrs=parse_list(lrs, parse_float, "--lrs", "1e-3,3e-3") if lrs is not None else None,
+        seeds=parse_list(seeds, parse_int, "--seeds", "0,1,2") if seeds is not None else None,
+        recipe_overrides=recipe_overrides or None,
+    )
+
+
+def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_device: int, backend: str) -> None:
+    from mqar.sweep.estimate import estimate
+    from mqar.sweep.live import format_seconds
+
+    console = Console()
+    configs = spec.expand()
+    table = Table(title=f"sweep {spec.name} (dry run: nothing is trained)", show_header=False, title_justify="left")
+    table.add_row("archs", ", ".join(spec.archs))
+    table.add_row("d_models", ", ".join(map(str, spec.d_models)))
+    table.add_row("tasks", ", ".join(f"{t.name} (V={t.vocab_size})" for t in spec.tasks))
+    table.add_row("lrs", ", ".join(f"{lr:g}" for lr in spec.lrs))
+    table.add_row("seeds", ", ".join(map(str, spec.seeds)))
+    recipe = spec.recipe
+    table.add_row("recipe", f"{recipe.epochs} epochs, {recipe.num_train_examples:,} train / {recipe.num_valid_examples:,} "
+                            f"valid / {recipe.num_test_examples:,} test examples, batch {recipe.batch_size}, {recipe.precision}")
+    sizes = " × ".join(str(n) for n in (len(spec.archs), len(spec.d_models), len(spec.tasks), len(spec.lrs), len(spec.seeds)))
+    table.add_row("runs", f"{sizes} = {spec.size}")
+    measured: list[dict] = []
+    todo = configs
+    if store.is_file():
+        from mqar.sweep.store import Store
+
+        with Store(store) as db:
+            measured = [dict(row) for row in db.query(
+                "SELECT arch, d_model, seq_len, device, tokens_per_s FROM runs WHERE status = 'done'")]
+            done = {row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'done'")}
+        todo = [config for config in configs if config.id not in done]
+        table.add_row("already done", f"{spec.size - len(todo)} (in {store}); {len(todo)} to run")
+    if backend == "local":
+        from mqar.sweep.local import resolve_devices
+
+        device_names = resolve_devices(devices)
+        slots = len(device_names) * runs_per_device
+        where = f"{', '.join(device_names)} × {runs_per_device} run(s) each"
+    else:
+        device_names, slots, where = ["cuda"], 1, "one Ray GPU slot (divide by the cluster's slots)"
+    cost = estimate(todo, device_names[0], slots, measured)
+    table.add_row(
+        "estimated cost",
+        f"~{format_seconds(cost.wall_seconds)} wall on {where}; {cost.tokens / 1e9:.3g} G tokens at most "
+        f"(early stopping shortens runs). An ESTIMATE from {cost.source}.",
+    )
+    console.print(table)
