@@ -15,6 +15,7 @@ from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE
 from mqar.runs import PRECISIONS
 from mqar.sweep import BACKENDS, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
+from mqar.sweep.store import Store
 from mqar.sweep.spec import parse_arch, parse_float, parse_int, parse_list
 
 DEFAULT_PRESET = "quick"
@@ -76,7 +77,8 @@ def sweep(
     if dry_run:
         show_dry_run(spec, store, devices, runs_per_device, backend)
         return
-    console = Console(stderr=True)
+    Store(store).close()  # an unwritable store fails here, in one line, before anything is printed
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
     summary = run_sweep(
         spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend, retry_failed=retry_failed,

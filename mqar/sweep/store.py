@@ -134,7 +134,8 @@ class Store:
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except (sqlite3.OperationalError, OSError) as error:
-            raise UserError(f"cannot open the results store {self.path} ({error}); pass a writable --store PATH") from None
+            reason = getattr(error, "strerror", None) or str(error)
+            raise UserError(f"cannot open the results store {self.path} ({reason}); pass a writable --store PATH") from None
 
     # Connection -----------------------------------------------------------------------------------------
     def close(self) -> None:

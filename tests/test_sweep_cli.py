@@ -1,0 +1,82 @@
+"""`mqar sweep` and `mqar results` on the command line: user errors are one line with exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mqar.cli import app
+from mqar.sweep import Store
+
+from test_sweep import tiny_spec
+from test_sweep_fakes import fake_train
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(result, pattern: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0], result.output
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--archs", "based,transformerx"], "unknown arch 'transformerx'"),
+        (["--d-models", "64,,x"], "malformed --d-models"),
+        (["--lrs", "1e-3,abc"], "malformed --lrs"),
+        (["--seq-lens", "64,128", "--num-kv-pairs", "4,8,16"], "pair up"),
+        (["--preset", "nope"], "no sweep preset"),
+        (["--backend", "spark"], "unknown --backend"),
+        (["--runs-per-device", "0"], "--runs-per-device"),
+    ],
+)
+def test_bad_flags_are_one_line_exit_2(args, pattern):
+    one_line_error(invoke("sweep", "--dry-run", *args), pattern)
+
+
+def test_unknown_key_in_config_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\nlearning_rate = 1\n')
+    one_line_error(invoke("sweep", "--dry-run", "--config", str(path)), "unknown key(s) 'learning_rate'")
+
+
+def test_unwritable_store(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    one_line_error(invoke("sweep", "--store", str(blocker / "s.db"), "--devices", "cpu"), "cannot open the results store")
+
+
+def test_results_errors(tmp_path):
+    one_line_error(invoke("results", "list", "--store", str(tmp_path / "absent.db")), "no results store")
+    one_line_error(invoke("results", "export", "--store", str(tmp_path / "absent.db")), "exactly one of --csv")
+
+
+def test_dry_run_shows_grid_size_and_estimate():
+    result = invoke("sweep", "--dry-run", "--preset", "rebased-table1")
+    assert result.exit_code == 0, result.output
+    assert "6 × 4 × 1 × 4 × 5 = 480" in result.output and "ESTIMATE" in result.output
+
+
+def test_results_list_and_export(tmp_path):
+    from mqar.sweep import run_sweep
+
+    store = tmp_path / "s.db"
+    run_sweep(tiny_spec(seeds=(0, 13)), store, devices="cpu", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    listed = invoke("results", "list", "--store", str(store))
+    assert listed.exit_code == 0 and "attention" in listed.output
+    csv = tmp_path / "out" / "runs.csv"
+    exported = invoke("results", "export", "--store", str(store), "--csv", str(csv))
+    assert exported.exit_code == 0, exported.output
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    assert len(frame) == 4 and set(frame.status) == {"done", "failed"}
+    parquet = tmp_path / "runs.parquet"
+    assert invoke("results", "export", "--store", str(store), "--parquet", str(parquet), "--sweep", "t").exit_code == 0
+    assert len(pd.read_parquet(parquet)) == 4
