@@ -144,7 +144,8 @@ def inter_forward(acc, z, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D
 
 @triton.jit
 def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr):
+             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr,
+             PRECISE: tl.constexpr):
     """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian. -> [C, BF] fp32."""
     slot_base = slot * (NUM_EB * BE)
     dq = tl.zeros([g.shape[0], BF], dtype=tl.float32)
@@ -153,7 +154,7 @@ def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, o
         offs_e = eb * BE + tl.arange(0, BE)
         state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
         norm = tl.load(VEC + slot_base + offs_e)
-        dphi = tl.dot(g, tl.trans(state), input_precision=PRECISION) - delta[:, None] * norm[None, :]  # [C, BE]
+        dphi = tl.dot(g, tl.trans(state), input_precision=PRECISE) - delta[:, None] * norm[None, :]  # [C, BE]
         dphi = dphi * coef[None, :]
         qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
         dq += _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)
@@ -162,7 +163,8 @@ def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, o
 
 @triton.jit
 def inter_dkdv(v, k_base, rows, mask_t, skt, skf, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr):
+               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr,
+               PRECISE: tl.constexpr):
     """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32."""
     slot_base = slot * (NUM_EB * BE)
     dk = tl.zeros([v.shape[0], BF], dtype=tl.float32)
@@ -176,6 +178,6 @@ def inter_dkdv(v, k_base, rows, mask_t, skt, skf, RSTATE, WVEC, slot, F, D, offs
         rstate = tl.load(RSTATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
         wvec = tl.load(WVEC + slot_base + offs_e)
         dv += tl.dot(phi, rstate, input_precision=PRECISION)
-        dphi = tl.where(keep, tl.dot(v, tl.trans(rstate), input_precision=PRECISION) - wvec[None, :], 0.0)
+        dphi = tl.where(keep, tl.dot(v, tl.trans(rstate), input_precision=PRECISE) - wvec[None, :], 0.0)
         dk += _scatter_to_inputs(dphi, ka, kb, ia, ib, BF, PRECISION)
     return dk, dv

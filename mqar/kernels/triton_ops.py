@@ -41,26 +41,31 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 
 
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
-    """The faster algorithm for a shape ("parallel" or "chunked"), from measurements on an H200.
+    """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    The parallel form costs ~T²/2 · (2F + 2D) flops per batch·head, the chunked form ~T · E · 4D with
-    E = F² + F + 1 expanded features plus the within-chunk tiles, so the crossover length grows with F and falls
-    with D. Rule and the numbers behind it: see CROSSOVER_SEQ_LEN below.
+    Measured (bf16, F = 16, rebased, ms, do_bench median; the log is results/bench/kernels-tune.txt):
+        B, T, H, D         parallel  chunked
+        64, 1024, 8, 64      1.99     11.8
+        32, 2048, 8, 64      3.42     11.7
+        16, 4096, 8, 64      6.11     11.7
+        8, 8192, 8, 64       7.5      11.3
+        2, 32768, 8, 64      ~49 (T² extrapolated)  11.5
+        32, 2048, 12, 16     2.51     13.9
+        16, 4096, 12, 16     4.58     13.8
+    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat, so they
+    cross near T ≈ 12k for F = 16 (D = 16 .. 64). The chunked form's state has ~F² features per head, so its cost,
+    and the crossover, grow with F²; for F < 16 we keep the F = 16 crossover (not measured).
     """
     if seq <= 1:
         return "parallel"
-    return "chunked" if seq >= _crossover_seq_len(feature_dim, dtype) else "parallel"
+    return "chunked" if seq >= _crossover_seq_len(feature_dim) else "parallel"
 
 
-# Sequence length from which the chunked form beats the parallel one (forward+backward), by F.
-# Measured on an H200 (see results/bench/kernels.md); the chunked state grows as F², so larger F moves the
-# crossover out roughly in proportion to F.
-CROSSOVER_SEQ_LEN = {"bf16": 4096, "fp32": 4096}
+CROSSOVER_SEQ_LEN_F16 = 12288
 
 
-def _crossover_seq_len(feature_dim: int, dtype: torch.dtype) -> int:
-    key = "fp32" if dtype == torch.float32 else "bf16"
-    return CROSSOVER_SEQ_LEN[key] * max(1, feature_dim // 16)
+def _crossover_seq_len(feature_dim: int) -> int:
+    return int(CROSSOVER_SEQ_LEN_F16 * max(1.0, (feature_dim / 16) ** 2))
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class _Config:
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
 
-def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int) -> _Config:
+def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16) -> _Config:
     if algorithm in CONFIG_OVERRIDE:
         return CONFIG_OVERRIDE[algorithm]
     if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
@@ -84,8 +89,17 @@ def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_di
         return _Config(block, block, 128, 4, 1)
     if algorithm == "chunked":
         block = chunk_size or 64
-        return _Config(block, block, 32, 4, 2)
-    return _Config(64, 64, 64, 4, 3)
+        return _Config(block, block, 32, 4, _stages(dtype, value_dim, feature_dim))
+    return _Config(64, 64, 64, 4, _stages(dtype, value_dim, feature_dim))
+
+
+def _stages(dtype: torch.dtype, value_dim: int, feature_dim: int) -> int:
+    """Pipelining depth: 3 where the tiles are small; fewer where 3 would pass the 227 KB of shared memory (fp32
+    with D = 128 needed 256 KB at 3 stages on the H200)."""
+    row_bytes = (4 if dtype == torch.float32 else 2) * (_pad(value_dim) + _pad(feature_dim))
+    if row_bytes <= 192:
+        return 3
+    return 2 if row_bytes <= 384 else 1
 
 
 def _pad(n: int) -> int:
@@ -137,7 +151,7 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
 def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
     out = torch.empty(batch, seq, heads, value_dim, dtype=q.dtype, device=q.device)
     denominator = torch.empty(batch, heads, seq, dtype=torch.float32, device=q.device)  # Σ A + eps
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
@@ -164,7 +178,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
@@ -183,7 +197,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     scale = 1.0 / math.sqrt(feature_dim)
     common = dict(KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, INTER=chunked,
                   BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                  PRECISE="ieee" if INTERPRETER else "tf32x3", num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     parallel_bwd_dq_kernel[(batch * heads, triton.cdiv(seq, cfg.block_m))](
         q, k, v, grad_out, denominator, delta, dq, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq),

@@ -123,6 +123,7 @@ def parallel_bwd_dq_kernel(
     T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    PRECISE: tl.constexpr,
 ):
     # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
@@ -142,8 +143,9 @@ def parallel_bwd_dq_kernel(
     do = tl.load(DO + b * sdob + h * sdoh + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
     zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
     delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
-    # g stays fp32: dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0), so its products run on fp32 operands (tf32
-    # for half inputs, tf32x3 for fp32); the dots of well-conditioned terms use the input dtype.
+    # Precision: dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0; at T = 1 it is eps-sized), so g stays fp32 and
+    # g·v runs at PRECISE (tf32x3, ≈ fp32); ds and dA-weighted sums run on fp32 operands at PRECISION (tf32 for
+    # half inputs); only s = q·kᵀ, exact in any dtype, uses the input dtype.
     g = do.to(tl.float32) / zi[:, None]  # [BM, BD]
 
     k_base = K + b * skb + h * skh
@@ -161,15 +163,15 @@ def parallel_bwd_dq_kernel(
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [BM, BN]
-        da = tl.dot(g, tl.trans(v.to(tl.float32)), input_precision=PRECISION) - delta[:, None]
+        da = tl.dot(g, tl.trans(v.to(tl.float32)), input_precision=PRECISE) - delta[:, None]
         ds = da * _poly_grad(s, KERNEL)
         ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
-        dq += tl.dot(ds.to(DOT_DTYPE), k, input_precision=PRECISION)
+        dq += tl.dot(ds, k.to(tl.float32), input_precision=PRECISION)
     dq = dq * scale
     if INTER:
         slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
         dq += inter_dq(g, delta, Q + b * sqb + h * sqh, rows_m, mask_m, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d,
-                       NUM_EB, scale_f, KERNEL, BE, BF, PRECISION)
+                       NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
     tl.store(DQ + b * sdqb + h * sdqh + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
 
 
@@ -185,6 +187,7 @@ def parallel_bwd_dkdv_kernel(
     T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    PRECISE: tl.constexpr,
 ):
     # One program per key block of BN rows; query blocks of BM rows from the diagonal to the end.
     pid_n = tl.program_id(1)
@@ -225,15 +228,15 @@ def parallel_bwd_dkdv_kernel(
         causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
         at = tl.where(causal, _poly(st, KERNEL), 0.0)
         dv += tl.dot(at, g, input_precision=PRECISION)
-        dat = tl.dot(v, tl.trans(g), input_precision=PRECISION) - delta[None, :]
+        dat = tl.dot(v, tl.trans(g), input_precision=PRECISE) - delta[None, :]
         dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
-        dk += tl.dot(dst.to(DOT_DTYPE), q, input_precision=PRECISION)
+        dk += tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
     dk = dk * scale
     if INTER:  # the chunks after this one (chunk = this key block; BN == BM), slot NC − 1 − pid_n
         num_chunks = tl.cdiv(T, BN)
         slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
         dk_inter, dv_inter = inter_dkdv(v, K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
-                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION)
+                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         dk += dk_inter
         dv += dv_inter
     tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
