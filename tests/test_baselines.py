@@ -24,6 +24,16 @@ BASELINE_ARCHS = ("mamba", "rwkv", "hyena", "h3", "base-conv")
 RAGGED_LENGTHS = (1, 2, 7, 16, 33)  # powers of two and not, shorter and longer than the scan's first strides
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """These tensors are tiny: one thread is as fast on an idle machine and far faster on a busy one (2 threads
+    spin against each other and against other processes there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _affine(earlier, later):
     return earlier[0] * later[0], later[0] * earlier[1] + later[1]
 

@@ -4,7 +4,9 @@ Which version, and why: the ReBased repository's `rwkv` baseline (`src/mixers/rw
 the RWKV-4 WKV CUDA kernel (`rwkv/v4/wkv_cuda.cu`) and uses RWKV-4's time-mixing: per-channel `time_decay` and
 `time_first`, token shift with `time_mix_{k,v,r}`, no heads, no output gate other than sigmoid(receptance). The
 ReBased grid runs it in both of the 2 layers (no short-conv layer in front), built with n_layer=2, each layer in
-the usual pre-norm block. Zoology's Figure-2 `rwkv` is the same RWKV-4 time mixer. So: RWKV-4.
+the usual pre-norm block. Zoology's Figure-2 `rwkv` is the same RWKV-4 time mixer (same
+kernel), but stacked 4 deep with the class default n_layer=12 for the init curves; our `rwkv` arch is ReBased's.
+So: RWKV-4.
 
 Per channel, with w = -exp(time_decay) (a decay per step) and u = time_first (a bonus for the current token):
 
