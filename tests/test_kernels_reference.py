@@ -106,3 +106,12 @@ def test_bad_inputs_are_user_errors(shapes, kwargs, message):
     q, k, v = (torch.zeros(shape) for shape in shapes)
     with pytest.raises(UserError, match=message):
         linear_attention(q, k, v, **kwargs)
+
+
+def test_missing_triton_kernels_are_a_user_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mqar.kernels.triton_ops", None)  # makes the import fail
+    q, k, v = random_qkv(1, 4, 1, 4, 2, dtype=torch.float32)
+    with pytest.raises(UserError, match="Triton kernels are unavailable"):
+        linear_attention(q, k, v, impl="triton")

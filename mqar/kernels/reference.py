@@ -89,15 +89,18 @@ def linear_attention_quadratic(
     """The parallel form: the full causal T × T similarity matrix. Memory O(B·H·T²)."""
     out_dtype = v.dtype
     dtype = compute_dtype(q, k, v)
-    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-    seq_len = q.shape[1]
     scale = 1 / math.sqrt(q.shape[-1])
-    scores = torch.einsum("bihf,bjhf->bhij", q, k) * scale  # [batch, heads, T, T]
-    causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=q.device).tril()
-    weights = similarity(scores, kernel).masked_fill(~causal, 0)
-    numerator = torch.einsum("bhij,bjhd->bihd", weights, v)  # [batch, seq, heads, D]
-    denominator = weights.sum(dim=-1).transpose(1, 2).unsqueeze(-1)  # [batch, seq, heads, 1]
-    return (numerator / (denominator + eps)).to(out_dtype)
+    # [batch, heads, seq, dim]: heads in front so that the T × T products are plain batched matmuls.
+    q = (q.to(dtype) * scale).transpose(1, 2)
+    k, v = k.to(dtype).transpose(1, 2), v.to(dtype).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2)  # [batch, heads, T, T], already divided by √F
+    if kernel == "based":
+        weights = torch.addcmul(scores + 1, scores, scores, value=0.5)  # 1 + s + s²/2 in two passes
+    else:
+        weights = similarity(scores, kernel)
+    weights = weights.tril()  # causal: key j ≤ query i
+    out = (weights @ v) / (weights.sum(dim=-1, keepdim=True) + eps)  # [batch, heads, seq, D]
+    return out.transpose(1, 2).to(out_dtype)
 
 
 def linear_attention_chunked(

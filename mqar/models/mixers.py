@@ -129,5 +129,8 @@ class LinearAttention(nn.Module):
         q = self.q_transform(self.q_proj(x)).view(batch, seq_len, self.num_heads, self.feature_dim)
         k = self.k_transform(self.k_proj(x)).view(batch, seq_len, self.num_heads, self.feature_dim)
         v = self.v_proj(x).view(batch, seq_len, self.num_heads, self.value_dim)  # [batch, seq, heads, value_dim]
+        # Under autocast the projections come out in bf16 but LayerNorm in fp32: give the kernel one dtype.
+        # (It accumulates the normaliser in fp32 whatever the input dtype.)
+        q, k = q.to(v.dtype), k.to(v.dtype)
         out = linear_attention(q, k, v, kernel=self.kernel, eps=self.eps, impl=self.impl)
         return self.o_proj(out.reshape(batch, seq_len, self.num_heads * self.value_dim))
