@@ -51,13 +51,18 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 class _Split:
     """One split resident on the device: inputs and labels as int64 [num_examples, seq_len]."""
 
-    def __init__(self, arrays: tuple[np.ndarray, np.ndarray], device: str, name: str, seq_len: int) -> None:
-        inputs, labels = arrays
+    def __init__(
+        self, arrays: tuple[np.ndarray, np.ndarray], device: str, name: str, seq_len: int, vocab_size: int
+    ) -> None:
+        inputs, labels = (np.asarray(array) for array in arrays)
         if inputs.ndim != 2 or inputs.shape != labels.shape or inputs.shape[1] > seq_len or len(inputs) == 0:
             raise UserError(
                 f"{name} split must be non-empty inputs and labels of one shape [examples, ≤ {seq_len}], "
                 f"got {inputs.shape} and {labels.shape}"
             )
+        labelled = labels[labels != IGNORE_INDEX]
+        if inputs.min() < 0 or inputs.max() >= vocab_size or (labelled.size and (labelled.min() < 0 or labelled.max() >= vocab_size)):
+            raise UserError(f"{name} split has tokens outside the task's vocabulary [0, {vocab_size})")
         self.inputs = torch.as_tensor(np.asarray(inputs, dtype=np.int64), device=device)
         self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
         self.labelled_per_example = (self.labels != IGNORE_INDEX).sum(dim=1)  # [num_examples]
@@ -212,10 +217,10 @@ def train(
         data = make_splits(
             config.task, recipe.data_seed, recipe.num_train_examples, recipe.num_valid_examples, recipe.num_test_examples
         )
-    seq_len = config.task.seq_len
-    train_split = _Split(data.train, device, "train", seq_len)
-    valid_split = _Split(data.valid, device, "valid", seq_len)
-    test_split = _Split(data.test, device, "test", seq_len)
+    seq_len, vocab_size = config.task.seq_len, config.task.vocab_size
+    train_split = _Split(data.train, device, "train", seq_len, vocab_size)
+    valid_split = _Split(data.valid, device, "valid", seq_len, vocab_size)
+    test_split = _Split(data.test, device, "test", seq_len, vocab_size)
     steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
     tokens_per_epoch = train_split.inputs.numel()
 

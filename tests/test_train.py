@@ -125,6 +125,15 @@ def test_given_data_is_used_as_is():
     with pytest.raises(UserError, match="valid split"):
         bad = type(data)(train=data.train, valid=(data.valid[0][:, :4], data.valid[1]), test=data.test)
         train(config, device="cpu", data=bad)
+    with pytest.raises(UserError, match="outside the task's vocabulary"):
+        bad = type(data)(train=(data.train[0] + 100, data.train[1]), valid=data.valid, test=data.test)
+        train(config, device="cpu", data=bad)
+
+
+def test_bf16_autocast_trains_with_finite_losses():
+    result = train(tiny_config(precision="bf16"), device="cpu")
+    assert all(math.isfinite(r.train_loss) and math.isfinite(r.valid_loss) for r in result.curve)
+    assert result.curve[-1].train_loss < result.curve[0].train_loss + 1.0
 
 
 def test_micro_batches_give_the_full_batch_gradient():
@@ -133,7 +142,7 @@ def test_micro_batches_give_the_full_batch_gradient():
     torch.manual_seed(0)
     trainer = _Trainer(config, "cpu", "torch", steps_total=1)
     trainer.model.eval()  # no dropout: the two passes must see the same function
-    split = _Split(data.train, "cpu", "train", config.task.seq_len)
+    split = _Split(data.train, "cpu", "train", config.task.seq_len, config.task.vocab_size)
     batch = torch.arange(64)
 
     def gradient(micro_batch_size):
