@@ -221,3 +221,32 @@ def test_cli_train_errors_are_one_line_and_exit_code_2(flags, message):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_training_runs_and_repeats(precision):
+    config = tiny_config(arch="rebased", precision=precision, epochs=2)
+    first = train(config, device="cuda")
+    again = train(config, device="cuda")
+    assert first.device.startswith("cuda:") and first.peak_memory_bytes > 0
+    assert all(math.isfinite(r.train_loss) for r in first.curve)
+    # Same seed, same device: the same curve up to atomics' last bits.
+    for a, b in zip(first.curve, again.curve):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+
+
+def test_cuda_out_of_memory_falls_back_to_micro_batches(monkeypatch):
+    """A full batch 'runs out of CUDA memory' (simulated, so it runs on CPU too): the step is redone in halves."""
+    original = LanguageModel.loss_and_accuracy
+    calls = {"failed": 0}
+
+    def fails_on_big_batches(self, inputs, labels):
+        if self.training and len(inputs) > 32:
+            calls["failed"] += 1
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return original(self, inputs, labels)
+
+    monkeypatch.setattr(LanguageModel, "loss_and_accuracy", fails_on_big_batches)
+    result = train(tiny_config(epochs=1, batch_size=64), device="cuda" if torch.cuda.is_available() else "cpu")
+    assert calls["failed"] == 1 and math.isfinite(result.curve[0].train_loss)
