@@ -102,7 +102,8 @@ DRIVER = textwrap.dedent(
     from mqar.sweep import run_sweep
     from test_sweep import tiny_spec
     from test_sweep_fakes import fake_train
-    run_sweep(tiny_spec(seeds=(0, 1, 2)), sys.argv[1], devices="cpu", train_fn=fake_train, cache_dir=sys.argv[2])
+    run_sweep(tiny_spec(seeds=(0, 1, 2)), sys.argv[1], devices="cpu", runs_per_device=1, train_fn=fake_train,
+              cache_dir=sys.argv[2])
     """
 )
 
@@ -110,7 +111,7 @@ DRIVER = textwrap.dedent(
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     store, cache = tmp_path / "s.db", tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
-           "MQAR_FAKE_SLEEP": "0.4"}
+           "MQAR_FAKE_SLEEP": "0.25"}
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(store), str(cache)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -143,6 +144,42 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert len(epochs) == 6 * TINY_RECIPE.epochs and not epochs.duplicated(["run_id", "epoch"]).any()
 
 
+INTERRUPTED_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from mqar.sweep import run_sweep
+    from test_sweep import tiny_spec
+    from test_sweep_fakes import fake_train
+    summary = run_sweep(tiny_spec(seeds=tuple(range(10))), sys.argv[1], devices="cpu", runs_per_device=2,
+                        train_fn=fake_train, cache_dir=sys.argv[2])
+    print("interrupted" if summary.interrupted else "finished", summary.done, summary.pending, summary.running)
+    """
+)
+
+
+def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
+    store, cache = tmp_path / "s.db", tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "MQAR_FAKE_SLEEP": "0.25"}
+    # Its own process group, so that SIGINT reaches the driver and its workers together, as Ctrl-C in a terminal.
+    driver = subprocess.Popen([sys.executable, "-c", INTERRUPTED_DRIVER, str(store), str(cache)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if store.exists():
+            with Store(store) as db:
+                if db.counts("t")["done"] >= 1:
+                    break
+        time.sleep(0.1)
+    os.killpg(driver.pid, signal.SIGINT)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 0, err
+    state, done, pending, running = out.split()[-4:]
+    assert state == "interrupted" and int(running) == 0 and int(pending) > 0
+    with Store(store) as db:
+        assert db.counts("t")["running"] == 0 and db.counts("t")["done"] == int(done)
+
+
 def test_two_workers_share_the_queue(tmp_path):
     store = tmp_path / "s.db"
     summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3)), store, devices="cpu", runs_per_device=2,
@@ -155,10 +192,10 @@ def test_two_workers_share_the_queue(tmp_path):
 
 def test_real_trainer_end_to_end(tmp_path):
     store = tmp_path / "s.db"
-    spec = tiny_spec(seeds=(0,), d_models=(16,), archs=("attention", "based"))
-    summary = run_sweep(spec, store, devices="cpu", cache_dir=tmp_path / "cache")
+    spec = tiny_spec(seeds=(0,), d_models=(16,))
+    summary = run_sweep(spec, store, devices="cpu", runs_per_device=1, cache_dir=tmp_path / "cache")
     runs = load(store)
-    assert summary.done == 2, runs.error.tolist()
+    assert summary.done == 1, runs.error.tolist()
     assert runs.best_valid_accuracy.between(0, 1).all() and (runs.epochs >= 1).all()
     assert (runs.device.str.startswith("cpu")).all()
     assert len(load_epochs(store, runs.run_id)) == runs.epochs.sum()

@@ -47,7 +47,9 @@ def sweep(
     devices: Optional[str] = typer.Option(
         None, "--devices", "--device", help="all (default: every GPU, else the CPU), cpu, or e.g. cuda:0,cuda:1."
     ),
-    runs_per_device: int = typer.Option(1, help="Runs trained at once on each device (packs small models)."),
+    runs_per_device: Optional[int] = typer.Option(
+        None, help="Runs trained at once on each device (packs small models). Default: 1 per GPU, one per CPU core."
+    ),
     backend: str = typer.Option("local", help=f"Executor: {' or '.join(BACKENDS)}."),
     address: Optional[str] = typer.Option(None, help="With --backend ray: auto or HOST:PORT of a running cluster."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the grid, its size and an estimated cost; train nothing."),
@@ -72,7 +74,7 @@ def sweep(
         raise UserError(f"unknown --backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if address is not None and backend != "ray":
         raise UserError("--address is for --backend ray")
-    if runs_per_device < 1:
+    if runs_per_device is not None and runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     if dry_run:
         show_dry_run(spec, store, devices, runs_per_device, backend)
@@ -146,7 +148,8 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
     )
 
 
-def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_device: int, backend: str) -> None:
+def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_device: Optional[int],
+                 backend: str) -> None:
     from mqar.sweep.estimate import estimate
     from mqar.sweep.live import format_seconds
 
@@ -175,11 +178,12 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
         todo = [config for config in configs if config.id not in done]
         table.add_row("already done", f"{spec.size - len(todo)} (in {store}); {len(todo)} to run")
     if backend == "local":
-        from mqar.sweep.local import resolve_devices
+        from mqar.sweep.local import default_runs_per_device, resolve_devices
 
         device_names = resolve_devices(devices)
-        slots = len(device_names) * runs_per_device
-        where = f"{', '.join(device_names)} × {runs_per_device} run(s) each"
+        per_device = runs_per_device or default_runs_per_device(device_names[0])
+        slots = min(len(device_names) * per_device, max(1, len(todo)))
+        where = f"{', '.join(device_names)} × {per_device} run(s) at once"
     else:
         device_names, slots, where = ["cuda"], 1, "one Ray GPU slot (divide by the cluster's slots)"
     cost = estimate(todo, device_names[0], slots, measured)

@@ -53,6 +53,11 @@ def resolve_devices(devices: Optional[str | Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(resolved))
 
 
+def default_runs_per_device(device: str) -> int:
+    """One run per GPU; one per core on the CPU."""
+    return (os.cpu_count() or 1) if device == "cpu" else 1
+
+
 @dataclass
 class _Slot:
     device: str
@@ -120,18 +125,27 @@ def run_local(
     sweep: str,
     *,
     devices: Optional[str | Sequence[str]] = None,
-    runs_per_device: int = 1,
+    runs_per_device: Optional[int] = None,
+    max_workers: Optional[int] = None,
     train_fn: Optional[TrainFn] = None,
     cache_dir: Optional[str] = None,
     view=None,
 ) -> bool:
-    """Run the sweep's pending runs on this host's devices. Returns True when interrupted (Ctrl-C)."""
-    if runs_per_device < 1:
+    """Run the sweep's pending runs on this host's devices. Returns True when interrupted (Ctrl-C).
+
+    runs_per_device: worker processes per device; None: 1 per GPU, one per core on the CPU (each with one thread:
+    the models of a CPU sweep are small, and one run per core beats one run on all cores).
+    max_workers: start no more workers than this (e.g. the number of pending runs).
+    """
+    if runs_per_device is not None and runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     device_names = resolve_devices(devices)
-    slots = [_Slot(device, index) for device in device_names for index in range(runs_per_device)]
+    slots = [_Slot(device, index) for device in device_names
+             for index in range(runs_per_device or default_runs_per_device(device))]
+    if max_workers is not None:
+        slots = slots[: max(1, max_workers)]
     cpu_slots = sum(slot.device == "cpu" for slot in slots)
-    cpu_threads = max(1, (os.cpu_count() or 1) // cpu_slots) if cpu_slots > 1 else None
+    cpu_threads = max(1, (os.cpu_count() or 1) // cpu_slots) if cpu_slots else None
     context = multiprocessing.get_context("spawn")  # fork after torch/CUDA init is unsafe
 
     def start(slot: _Slot) -> None:

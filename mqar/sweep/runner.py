@@ -46,7 +46,7 @@ def run_sweep(
     store: str | os.PathLike = DEFAULT_STORE,
     *,
     devices: Optional[str | Sequence[str]] = None,
-    runs_per_device: int = 1,
+    runs_per_device: Optional[int] = None,
     backend: str = "local",
     retry_failed: bool = False,
     address: Optional[str] = None,
@@ -59,7 +59,8 @@ def run_sweep(
     """Run every run of `spec` not yet done, recording each in `store`; safe to call again to resume.
 
     devices: None/"auto"/"all" (every GPU, else the CPU), "cpu", "cuda:0,cuda:1" or a list (local backend).
-    runs_per_device: worker processes per device (packs small runs onto one GPU).
+    runs_per_device: runs trained at once per device (packs small runs onto one GPU); None: 1 per GPU, one per
+    core on the CPU.
     backend: "local" (worker processes on this host) or "ray" (`address`: "auto", "HOST:PORT", or None for a local
     instance or the one this process already started).
     retry_failed: put the sweep's failed runs back in the queue first.
@@ -88,12 +89,13 @@ def run_sweep(
             elif backend == "ray":
                 from mqar.sweep.ray_backend import run_ray
 
-                interrupted = run_ray(db, spec.name, address=address, runs_per_device=runs_per_device,
+                interrupted = run_ray(db, spec.name, address=address, runs_per_device=runs_per_device or 1,
                                       train_fn=train_fn, cache_dir=cache, view=view)
             else:
                 from mqar.sweep.local import run_local
 
                 interrupted = run_local(db, spec.name, devices=devices, runs_per_device=runs_per_device,
+                                        max_workers=before["pending"],
                                         train_fn=train_fn, cache_dir=cache, view=view)
         after = db.counts(spec.name)
     return SweepSummary(
