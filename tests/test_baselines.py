@@ -16,7 +16,13 @@ from mqar.models.baselines.h3 import DiagonalSSM, H3Mixer, ShiftSSM
 from mqar.models.baselines.hyena import HyenaMixer
 from mqar.models.baselines.mamba import MambaBlock, MambaMixer, selective_scan
 from mqar.models.baselines.rwkv import RWKVTimeMixer, wkv
-from mqar.models.baselines.scan import direct_causal_conv, fft_causal_conv, parallel_scan, sequential_scan
+from mqar.models.baselines.scan import (
+    direct_causal_conv,
+    fft_causal_conv,
+    linear_recurrence,
+    parallel_scan,
+    sequential_scan,
+)
 from mqar.runs import Recipe, RunConfig
 from mqar.train import train
 
@@ -244,3 +250,23 @@ def test_tiny_mqar_run_learns():
     assert result.curve[0].valid_accuracy < 0.25
     assert result.best_valid_accuracy > 0.35, [record.valid_accuracy for record in result.curve]
     assert result.curve[-1].train_loss < result.curve[0].train_loss
+
+
+@pytest.mark.parametrize("seq_len", RAGGED_LENGTHS)
+def test_linear_recurrence_backward_equals_autograd_of_the_fold(seq_len):
+    generator = torch.Generator().manual_seed(7 + seq_len)
+    decay = torch.rand(2, seq_len, 3, 4, generator=generator, dtype=torch.float64).requires_grad_()
+    drive = torch.randn(2, seq_len, 3, 4, generator=generator, dtype=torch.float64).requires_grad_()
+    weights = torch.randn(2, seq_len, 3, 4, generator=generator, dtype=torch.float64)
+    fast = linear_recurrence(decay, drive)
+    state, reference = torch.zeros_like(drive[:, 0]), []
+    for t in range(seq_len):  # the fold from h_{-1} = 0, so that decay_0 is in the graph too (with gradient 0)
+        state = decay[:, t] * state + drive[:, t]
+        reference.append(state)
+    reference = torch.stack(reference, dim=1)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    fast_grads = torch.autograd.grad((fast * weights).sum(), (decay, drive))
+    reference_grads = torch.autograd.grad((reference * weights).sum(), (decay, drive))
+    for got, expected in zip(fast_grads, reference_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(linear_recurrence, (decay[:1, :, :1, :2], drive[:1, :, :1, :2]))

@@ -11,9 +11,9 @@ with Δ = softplus(dt_proj(x_proj(x)[:dt_rank])), B, C = the rest of x_proj(x), 
 
 Two implementations of the scan, tested against each other in fp64:
 - "sequential": one position at a time (the reference);
-- "parallel": a Hillis–Steele scan over (decay, drive) pairs, log2(seq) elementwise steps (`scan.parallel_scan`).
-  It materialises the state [batch, seq, d_inner, d_state] (as Mamba's own reference path does), so memory grows
-  with batch × seq; the trainer's micro-batching absorbs that on a GPU.
+- "parallel": a Hillis–Steele scan over (decay, drive) pairs, log2(seq) elementwise steps, with a hand-written
+  backward (`scan.linear_recurrence`). It materialises the state [batch, seq, d_inner, d_state] (as Mamba's own
+  reference path does), so memory grows with batch × seq; the trainer's micro-batching absorbs that on a GPU.
 
 Initialisation: the constructor gives Mamba's own init (S4D-real A, dt bias the inverse softplus of a log-uniform
 dt in [1e-3, 1e-1], dt_proj weight uniform ±dt_rank^-0.5). Inside `mqar.models.build_model` the language model then
@@ -30,16 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqar.models.baselines.scan import parallel_scan
+from mqar.models.baselines.scan import linear_recurrence
 
 SCAN_IMPLS = ("parallel", "sequential")
-
-
-def _affine_combine(earlier: tuple[torch.Tensor, ...], later: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Compose h -> a1·h + b1 then h -> a2·h + b2 into h -> (a1·a2)·h + (a2·b1 + b2)."""
-    decay_1, drive_1 = earlier
-    decay_2, drive_2 = later
-    return decay_1 * decay_2, decay_2 * drive_1 + drive_2
 
 
 def selective_scan(
@@ -64,7 +57,7 @@ def selective_scan(
     decay = torch.exp(delta.unsqueeze(-1) * A)  # [batch, seq, d_inner, d_state], in (0, 1]
     drive = (delta * x).unsqueeze(-1) * B.unsqueeze(2)  # [batch, seq, d_inner, d_state]
     if impl == "parallel":
-        _, states = parallel_scan((decay, drive), _affine_combine)  # [batch, seq, d_inner, d_state]
+        states = linear_recurrence(decay, drive)  # [batch, seq, d_inner, d_state]
         y = torch.einsum("bldn,bln->bld", states, C)
     else:
         state = torch.zeros_like(drive[:, 0])  # [batch, d_inner, d_state]

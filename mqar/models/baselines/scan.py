@@ -3,8 +3,10 @@
 Each fast primitive sits next to the plain reference it is tested against (tests/test_baselines.py):
 
 - `parallel_scan(elements, combine)`: Hillis–Steele inclusive scan along dim 1, log2(seq) steps of elementwise
-  work. Used for Mamba's selective-SSM recurrence and RWKV-4's WKV recurrence, both of which are associative
-  "first-order affine" updates. Reference: `sequential_scan`, a left fold one position at a time.
+  work, for any associative combine; RWKV-4's log-space WKV state uses it. Reference: `sequential_scan`, a left
+  fold one position at a time.
+- `linear_recurrence(decay, drive)`: the scan of h_t = decay_t·h_{t-1} + drive_t (Mamba's selective SSM), with a
+  hand-written backward (a reverse scan) that keeps two tensors instead of every step's intermediates.
 - `fft_causal_conv(u, kernel)`: causal convolution y_t = Σ_{s≤t} kernel[t-s] · u_s over the whole sequence, by FFT
   (O(L log L)). Used for the long convolutions of Hyena, H3 and BaseConv. Reference: `direct_causal_conv`, a
   loop over output positions (O(L²)).
@@ -52,6 +54,50 @@ def sequential_scan(elements: Sequence[torch.Tensor], combine: Combine) -> Eleme
         prefix = combine(prefix, tuple(element[:, t] for element in elements))
         outputs.append(prefix)
     return tuple(torch.stack([output[i] for output in outputs], dim=1) for i in range(len(elements)))
+
+
+def _affine_scan_no_grad(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+    """h_t = decay_t · h_{t-1} + drive_t along dim 1 from h_{-1} = 0, by Hillis–Steele, without autograd bookkeeping."""
+    decay, state = decay.clone(), drive.clone()
+    seq_len = decay.shape[1]
+    offset = 1
+    while offset < seq_len:
+        # right-hand sides are computed into temporaries before the (overlapping) writes
+        state[:, offset:] += decay[:, offset:] * state[:, :-offset]
+        decay[:, offset:] = decay[:, offset:] * decay[:, :-offset]
+        offset *= 2
+    return state
+
+
+class _LinearRecurrence(torch.autograd.Function):
+    """h = linear_recurrence(decay, drive) with a hand-written backward, itself one reverse scan.
+
+    With g_t = ∂L/∂h_t in total (from h_t's own use and through h_{t+1}): g_t = grad_t + decay_{t+1}·g_{t+1},
+    ∂L/∂drive_t = g_t and ∂L/∂decay_t = g_t·h_{t-1}. Saves only decay and h (autograd through the generic scan
+    would keep every step's intermediates: ~2·log2(seq) tensors of the state's size).
+    """
+
+    @staticmethod
+    def forward(ctx, decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+        states = _affine_scan_no_grad(decay, drive)
+        ctx.save_for_backward(decay, states)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        decay, states = ctx.saved_tensors
+        next_decay = torch.cat([decay[:, 1:], torch.zeros_like(decay[:, :1])], dim=1)  # decay_{t+1}; 0 past the end
+        grad_total = _affine_scan_no_grad(next_decay.flip(1), grad_states.flip(1)).flip(1)
+        previous_states = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)  # h_{t-1}
+        return grad_total * previous_states, grad_total
+
+
+def linear_recurrence(decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+    """All states of h_t = decay_t ⊙ h_{t-1} + drive_t (h_{-1} = 0): decay, drive [batch, seq, ...] -> [batch, seq, ...].
+
+    The same result as `parallel_scan` with the affine combine, with a cheaper, hand-written backward.
+    """
+    return _LinearRecurrence.apply(decay, drive)
 
 
 def fft_causal_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
