@@ -45,6 +45,27 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
+def _mm(a, b, SPLIT_A: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """a @ b in fp32 where one operand is fp32 and the other is exact in DOT_DTYPE (an input tile).
+
+    For half inputs the fp32 operand (a if SPLIT_A, else b) is split into hi + lo halves, so two half-precision
+    MMAs give it ~16 mantissa bits instead of 8: bf16-rounding the similarity A before A·v, or g before g·v,
+    shifted o and dA by 2⁻⁹ relative and, through the cancellation in dA = g·v − δ, failed the 5e-3 gradient
+    check. fp32 inputs take one dot at PRECISION (tf32x3).
+    """
+    if DOT_DTYPE == tl.float32:
+        return tl.dot(a, b, input_precision=PRECISION)
+    elif SPLIT_A:
+        a_hi = a.to(DOT_DTYPE)
+        a_lo = (a - a_hi.to(tl.float32)).to(DOT_DTYPE)
+        return tl.dot(a_lo, b, tl.dot(a_hi, b))
+    else:
+        b_hi = b.to(DOT_DTYPE)
+        b_lo = (b - b_hi.to(tl.float32)).to(DOT_DTYPE)
+        return tl.dot(a, b_lo, tl.dot(a, b_hi))
+
+
+@triton.jit
 def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
@@ -76,7 +97,7 @@ def parallel_fwd_kernel(
     rows_m = offs_m.to(tl.int64)
 
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
-    q = (q.to(tl.float32) * scale).to(DOT_DTYPE)  # fold 1/√F into q once
+    q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
     z = tl.zeros([BM], dtype=tl.float32)
@@ -91,11 +112,11 @@ def parallel_fwd_kernel(
         rows_n = offs_n.to(tl.int64)
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
-        s = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32
+        s = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION) * scale  # [BM, BN] fp32
         a = _poly(s, KERNEL)
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
         z += tl.sum(a, axis=1)
-        acc += tl.dot(a.to(DOT_DTYPE), v.to(DOT_DTYPE), input_precision=PRECISION)
+        acc += _mm(a, v.to(DOT_DTYPE), True, DOT_DTYPE, PRECISION)
 
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
@@ -139,13 +160,12 @@ def parallel_bwd_dq_kernel(
     rows_m = offs_m.to(tl.int64)
 
     q = tl.load(Q + b * sqb + h * sqh + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
-    q = (q.to(tl.float32) * scale).to(DOT_DTYPE)
+    q = q.to(DOT_DTYPE)
     do = tl.load(DO + b * sdob + h * sdoh + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
     zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
     delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
     # Precision: dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0; at T = 1 it is eps-sized), so g stays fp32 and
-    # g·v runs at PRECISE (tf32x3, ≈ fp32); ds and dA-weighted sums run on fp32 operands at PRECISION (tf32 for
-    # half inputs); only s = q·kᵀ, exact in any dtype, uses the input dtype.
+    # every product with an fp32 factor goes through _mm (hi + lo halves); only s = q·kᵀ, exact, is one MMA.
     g = do.to(tl.float32) / zi[:, None]  # [BM, BD]
 
     k_base = K + b * skb + h * skh
@@ -162,11 +182,11 @@ def parallel_bwd_dq_kernel(
         rows_n = offs_n.to(tl.int64)
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION)  # [BM, BN]
-        da = tl.dot(g, tl.trans(v.to(tl.float32)), input_precision=PRECISE) - delta[:, None]
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale  # [BM, BN]
+        da = _mm(g, tl.trans(v), True, DOT_DTYPE, PRECISION) - delta[:, None]
         ds = da * _poly_grad(s, KERNEL)
         ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
-        dq += tl.dot(ds, k.to(tl.float32), input_precision=PRECISION)
+        dq += _mm(ds, k, True, DOT_DTYPE, PRECISION)
     dq = dq * scale
     if INTER:
         slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
@@ -203,8 +223,8 @@ def parallel_bwd_dkdv_kernel(
     rows_n = offs_n.to(tl.int64)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
-    k = (k.to(tl.float32) * scale).to(DOT_DTYPE)  # scaled k: s = k̂·q
-    v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
+    k = k.to(DOT_DTYPE)
+    v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
@@ -224,18 +244,18 @@ def parallel_bwd_dkdv_kernel(
         zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
         delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
         g = do.to(tl.float32) / zi[:, None]  # [BM, BD], fp32 (see the dq kernel)
-        st = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = sᵀ
+        st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
         causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
         at = tl.where(causal, _poly(st, KERNEL), 0.0)
         dv += tl.dot(at, g, input_precision=PRECISION)
-        dat = tl.dot(v, tl.trans(g), input_precision=PRECISE) - delta[None, :]
+        dat = _mm(v, tl.trans(g), False, DOT_DTYPE, PRECISION) - delta[None, :]
         dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
-        dk += tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
+        dk += _mm(dst, q, True, DOT_DTYPE, PRECISION)
     dk = dk * scale
     if INTER:  # the chunks after this one (chunk = this key block; BN == BM), slot NC − 1 − pid_n
         num_chunks = tl.cdiv(T, BN)
         slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
-        dk_inter, dv_inter = inter_dkdv(v, K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
+        dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
                                         offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         dk += dk_inter
         dv += dv_inter
