@@ -10,6 +10,7 @@ import torch
 
 import mqar.models.baselines as baselines
 from mqar.data import TaskSpec, make_splits
+from mqar.errors import UserError
 from mqar.models import ARCHS, build_model, count_params
 from mqar.models.baselines.base_conv import LongConvMixer
 from mqar.models.baselines.h3 import DiagonalSSM, H3Mixer, ShiftSSM
@@ -207,6 +208,13 @@ def test_arch_builds_runs_and_has_finite_gradients(arch):
     mixer_grads = [grad for name, grad in grads.items() if ".mixer." in name]
     assert mixer_grads and all(grad.abs().sum() > 0 for grad in mixer_grads), arch
     assert model(inputs[:, :7]).shape == (3, 7, 16)  # shorter sequences than seq_len run too
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the recipe's bf16 precision: scans and FFTs stay in fp32
+        assert torch.isfinite(model.loss_and_accuracy(inputs, labels).loss_sum)
+
+
+def test_h3_needs_an_even_width():
+    with pytest.raises(UserError, match="even d_model"):
+        build_model("h3", 15, 16, 64)
 
 
 def test_layer_patterns_blocks_and_init_follow_the_papers():

@@ -28,6 +28,7 @@ import math
 import torch
 from torch import nn
 
+from mqar.errors import UserError
 from mqar.models.baselines.hyena import long_conv
 
 H3_IMPLS = ("fft", "recurrent")
@@ -112,7 +113,7 @@ class H3Mixer(nn.Module):
     def __init__(self, d_model: int, state_size: int, head_dim: int = 2, impl: str = "fft") -> None:
         super().__init__()
         if d_model % head_dim:
-            raise ValueError(f"d_model {d_model} is not divisible by head_dim {head_dim}")
+            raise UserError(f"d_model {d_model} is not divisible by H3's head_dim {head_dim}; use an even d_model")
         if impl not in H3_IMPLS:
             raise ValueError(f"unknown H3 impl {impl!r}; expected one of {H3_IMPLS}")
         self.head_dim = head_dim
@@ -142,7 +143,7 @@ class H3Mixer(nn.Module):
         q = q.view(batch, heads, head_dim, seq_len).permute(0, 2, 1, 3).unsqueeze(2)
         kv = k * v  # [batch, i, j, heads, seq]
         if self.impl == "fft":
-            state_out = long_conv(kv, self.diagonal_ssm.kernel(seq_len).to(kv.dtype), "fft")
+            state_out = long_conv(kv, self.diagonal_ssm.kernel(seq_len), "fft")  # the FFT runs in ≥ fp32
         else:
             state_out = self.diagonal_ssm.recurrence(kv).to(kv.dtype)
         state_out = state_out + self.D[:, None] * kv
