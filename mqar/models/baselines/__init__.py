@@ -10,8 +10,9 @@ Importing this package registers five archs (`mqar.models` imports it, so they a
 | h3 | h3 × 4 (d_state = seq_len, head_dim 2) | Zoology Figure 2 (`h3`) |
 | base-conv | short-conv, long-conv, short-conv, long-conv | Zoology Figure 2 (`base_conv`, kernel sizes [3, -1, 3, -1]) |
 
-Neither grid puts a short-conv layer in front of these baselines (ReBased does so only for based/rebased/
-conv-attention), so none is added here. Everything else is the LM's: learned positions, embedding dropout 0.1,
+Zoology's Figure 2 also has RWKV and Mamba, stacked 4 deep (RWKV with n_layer=12 init curves); `rwkv` and `mamba`
+here are ReBased's 2-layer versions. Neither grid puts a short-conv layer in front of these baselines (ReBased
+does so only for based/rebased/conv-attention), so none is added here. Everything else is the LM's: learned positions, embedding dropout 0.1,
 pre-norm blocks with an identity MLP slot, final LayerNorm, tied head, N(0, 0.02) init. Where the papers' models
 differ from that, we did not follow them (the LM is shared by all archs): Zoology's Figure-2 models for these
 mixers have no position embeddings (max_position_embeddings 0) — ours add seq_len × d_model parameters; ReBased's
@@ -29,7 +30,16 @@ Parameters (`count_params(build_model(arch, d_model, seq_len=256, vocab_size=819
 | base-conv | 562,272 | 1,156,064 | 2,441,952 | 5,406,944 |
 | rebased (for scale) | 578,752 | 1,180,288 | 2,460,160 | 5,308,672 |
 
-ReBased's Table 6 (parameter counts) could not be found in the paper text available to us, so it is not quoted.
+ReBased's Table 6: the numbers we have (issue 3) are Based's 577,984 / 1,179,520 / 2,459,392 / 5,307,904 and
+ReBased's 768 more — the rebased row above matches them exactly. Table 6's entries for Mamba and RWKV (if it has any)
+were not available to us, so none are quoted. By construction our mamba and rwkv hold the same modules as the
+ReBased code's (Mamba: RMSNorm + mixer per block; RWKV: two LayerNorms + time mixer per block; learned positions;
+final LayerNorm), so their counts should equal what that code prints — not checked against the paper.
+
+Training throughput on a GPU (one epoch, tokens/s in the last line's `tokens_per_s`):
+
+    for a in mamba rwkv hyena h3 base-conv; do mqar train --arch $a --d-model 128 --seq-len 512 --num-kv-pairs 128
+    --lr 1e-3 --epochs 1 --num-train-examples 20000 --device cuda --no-progress | tail -1; done   (one line)
 
 Fast paths and their references (tests/test_baselines.py checks each pair in fp64 on ragged lengths):
 mamba: parallel scan vs sequential recurrence; rwkv: log-space parallel scan vs RWKV-4's stable recurrence;

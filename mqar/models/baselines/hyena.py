@@ -5,6 +5,8 @@
 
 h is the implicit filter (MLP width 64, trainable positional features, exponential window; `implicit_filter.py`),
 ∗ a causal convolution over the whole sequence, `bias` a learned per-channel skip (Zoology's filter bias, N(0, 1)).
+Zoology tags some filter parameters with their own lr / weight decay (`_optim`); the ReBased trainer (a Zoology
+fork) builds one AdamW over all parameters, which ignores such tags, and so does mqar's.
 
 Two implementations of the long convolution, tested against each other in fp64: "fft" (O(L log L), the fast path)
 and "direct" (the reference, a loop over output positions). The Zoology grid stacks 4 Hyena layers.
