@@ -113,6 +113,11 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32x3" if dtype == torch.float32 else "tf32"
 
 
+def _precise() -> str:
+    """For products that must be ≈ fp32 whatever the input dtype (the cancelling dA = g·v − δ and its kin)."""
+    return "ieee" if INTERPRETER else "tf32x3"
+
+
 def _num_features(kernel: str, feature_dim: int) -> int:
     return feature_dim * feature_dim + (feature_dim + 1 if kernel == "based" else 0)
 
@@ -170,7 +175,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-        SAVE_O32=save_o32, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        PRECISE=_precise(), SAVE_O32=save_o32, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return out, out32, denominator
 
@@ -197,7 +202,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     scale = 1.0 / math.sqrt(feature_dim)
     common = dict(KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, INTER=chunked,
                   BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-                  PRECISE="ieee" if INTERPRETER else "tf32x3", num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                  PRECISE=_precise(), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     parallel_bwd_dq_kernel[(batch * heads, triton.cdiv(seq, cfg.block_m))](
         q, k, v, grad_out, denominator, delta, dq, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq),

@@ -45,16 +45,17 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _mm(a, b, SPLIT_A: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+def _mm(a, b, SPLIT_A: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     """a @ b in fp32 where one operand is fp32 and the other is exact in DOT_DTYPE (an input tile).
 
-    For half inputs the fp32 operand (a if SPLIT_A, else b) is split into hi + lo halves, so two half-precision
-    MMAs give it ~16 mantissa bits instead of 8: bf16-rounding the similarity A before A·v, or g before g·v,
-    shifted o and dA by 2⁻⁹ relative and, through the cancellation in dA = g·v − δ, failed the 5e-3 gradient
-    check. fp32 inputs take one dot at PRECISION (tf32x3).
+    bf16 inputs: the fp32 operand (a if SPLIT_A, else b) is split into hi + lo bf16 halves, so two bf16 MMAs give
+    it ~16 mantissa bits instead of 8: bf16-rounding the similarity A before A·v, or g before g·v, shifted o and
+    dA by 2⁻⁹ relative and, through the cancellation in dA = g·v − δ, failed the 5e-3 gradient check on the GPU.
+    fp16 has too little range for the split (g = do/Z falls to subnormals at long T) and fp32 inputs need no
+    split: both take one fp32 dot at PRECISE (tf32x3, ≈ fp32).
     """
-    if DOT_DTYPE == tl.float32:
-        return tl.dot(a, b, input_precision=PRECISION)
+    if DOT_DTYPE != tl.bfloat16:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISE)
     elif SPLIT_A:
         a_hi = a.to(DOT_DTYPE)
         a_lo = (a - a_hi.to(tl.float32)).to(DOT_DTYPE)
@@ -77,7 +78,7 @@ def parallel_fwd_kernel(
     T, H, F, D, scale, eps, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    SAVE_O32: tl.constexpr,
+    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr,
 ):
     # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
@@ -116,7 +117,7 @@ def parallel_fwd_kernel(
         a = _poly(s, KERNEL)
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
         z += tl.sum(a, axis=1)
-        acc += _mm(a, v.to(DOT_DTYPE), True, DOT_DTYPE, PRECISION)
+        acc += _mm(a, v.to(DOT_DTYPE), True, DOT_DTYPE, PRECISE)
 
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
@@ -183,10 +184,10 @@ def parallel_bwd_dq_kernel(
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale  # [BM, BN]
-        da = _mm(g, tl.trans(v), True, DOT_DTYPE, PRECISION) - delta[:, None]
+        da = _mm(g, tl.trans(v), True, DOT_DTYPE, PRECISE) - delta[:, None]
         ds = da * _poly_grad(s, KERNEL)
         ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
-        dq += _mm(ds, k, True, DOT_DTYPE, PRECISION)
+        dq += _mm(ds, k, True, DOT_DTYPE, PRECISE)
     dq = dq * scale
     if INTER:
         slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
@@ -248,9 +249,9 @@ def parallel_bwd_dkdv_kernel(
         causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
         at = tl.where(causal, _poly(st, KERNEL), 0.0)
         dv += tl.dot(at, g, input_precision=PRECISION)
-        dat = _mm(v, tl.trans(g), False, DOT_DTYPE, PRECISION) - delta[None, :]
+        dat = _mm(v, tl.trans(g), False, DOT_DTYPE, PRECISE) - delta[None, :]
         dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
-        dk += _mm(dst, q, True, DOT_DTYPE, PRECISION)
+        dk += _mm(dst, q, True, DOT_DTYPE, PRECISE)
     dk = dk * scale
     if INTER:  # the chunks after this one (chunk = this key block; BN == BM), slot NC − 1 − pid_n
         num_chunks = tl.cdiv(T, BN)
