@@ -61,7 +61,9 @@ class _Split:
                 f"got {inputs.shape} and {labels.shape}"
             )
         labelled = labels[labels != IGNORE_INDEX]
-        if inputs.min() < 0 or inputs.max() >= vocab_size or (labelled.size and (labelled.min() < 0 or labelled.max() >= vocab_size)):
+        tokens_ok = inputs.min() >= 0 and inputs.max() < vocab_size
+        labels_ok = labelled.size == 0 or (labelled.min() >= 0 and labelled.max() < vocab_size)
+        if not (tokens_ok and labels_ok):
             raise UserError(f"{name} split has tokens outside the task's vocabulary [0, {vocab_size})")
         self.inputs = torch.as_tensor(np.asarray(inputs, dtype=np.int64), device=device)
         self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
@@ -144,7 +146,8 @@ class _Trainer:
                 for batch in torch.arange(len(split), device=self.device).split(self.micro_batch_size):
                     with self.autocast():
                         result = self.model.loss_and_accuracy(split.inputs[batch], split.labels[batch])
-                    totals += torch.stack([result.loss_sum.double(), result.num_correct.double(), result.num_labelled.double()])
+                    counts = (result.loss_sum, result.num_correct, result.num_labelled)
+                    totals += torch.stack([count.double() for count in counts])
                 break
             except torch.cuda.OutOfMemoryError:
                 pass
@@ -167,7 +170,14 @@ def _progress_bar(enabled: bool, total: int, description: str):
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("{task.description}"),
@@ -215,7 +225,11 @@ def train(
     recipe = config.recipe
     if data is None:
         data = make_splits(
-            config.task, recipe.data_seed, recipe.num_train_examples, recipe.num_valid_examples, recipe.num_test_examples
+            config.task,
+            recipe.data_seed,
+            recipe.num_train_examples,
+            recipe.num_valid_examples,
+            recipe.num_test_examples,
         )
     seq_len, vocab_size = config.task.seq_len, config.task.vocab_size
     train_split = _Split(data.train, device, "train", seq_len, vocab_size)
@@ -247,9 +261,8 @@ def train(
         test_accuracy = float("nan")
         train_seconds = 0.0
         started = time.perf_counter()
-        bar = stack.enter_context(
-            _progress_bar(progress, steps_per_epoch * recipe.epochs, f"{config.arch} d={config.d_model} lr={config.lr:g}")
-        )
+        description = f"{config.arch} d={config.d_model} lr={config.lr:g}"
+        bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))
         for epoch in range(1, recipe.epochs + 1):
             epoch_started = time.perf_counter()
             loss_total = torch.zeros((), device=device)

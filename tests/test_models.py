@@ -8,7 +8,9 @@ from mqar.errors import UserError
 from mqar.models import ARCHS, build_model, count_params
 from mqar.models.mixers import LinearAttention
 
-PAPER_ARCHS = ("attention", "conv-attention", "based", "rebased", "rebased-x2", "rebased-norm", "rebased-gamma", "rebased-affine")
+PAPER_ARCHS = (
+    "attention", "conv-attention", "based", "rebased", "rebased-x2", "rebased-norm", "rebased-gamma", "rebased-affine"
+)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,9 @@ def test_ablations_have_gamma_and_beta_only_where_named():
     assert qk_parameter_names("rebased-affine") == [
         "k_transform.beta", "k_transform.gamma", "q_transform.beta", "q_transform.gamma"
     ]
-    assert qk_parameter_names("rebased") == ["k_transform.bias", "k_transform.weight", "q_transform.bias", "q_transform.weight"]
+    assert qk_parameter_names("rebased") == [
+        "k_transform.bias", "k_transform.weight", "q_transform.bias", "q_transform.weight"
+    ]
     assert build_model("based", 24, 8, 16).blocks[1].mixer.kernel == "based"
     for arch in ("rebased", "rebased-x2", "rebased-norm", "rebased-gamma", "rebased-affine"):
         assert build_model(arch, 24, 8, 16).blocks[1].mixer.kernel == "rebased"

@@ -25,13 +25,19 @@ def train(
     seed: int = typer.Option(0, help="Model seed: init, dropout and batch order."),
     epochs: int = typer.Option(_DEFAULTS.epochs, help="Maximum epochs (early stop once valid accuracy > 0.99)."),
     num_train_examples: int = typer.Option(_DEFAULTS.num_train_examples, help="Training examples."),
-    num_valid_examples: int = typer.Option(_DEFAULTS.num_valid_examples, help="Validation examples (pick the best epoch)."),
-    num_test_examples: int = typer.Option(_DEFAULTS.num_test_examples, help="Test examples (scored at the best epoch)."),
+    num_valid_examples: int = typer.Option(
+        _DEFAULTS.num_valid_examples, help="Validation examples (pick the best epoch)."
+    ),
+    num_test_examples: int = typer.Option(
+        _DEFAULTS.num_test_examples, help="Test examples (scored at the best epoch)."
+    ),
     vocab_size: int = typer.Option(8192, help="Vocabulary size."),
     power_a: float = typer.Option(0.01, help="Query-gap power law p_i ∝ a·i^(a-1); 1 is uniform."),
     data_seed: int = typer.Option(_DEFAULTS.data_seed, help="Seed of the train/valid/test examples."),
     batch_size: int = typer.Option(_DEFAULTS.batch_size, help="Examples per optimiser step (micro-batched on OOM)."),
-    early_stop_accuracy: float = typer.Option(_DEFAULTS.early_stop_accuracy, help="Stop once valid accuracy exceeds this."),
+    early_stop_accuracy: float = typer.Option(
+        _DEFAULTS.early_stop_accuracy, help="Stop once valid accuracy exceeds this."
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
     precision: str = typer.Option(_DEFAULTS.precision, help="fp32, or bf16 (autocast, fp32 master weights)."),
     kernel_impl: str = typer.Option("auto", help="Linear attention: auto (Triton on CUDA), triton or torch."),

@@ -61,7 +61,7 @@ class SoftmaxAttention(nn.Module):
 
 
 class FeatureScale(nn.Module):
-    """x ⊙ γ (+ β): the learnable affine part of LayerNorm without the normalisation (ablations (γx)², (γx+β)²)."""
+    """x ⊙ γ (+ β): LayerNorm's learnable affine part without the normalisation (ablations (γx)², (γx+β)²)."""
 
     def __init__(self, dim: int, bias: bool) -> None:
         super().__init__()
