@@ -43,18 +43,19 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
     """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    Measured (bf16, F = 16, rebased, ms, do_bench median; the log is results/bench/kernels-tune.txt):
-        B, T, H, D         parallel  chunked
-        64, 1024, 8, 64      1.99     11.8
-        32, 2048, 8, 64      3.42     11.7
-        16, 4096, 8, 64      6.11     11.7
-        8, 8192, 8, 64       7.5      11.3
-        2, 32768, 8, 64      ~49 (T² extrapolated)  11.5
-        32, 2048, 12, 16     2.51     13.9
-        16, 4096, 12, 16     4.58     13.8
-    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat, so they
-    cross near T ≈ 12k for F = 16 (D = 16 .. 64). The chunked form's state has ~F² features per head, so its cost,
-    and the crossover, grow with F²; for F < 16 we keep the F = 16 crossover (not measured).
+    Measured at commit 48a9a9b (bf16, rebased, F = 16; ms, do_bench median; results/bench/kernels-tune.txt):
+        B, T, H, D          parallel  chunked
+        64, 1024, 8, 64       1.99     11.8
+        32, 2048, 8, 64       3.42     11.7
+        16, 4096, 8, 64       6.11     11.7
+        32, 2048, 12, 16      2.51     13.9
+        16, 4096, 12, 16      4.58     13.8
+    and at 836403d (results/bench/kernels.md): 8×8192×8, D = 64: parallel 17.7, chunked 12.4; 2×32768×8: 68.2 vs
+    12.7. At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat; with
+    the backward's precision modes of those commits they cross between T ≈ 6k and 12k. The later hi+lo bf16 split
+    (fd662b7) makes the parallel backward cheaper than at 836403d, so the rule keeps the crossover at 12k; it is
+    not re-measured. The chunked state has ~F² features per head, so its cost and the crossover grow with F²;
+    for F < 16 the F = 16 crossover is kept (not measured).
     """
     if seq <= 1:
         return "parallel"
