@@ -64,6 +64,12 @@ MIXERS: dict[str, MixerSpec] = {
     "rebased-affine": _linear_attention_spec("rebased", "affine", "ablation: (γ·x + β)²"),
 }
 
+# Parameter counts equal the ReBased paper's (Table 6: Based 577,984 / 1,179,520 / 2,459,392 / 5,307,904 at d_model
+# 64 / 128 / 256 / 512, seq_len 256, vocab 8192; ReBased 768 more) exactly with these choices, all as in the public
+# ReBased code: q/k/v/out projections of linear attention without bias; the short conv's gate Linear and depthwise
+# Conv1d with bias; two LayerNorms per block (the second one in front of the identity MLP slot); ReBased's γ, β on
+# the whole heads × 16 projection of q and of k (4 × 192 = 768). tests/test_models.py checks it.
+
 # arch name -> mixer of each layer. Two layers each, as in the ReBased figures: a short convolution, then the mixer.
 ARCH_PATTERNS: dict[str, tuple[str, ...]] = {
     "attention": ("attention", "attention"),
