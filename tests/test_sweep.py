@@ -180,7 +180,8 @@ def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
         assert db.counts("t")["running"] == 0 and db.counts("t")["done"] == int(done)
 
 
-def test_two_workers_share_the_queue(tmp_path):
+def test_two_workers_share_the_queue(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "0.2")  # long enough that the second worker is up before the queue is empty
     store = tmp_path / "s.db"
     summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3)), store, devices="cpu", runs_per_device=2,
                         train_fn=fake_train, cache_dir=tmp_path / "cache")

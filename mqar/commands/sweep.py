@@ -189,7 +189,14 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
     cost = estimate(todo, device_names[0], slots, measured)
     table.add_row(
         "estimated cost",
-        f"~{format_seconds(cost.wall_seconds)} wall on {where}; {cost.tokens / 1e9:.3g} G tokens at most "
+        f"~{format_seconds(cost.wall_seconds)} wall on {where}; {format_tokens(cost.tokens)} tokens at most "
         f"(early stopping shortens runs). An ESTIMATE from {cost.source}.",
     )
     console.print(table)
+
+
+def format_tokens(tokens: float) -> str:
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if tokens >= scale:
+            return f"{tokens / scale:,.3g} {unit}"
+    return f"{tokens:.0f}"

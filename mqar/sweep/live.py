@@ -87,12 +87,11 @@ class SweepView:
         return Group(line, table) if archs else line
 
     def _print_finished(self, snap: dict) -> None:
-        counts = snap["counts"]
-        progress = f"[{counts.get('done', 0) + counts.get('failed', 0)}/{snap['total']}]"
         for row in snap["rows"]:
             if row["status"] not in ("done", "failed") or row["id"] in self._seen_finished:
                 continue
             self._seen_finished.add(row["id"])
+            progress = f"[{len(self._seen_finished)}/{snap['total']}]"
             what = f"{row['arch']} d={row['d_model']} L={row['seq_len']} kv={row['num_kv_pairs']} lr={row['lr']:g} seed={row['seed']}"
             if row["status"] == "done":
                 outcome = f"acc {row['best_valid_accuracy']:.3f} in {format_seconds(row['seconds'] or 0)}"
