@@ -138,3 +138,24 @@ def test_concurrent_writers_claim_each_run_exactly_once(tmp_path):
     runs = load(path, sweep="s")
     assert len(runs) == 40 and (runs.status == "done").all()
     assert len(load_epochs(path)) == 80
+
+
+def test_old_store_is_migrated_forward(tmp_path, monkeypatch):
+    from mqar.sweep import store as store_module
+
+    Store(tmp_path / "s.db").close()  # a version-1 store
+    migrated = []
+
+    def add_notes_column(conn):
+        conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
+        migrated.append(True)
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(store_module.MIGRATIONS, SCHEMA_VERSION, add_notes_column)
+    with Store(tmp_path / "s.db") as store:
+        assert store.schema_version == SCHEMA_VERSION + 1 and migrated == [True]
+        assert "notes" in {row["name"] for row in store.query("PRAGMA table_info(runs)")}
+    with Store(tmp_path / "s.db"):
+        assert migrated == [True]  # once only
+    with Store(tmp_path / "new.db") as store:  # a new store gets the migrated schema too
+        assert "notes" in {row["name"] for row in store.query("PRAGMA table_info(runs)")}

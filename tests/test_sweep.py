@@ -200,3 +200,13 @@ def test_real_trainer_end_to_end(tmp_path):
     assert runs.best_valid_accuracy.between(0, 1).all() and (runs.epochs >= 1).all()
     assert (runs.device.str.startswith("cpu")).all()
     assert len(load_epochs(store, runs.run_id)) == runs.epochs.sum()
+
+
+def test_live_view_renders(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    run_sweep(tiny_spec(), tmp_path / "s.db", devices="cpu", runs_per_device=1, train_fn=fake_train,
+              cache_dir=tmp_path / "cache", live=True, stream=stream)
+    shown = stream.getvalue()
+    assert "4 done" in shown and "best validation accuracy" in shown and "d=32" in shown

@@ -28,7 +28,8 @@ def list_results(
         return
     table = Table(title=f"runs in {store}", title_justify="left")
     for column in ("sweep", "arch", "done", "failed", "running", "pending", "total", "best acc"):
-        table.add_column(column, justify="left" if column in ("sweep", "arch") else "right")
+        table.add_column(column, justify="left" if column in ("sweep", "arch") else "right",
+                         no_wrap=column in ("sweep", "arch"), overflow="fold")
     for row in table_data.itertuples(index=False):
         best = "-" if row.best_valid_accuracy != row.best_valid_accuracy else f"{row.best_valid_accuracy:.3f}"
         table.add_row(row.sweep, row.arch, str(row.done), str(row.failed), str(row.running), str(row.pending),

@@ -156,7 +156,8 @@ class Store:
             for statement in filter(str.strip, _SCHEMA_V1.split(";")):
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row["value"]) if row else SCHEMA_VERSION
+            # A new store starts from the version-1 tables just created and is migrated like an old one.
+            version = int(row["value"]) if row else 1
             if version > SCHEMA_VERSION:
                 raise UserError(
                     f"the store {self.path} has schema version {version}, newer than this mqar ({SCHEMA_VERSION}); "
