@@ -18,9 +18,9 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def local_ray():
+def local_ray(monkeypatch):
     # Ray workers import the fake training function by module name: put the tests folder on their path.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
