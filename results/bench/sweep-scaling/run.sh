@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sweep scaling on one host (issue 10): the same 32-run grid on 1 GPU and on 2 GPUs with the local executor,
+# on 2 GPUs with Ray, then a sweep whose worker is SIGKILLed mid-run and resumed. Run from the repo root on a
+# machine with >= 2 GPUs; writes timings and store checks to $OUT (default ./scaling-out).
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+OUT=${OUT:-scaling-out}; mkdir -p "$OUT"
+GRID="--archs based,rebased --d-models 16,24 --tasks rebased-table1 --lrs 1e-3,3e-3 --seeds 0,1,2,3
+      --epochs 4 --num-train-examples 20000 --runs-per-device 4 --no-live --cache-dir /tmp/mqar-cache"
+phase() {  # name, then the rest of the mqar sweep command line
+  local name=$1; shift
+  local start=$(date +%s.%N)
+  "$@" > "$OUT/$name.log" 2>&1; local rc=$?
+  local end=$(date +%s.%N)
+  echo "$name rc=$rc seconds=$(awk "BEGIN{print $end - $start}")" | tee -a "$OUT/phases.txt"
+}
+# Warm the dataset cache once so no phase pays for data generation.
+mqar sweep $GRID --seeds 0 --archs based --d-models 16 --lrs 1e-3 --epochs 1 --store /tmp/warm.db --name warm > /dev/null 2>&1
+phase local-1gpu  mqar sweep $GRID --devices cuda:0        --store "$OUT/local-1gpu.db" --name scaling
+phase local-2gpu  mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/local-2gpu.db" --name scaling
+phase ray-2gpu    mqar sweep $GRID --backend ray           --store "$OUT/ray-2gpu.db"   --name scaling
+# Kill one worker mid-sweep, let the sweep finish, then resume: nothing lost, nothing duplicated.
+mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling > "$OUT/kill-first.log" 2>&1 &
+SWEEP=$!
+sleep 25
+VICTIM=$(pgrep -f "multiprocessing" -P "$SWEEP" | head -1)
+[ -z "$VICTIM" ] && VICTIM=$(pgrep -P "$SWEEP" | head -1)
+echo "killing worker pid $VICTIM of sweep $SWEEP" | tee -a "$OUT/phases.txt"
+kill -9 "$VICTIM"
+wait "$SWEEP"; echo "first sweep rc=$?" | tee -a "$OUT/phases.txt"
+phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling
+python3 - "$OUT" <<'PY' | tee "$OUT/stores.txt"
+import sqlite3, sys, pathlib
+for db in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):
+    con = sqlite3.connect(db)
+    rows = con.execute("select status, count(*) from runs group by status").fetchall()
+    # ids and (run, epoch) are primary keys, so duplicates cannot be stored; what can go wrong is a lost run
+    # (not done) or a run trained twice (attempts > 1 without a kill) -- count both.
+    retrained = con.execute("select count(*) from runs where attempts > 1").fetchone()[0]
+    curves = con.execute("select count(distinct run_id) from epochs").fetchone()[0]
+    span = con.execute("select min(started_at), max(ended_at) from runs").fetchone()
+    print(db.name, dict(rows), "runs trained more than once:", retrained, "runs with curves:", curves, "span:", span)
+PY
