@@ -14,10 +14,10 @@ from typing import Optional, Sequence
 
 from mqar.runs import RunConfig
 
-# Built-in rates, tokens/s of training per device slot. CPU: mqar.train of the quick preset's models (d_model 32,
-# seq_len 16-32, batch 32, one thread per run) on a busy 2-core x86 CPU with torch 2.13 measured 7-22 k tokens/s;
-# larger models are slower, which the built-in rate ignores.
-CPU_TOKENS_PER_S = 15_000.0
+# Built-in rates, tokens/s of training per device slot. CPU: mqar.train of the quick preset's models (d_model 24-64,
+# seq_len 32, batch 32, one thread per run, two runs at once) on a 2-core x86 CPU with torch 2.13: 60-90 k tokens/s
+# idle, 7-22 k with other jobs competing; larger models are slower, which the built-in rate ignores.
+CPU_TOKENS_PER_S = 40_000.0
 # CUDA: the order of magnitude of the reference code on an H100 at d_model 128, seq_len 512 (REFERENCE.md).
 CUDA_TOKENS_PER_S = 2_000_000.0
 
