@@ -102,7 +102,7 @@ DRIVER = textwrap.dedent(
     from mqar.sweep import run_sweep
     from test_sweep import tiny_spec
     from test_sweep_fakes import fake_train
-    run_sweep(tiny_spec(seeds=(0, 1, 2)), sys.argv[1], devices="cpu", runs_per_device=1, train_fn=fake_train,
+    run_sweep(tiny_spec(seeds=(0, 1, 2, 3, 4)), sys.argv[1], devices="cpu", runs_per_device=1, train_fn=fake_train,
               cache_dir=sys.argv[2])
     """
 )
@@ -136,12 +136,12 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail("the worker outlived its killed driver")
-    summary = run_sweep(tiny_spec(seeds=(0, 1, 2)), store, devices="cpu", train_fn=fake_train, cache_dir=cache)
-    assert summary.reclaimed == 1 and summary.done == 6 and summary.pending == 0
+    summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3, 4)), store, devices="cpu", train_fn=fake_train, cache_dir=cache)
+    assert summary.reclaimed == 1 and summary.done == 10 and summary.pending == 0
     runs = load(store, sweep="t")
-    assert len(runs) == 6 and runs.run_id.is_unique and (runs.status == "done").all()
+    assert len(runs) == 10 and runs.run_id.is_unique and (runs.status == "done").all()
     epochs = load_epochs(store)
-    assert len(epochs) == 6 * TINY_RECIPE.epochs and not epochs.duplicated(["run_id", "epoch"]).any()
+    assert len(epochs) == 10 * TINY_RECIPE.epochs and not epochs.duplicated(["run_id", "epoch"]).any()
 
 
 INTERRUPTED_DRIVER = textwrap.dedent(
