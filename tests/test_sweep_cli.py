@@ -40,6 +40,16 @@ def test_bad_flags_are_one_line_exit_2(args, pattern):
     one_line_error(invoke("sweep", "--dry-run", *args), pattern)
 
 
+def test_bad_devices(tmp_path):
+    store = str(tmp_path / "s.db")
+    one_line_error(invoke("sweep", "--store", store, "--devices", "cpu,,"), "malformed --devices")
+    one_line_error(invoke("sweep", "--store", store, "--devices", "tpu:0"), "device")
+    import torch
+
+    if not torch.cuda.is_available():
+        one_line_error(invoke("sweep", "--store", store, "--devices", "cuda:0"), "no CUDA GPU is visible")
+
+
 def test_unknown_key_in_config_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\nlearning_rate = 1\n')

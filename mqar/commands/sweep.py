@@ -79,7 +79,12 @@ def sweep(
     if dry_run:
         show_dry_run(spec, store, devices, runs_per_device, backend)
         return
-    Store(store).close()  # an unwritable store fails here, in one line, before anything is printed
+    # Fail here, in one line, before anything is printed: unknown devices, an unwritable store.
+    if backend == "local":
+        from mqar.sweep.local import resolve_devices
+
+        resolve_devices(devices)
+    Store(store).close()
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
     summary = run_sweep(
