@@ -76,7 +76,7 @@ class SweepView:
             f"elapsed {format_seconds(snap['elapsed_s'])}", "  ",
             f"ETA {format_seconds(snap['eta_s']) if snap['eta_s'] is not None else '?'}",
         )
-        table = Table(title="best validation accuracy so far", title_justify="left", box=None)
+        table = Table(box=None)
         widths = sorted({d for _, d in snap["best"]})
         archs = sorted({a for a, _ in snap["best"]})
         table.add_column("arch")
@@ -84,7 +84,7 @@ class SweepView:
             table.add_column(f"d={width}", justify="right")
         for arch in archs:
             table.add_row(arch, *(f"{snap['best'][(arch, w)]:.3f}" if (arch, w) in snap["best"] else "-" for w in widths))
-        return Group(line, table) if archs else line
+        return Group(line, Text("best validation accuracy so far:", style="italic"), table) if archs else line
 
     def _print_finished(self, snap: dict) -> None:
         for row in snap["rows"]:
