@@ -90,3 +90,20 @@ def test_results_list_and_export(tmp_path):
     parquet = tmp_path / "runs.parquet"
     assert invoke("results", "export", "--store", str(store), "--parquet", str(parquet), "--sweep", "t").exit_code == 0
     assert len(pd.read_parquet(parquet)) == 4
+
+
+def test_flags_override_the_quick_base():
+    from mqar.commands.sweep import build_spec
+
+    none = dict(preset=None, config=None, name=None, archs=None, d_models=None, seq_lens=None, num_kv_pairs=None,
+                tasks=None, vocab_size=None, lrs=None, seeds=None, epochs=None, num_train_examples=None,
+                batch_size=None, precision=None)
+    quick = build_spec(**none)
+    assert quick.name == "quick"
+    narrowed = build_spec(**{**none, "archs": "based", "epochs": 2})
+    assert narrowed.archs == ("based",) and narrowed.recipe.epochs == 2 and narrowed.tasks == quick.tasks
+    assert narrowed.name.startswith("quick-") and narrowed.recipe.num_train_examples == quick.recipe.num_train_examples
+    # Other tasks from flags: the papers' recipe, not the quick task's, unless flags say otherwise.
+    other = build_spec(**{**none, "seq_lens": "64,128", "num_kv_pairs": "8", "epochs": 3})
+    assert [(t.seq_len, t.num_kv_pairs) for t in other.tasks] == [(64, 8), (128, 8)]
+    assert other.recipe.epochs == 3 and other.recipe.num_train_examples == 100_000

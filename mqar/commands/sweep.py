@@ -13,7 +13,7 @@ from rich.table import Table
 
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE
-from mqar.runs import PRECISIONS
+from mqar.runs import PRECISIONS, Recipe
 from mqar.sweep import BACKENDS, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
 from mqar.sweep.store import Store
 from mqar.sweep.spec import parse_arch, parse_float, parse_int, parse_list
@@ -61,7 +61,7 @@ def sweep(
 ) -> None:
     """Train every run of a grid (archs × d_models × tasks × lrs × seeds), resumably.
 
-    Without --preset or --config the `quick` preset is the base; flags replace its fields.
+    Without --preset or --config the `quick` preset is the base and flags replace its fields; when the flags give other tasks (--seq-lens or --tasks), the training recipe is the papers' (64 epochs, 100k examples, batch 512) unless --epochs etc. say otherwise.
 
     Every result goes to the store as it finishes: run the same command again to resume (done runs are skipped, runs of a killed sweep are picked up again). Failed runs are recorded with their error; rerun them with --retry-failed.
     """
@@ -141,8 +141,13 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
                            ("batch_size", batch_size), ("precision", precision))
         if value is not None
     }
+    # The quick preset's recipe is tuned to its small task: a grid on other tasks without a preset or config file
+    # starts from the papers' recipe instead (64 epochs, 100k examples, batch 512; see mqar.runs.Recipe).
+    implicit_base = preset is None and config is None
+    recipe = Recipe() if implicit_base and task_specs is not None else None
     return base.with_overrides(
         name=name,
+        recipe=recipe,
         archs=parse_list(archs, parse_arch, "--archs", "based,rebased,attention") if archs is not None else None,
         d_models=parse_list(d_models, parse_int, "--d-models", "64,128") if d_models is not None else None,
         tasks=task_specs,

@@ -158,6 +158,7 @@ class SweepSpec:
         task_overrides: Optional[Mapping[str, Any]] = None,
         lrs: Optional[Sequence[float]] = None,
         seeds: Optional[Sequence[int]] = None,
+        recipe: Optional[Recipe] = None,
         recipe_overrides: Optional[Mapping[str, Any]] = None,
     ) -> "SweepSpec":
         """A copy with the given fields replaced (None keeps the file's value).
@@ -168,9 +169,9 @@ class SweepSpec:
         new_tasks = tuple(tasks) if tasks is not None else self.tasks
         if task_overrides:
             new_tasks = tuple(_replace_task(task, task_overrides, "flags") for task in new_tasks)
-        recipe = self.recipe
+        recipe = recipe if recipe is not None else self.recipe
         if recipe_overrides:
-            recipe = Recipe.from_dict({**self.recipe.to_dict(), **recipe_overrides})
+            recipe = Recipe.from_dict({**recipe.to_dict(), **recipe_overrides})
         changed = dataclasses.replace(
             self,
             archs=tuple(archs) if archs is not None else self.archs,
