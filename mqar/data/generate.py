@@ -107,23 +107,27 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, low: in
         return (np.argsort(rng.random((num_rows, range_size)), axis=1)[:, :size] + low).astype(TOKEN_DTYPE)
     # Enough spare draws that a row runs short only rarely (expected repeats ≈ size² / (2·range_size)).
     length = size + 16 + (2 * size * size) // range_size
+    shift = length.bit_length()  # bits of a draw's position in its row
+    # Pack (value, position) into one integer, as narrow as it fits: narrow sorts are the cost that matters here.
+    packed_dtype = np.int32 if (high - 1).bit_length() + shift < 31 else np.int64
+    order_dtype = np.int16 if shift < 15 else np.int32
     result = np.empty((num_rows, size), dtype=TOKEN_DTYPE)
     pending = np.arange(num_rows)
     while pending.size:
         draws = rng.integers(low, high, size=(pending.size, length), dtype=TOKEN_DTYPE)
-        # Sort (value, position) pairs packed in one int64: equal values come out in draw order, and a plain
-        # sort is several times faster than a stable argsort.
-        shift = length.bit_length()
-        packed = (draws.astype(np.int64) << shift) | np.arange(length)
+        # Sorted by value, equal values in draw order: every entry equal to its left neighbour is a repeat.
+        packed = (draws.astype(packed_dtype) << shift) | np.arange(length, dtype=packed_dtype)
         packed.sort(axis=1)
-        sorted_values, positions = packed >> shift, packed & ((1 << shift) - 1)
-        repeat_sorted = np.zeros(draws.shape, dtype=bool)
-        repeat_sorted[:, 1:] = sorted_values[:, 1:] == sorted_values[:, :-1]
-        first_seen = np.empty(draws.shape, dtype=bool)
-        np.put_along_axis(first_seen, positions, ~repeat_sorted, axis=1)
-        keep = first_seen & (np.cumsum(first_seen, axis=1, dtype=np.int32) <= size)
-        complete = keep.sum(axis=1) == size
-        result[pending[complete]] = draws[complete][keep[complete]].reshape(-1, size)
+        positions = (packed & ((1 << shift) - 1)).astype(order_dtype)
+        values = packed >> shift
+        repeat = np.zeros(draws.shape, dtype=order_dtype)
+        repeat[:, 1:] = values[:, 1:] == values[:, :-1]
+        # Sort (repeat, position): first occurrences come first, in draw order; keep the first `size` of them.
+        first_seen = (repeat << shift) | positions
+        first_seen.sort(axis=1)
+        complete = repeat.sum(axis=1) <= length - size  # enough distinct values in the row
+        kept_positions = (first_seen[complete, :size] & ((1 << shift) - 1)).astype(np.intp)
+        result[pending[complete]] = np.take_along_axis(draws[complete], kept_positions, axis=1)
         pending = pending[~complete]
     return result
 
