@@ -48,7 +48,7 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
-class _Split:
+class DeviceSplit:
     """One split resident on the device: inputs and labels as int64 [num_examples, seq_len]."""
 
     def __init__(
@@ -73,7 +73,7 @@ class _Split:
         return len(self.inputs)
 
 
-class _Trainer:
+class Trainer:
     """The state of one run: model, optimiser, micro-batch size. Built and used inside the run's forked RNG."""
 
     def __init__(self, config: RunConfig, device: str, kernel_impl: str, steps_total: int) -> None:
@@ -107,7 +107,7 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
 
-    def _accumulate(self, split: _Split, batch: torch.Tensor) -> torch.Tensor:
+    def _accumulate(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
         """Forward and backward over `batch` in micro-batches; returns the summed loss (detached)."""
         num_labelled = split.labelled_per_example[batch].sum().clamp(min=1)
         loss_sum = torch.zeros((), device=self.device)
@@ -118,7 +118,7 @@ class _Trainer:
             loss_sum += result.loss_sum.detach()
         return loss_sum
 
-    def train_step(self, split: _Split, batch: torch.Tensor) -> torch.Tensor:
+    def train_step(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
         """One optimiser step on `batch` (example indices); returns the batch's summed loss, on the device."""
         self.model.train()
         while True:
@@ -137,7 +137,7 @@ class _Trainer:
         return loss_sum
 
     @torch.no_grad()
-    def evaluate(self, split: _Split) -> tuple[float, float]:
+    def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
         """(mean loss, accuracy) over the labelled positions of `split`, without dropout."""
         self.model.eval()
         while True:
@@ -247,9 +247,9 @@ def train(
             recipe.num_test_examples,
         )
     seq_len, vocab_size = config.task.seq_len, config.task.vocab_size
-    train_split = _Split(data.train, device, "train", seq_len, vocab_size)
-    valid_split = _Split(data.valid, device, "valid", seq_len, vocab_size)
-    test_split = _Split(data.test, device, "test", seq_len, vocab_size)
+    train_split = DeviceSplit(data.train, device, "train", seq_len, vocab_size)
+    valid_split = DeviceSplit(data.valid, device, "valid", seq_len, vocab_size)
+    test_split = DeviceSplit(data.test, device, "test", seq_len, vocab_size)
     steps_per_epoch = math.ceil(len(train_split) / recipe.batch_size)
     tokens_per_epoch = train_split.inputs.numel()
 
@@ -267,7 +267,7 @@ def train(
         stack.enter_context(torch.random.fork_rng(devices=[cuda_index] if is_cuda else []))
         torch.manual_seed(config.seed)
         order_generator = torch.Generator().manual_seed(config.seed)
-        trainer = _Trainer(config, device, kernel_impl, steps_per_epoch * recipe.epochs)
+        trainer = Trainer(config, device, kernel_impl, steps_per_epoch * recipe.epochs)
 
         curve: list[EpochRecord] = []
         best: Optional[EpochRecord] = None

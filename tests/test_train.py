@@ -12,7 +12,7 @@ from mqar.data import TaskSpec, make_splits
 from mqar.errors import UserError
 from mqar.models.language_model import LanguageModel
 from mqar.runs import Recipe, RunConfig, RunResult
-from mqar.train import TrainingDiverged, _Split, _Trainer, cosine_lr, train
+from mqar.train import TrainingDiverged, DeviceSplit, Trainer, cosine_lr, train
 
 # The recall task the learning tests use: seq_len 8, 2 key-value pairs, vocabulary 16 (keys 1..7, values 8..15).
 # Each example is `k1 v1 k2 v2` then both keys queried, in a random order. Both values sit in the context, so a
@@ -140,9 +140,9 @@ def test_micro_batches_give_the_full_batch_gradient():
     config = tiny_config(arch="based")
     data = make_splits(config.task, 0, 64, 1, 1)
     torch.manual_seed(0)
-    trainer = _Trainer(config, "cpu", "torch", steps_total=1)
+    trainer = Trainer(config, "cpu", "torch", steps_total=1)
     trainer.model.eval()  # no dropout: the two passes must see the same function
-    split = _Split(data.train, "cpu", "train", config.task.seq_len, config.task.vocab_size)
+    split = DeviceSplit(data.train, "cpu", "train", config.task.seq_len, config.task.vocab_size)
     batch = torch.arange(64)
 
     def gradient(micro_batch_size):

@@ -41,3 +41,27 @@ def bench_kernels(
 
     run(out, quick=quick, names=list(method) or None, rep_ms=rep_ms)
     Console().print(Markdown((out / "kernels.md").read_text()))
+
+
+@bench_app.command("train")
+@user_errors
+def bench_train(
+    cases: str = typer.Option(
+        "rebased:128:512,based:128:512,attention:128:512,rebased:128:2048",
+        help="Comma-separated arch:d_model:seq_len (kv pairs from the Figure-1 grid: L/4 from 256 on, 16 at 128).",
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(512, help="Examples per optimiser step."),
+    precision: str = typer.Option("fp32", help="mqar path's precision: fp32 or bf16 (the plain path is fp32)."),
+    warmup: int = typer.Option(3, help="Untimed steps first."),
+    steps: int = typer.Option(10, help="Timed steps."),
+    paths: str = typer.Option("mqar,plain", help="Which training paths: mqar, plain, or both."),
+    out: Path = typer.Option(BENCH_DIR, help="Folder for train.json and train.md (train-cpu.* on the CPU)."),
+) -> None:
+    """Training tokens/s of mqar's step beside the plain path (DataLoader, full logits, fp32), side by side."""
+    from mqar.bench.train import markdown, parse_case, run
+
+    parsed = tuple(parse_case(case) for case in cases.split(",") if case.strip())
+    report = run(parsed, device=device, batch_size=batch_size, precision=precision, warmup=warmup, steps=steps,
+                 paths=tuple(p.strip() for p in paths.split(",") if p.strip()), out_dir=out)
+    Console().print(Markdown(markdown(report)))

@@ -1,0 +1,226 @@
+"""`mqar bench train`: training throughput of mqar's training step beside the project's own plain path.
+
+Two ways to take the same optimiser step on the same model and data, measured in one process:
+- **mqar**: what `mqar train` does (`mqar.train.Trainer.train_step`): the dataset resident on the device, batches
+  indexed there, the LM head and loss only at labelled positions, fused AdamW on CUDA, bf16 autocast if asked,
+  linear attention through `impl="auto"` (Triton on CUDA).
+- **plain**: the straightforward way, as the public ReBased code trains: a DataLoader over host tensors copied to
+  the device each step, full 8192-way logits at every position with cross-entropy's ignore_index, fp32, the
+  plain-torch linear-attention reference.
+Both report tokens/s (batch × seq_len per step), step time and peak device memory; the ratio is side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from mqar.data import TaskSpec, generate
+from mqar.errors import UserError
+from mqar.models import build_model
+from mqar.provenance import describe_device, resolve_device, versions
+from mqar.runs import Recipe, RunConfig
+from mqar.train import DeviceSplit, Trainer
+
+# The issue-7 table's shapes: (arch, d_model, seq_len) with the Figure-1 grid's kv pairs for that length.
+DEFAULT_CASES = (("rebased", 128, 512), ("based", 128, 512), ("attention", 128, 512), ("rebased", 128, 2048))
+KV_PAIRS_FOR_SEQ_LEN = {128: 16, 256: 64, 512: 128, 1024: 256, 2048: 512}
+# The public ReBased code's training tokens/s on an H100 (shared REFERENCE.md), quoted for orientation only:
+# measured elsewhere, not in this run.
+REFERENCE_TOKENS_PER_S = {("rebased", 128, 512): 2.39e6, ("based", 128, 512): 2.43e6,
+                          ("attention", 128, 512): 2.89e6, ("rebased", 128, 2048): 1.53e6}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    path: str  # "mqar" or "plain"
+    tokens_per_s: float
+    step_ms: float
+    peak_memory_bytes: Optional[int]
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _timed(step: Callable[[], object], device: str, warmup: int, steps: int) -> float:
+    """Seconds per step after `warmup` untimed steps."""
+    for _ in range(warmup):
+        step()
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _synchronize(device)
+    return (time.perf_counter() - started) / steps
+
+
+def _peak_memory(device: str) -> Optional[int]:
+    return torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def measure_mqar_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> Measurement:
+    """tokens/s of `mqar train`'s own training step."""
+    _reset_peak_memory(device)
+    torch.manual_seed(config.seed)
+    trainer = Trainer(config, device, "auto", steps_total=warmup + steps)
+    split = DeviceSplit(arrays, device, "train", config.task.seq_len, config.task.vocab_size)
+    generator = torch.Generator().manual_seed(config.seed)
+    batch_size = config.recipe.batch_size
+
+    def step() -> None:
+        batch = torch.randint(len(split), (batch_size,), generator=generator).to(device)
+        trainer.train_step(split, batch)
+
+    seconds = _timed(step, device, warmup, steps)
+    return Measurement("mqar", batch_size * config.task.seq_len / seconds, 1e3 * seconds, _peak_memory(device))
+
+
+def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> Measurement:
+    """tokens/s of the plain path: DataLoader, full logits, fp32, torch reference kernels."""
+    _reset_peak_memory(device)
+    torch.manual_seed(config.seed)
+    task = config.task
+    model = build_model(config.arch, config.d_model, task.seq_len, task.vocab_size, kernel_impl="torch").to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.recipe.weight_decay)
+    inputs, labels = (torch.from_numpy(array).long() for array in arrays)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(inputs, labels), batch_size=config.recipe.batch_size, shuffle=True,
+        drop_last=True, generator=torch.Generator().manual_seed(config.seed),
+    )
+    batches = iter(())
+
+    def step() -> None:
+        nonlocal batches
+        try:
+            batch_inputs, batch_labels = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch_inputs, batch_labels = next(batches)
+        batch_inputs, batch_labels = batch_inputs.to(device), batch_labels.to(device)
+        logits = model.logits(model(batch_inputs))  # [batch, seq, vocab]: every position
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch_labels.flatten(), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    seconds = _timed(step, device, warmup, steps)
+    tokens = config.recipe.batch_size * task.seq_len
+    return Measurement("plain", tokens / seconds, 1e3 * seconds, _peak_memory(device))
+
+
+def parse_case(text: str) -> tuple[str, int, int]:
+    """`arch:d_model:seq_len`, e.g. `rebased:128:512`."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise UserError(f"bad case {text!r}; write arch:d_model:seq_len, e.g. rebased:128:512")
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+def run(
+    cases: tuple[tuple[str, int, int], ...] = DEFAULT_CASES,
+    *,
+    device: str = "auto",
+    batch_size: int = 512,
+    precision: str = "fp32",
+    warmup: int = 3,
+    steps: int = 10,
+    paths: tuple[str, ...] = ("mqar", "plain"),
+    out_dir: Optional[Path] = None,
+) -> dict:
+    device = resolve_device(device)
+    unknown = sorted(set(paths) - {"mqar", "plain"})
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; use mqar and/or plain")
+    rows = []
+    for arch, d_model, seq_len in cases:
+        if seq_len not in KV_PAIRS_FOR_SEQ_LEN:
+            raise UserError(f"seq_len {seq_len} has no Figure-1 kv count; use one of {sorted(KV_PAIRS_FOR_SEQ_LEN)}")
+        task = TaskSpec(seq_len=seq_len, num_kv_pairs=KV_PAIRS_FOR_SEQ_LEN[seq_len])
+        recipe = Recipe(batch_size=batch_size, precision=precision)
+        config = RunConfig(task=task, arch=arch, d_model=d_model, lr=1e-3, recipe=recipe)
+        arrays = generate(task, 4 * batch_size, seed=0)  # a few batches' worth; the step does not care which
+        row = {"arch": arch, "d_model": d_model, "seq_len": seq_len, "num_kv_pairs": task.num_kv_pairs,
+               "batch_size": batch_size, "precision": precision}
+        for path in paths:
+            measure = measure_mqar_step if path == "mqar" else measure_plain_step
+            try:
+                result = measure(config, arrays, device, warmup, steps)
+                row[path] = {"tokens_per_s": result.tokens_per_s, "step_ms": result.step_ms,
+                             "peak_memory_bytes": result.peak_memory_bytes}
+            except torch.cuda.OutOfMemoryError as error:
+                row[path] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
+        if "tokens_per_s" in row.get("mqar", {}) and "tokens_per_s" in row.get("plain", {}):
+            row["speedup"] = row["mqar"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
+        anchor = REFERENCE_TOKENS_PER_S.get((arch, d_model, seq_len))
+        if anchor is not None and "tokens_per_s" in row.get("mqar", {}):
+            row["vs_reference_h100"] = row["mqar"]["tokens_per_s"] / anchor
+        rows.append(row)
+    report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
+              "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "rows": rows}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = "train" if device.startswith("cuda") else "train-cpu"
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out_dir / f"{stem}.md").write_text(markdown(report))
+    return report
+
+
+def _cell(measurement: Optional[dict], key: str, scale: float, fmt: str) -> str:
+    if not measurement:
+        return "–"
+    if "error" in measurement:
+        return "OOM"
+    value = measurement.get(key)
+    return "–" if value is None else format(value / scale, fmt)
+
+
+def markdown(report: dict) -> str:
+    versions_text = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
+    lines = [
+        "# mqar bench train",
+        "",
+        f"Device: {report['device']}; {versions_text}. {report['timed_steps']} timed steps after "
+        f"{report['warmup_steps']} warm-up steps. Command: `mqar bench train`.",
+        "",
+        "| arch, d_model, seq_len (kv) | batch, precision | mqar tokens/s | step ms | peak GB | plain tokens/s | "
+        "step ms | peak GB | mqar / plain | mqar / ReBased code on H100* |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        mqar, plain = row.get("mqar"), row.get("plain")
+        speedup = f"{row['speedup']:.2f}×" if "speedup" in row else "–"
+        vs_reference = f"{row['vs_reference_h100']:.2f}×" if "vs_reference_h100" in row else "–"
+        cells = [
+            f"{row['arch']}, {row['d_model']}, {row['seq_len']} ({row['num_kv_pairs']})",
+            f"{row['batch_size']}, {row['precision']}",
+            *(cell for measurement in (mqar, plain) for cell in (
+                f"{_cell(measurement, 'tokens_per_s', 1e6, '.2f')} M",
+                _cell(measurement, "step_ms", 1, ".1f"),
+                _cell(measurement, "peak_memory_bytes", 1e9, ".1f"),
+            )),
+            speedup,
+            vs_reference,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "mqar / plain is measured side by side in this run. *The ReBased public code's tokens/s (H100, shared "
+        "REFERENCE.md) are quoted, not measured here, and only meaningful for a GPU run.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""`mqar bench train` runs both training paths side by side on the CPU and writes its table."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from mqar.cli import app
+
+runner = CliRunner()
+
+
+def test_bench_train_measures_both_paths(tmp_path) -> None:
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "8",
+                                 "--warmup", "1", "--steps", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "train-cpu.json").read_text())
+    (row,) = report["rows"]
+    assert (row["arch"], row["d_model"], row["seq_len"], row["num_kv_pairs"]) == ("rebased", 24, 128, 16)
+    assert row["mqar"]["tokens_per_s"] > 0 and row["plain"]["tokens_per_s"] > 0
+    assert row["speedup"] == row["mqar"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
+    assert "mqar / plain" in (tmp_path / "train-cpu.md").read_text()
+
+
+def test_bench_train_bad_case_is_one_line(tmp_path) -> None:
+    for cases, message in [("rebased-128-512", "arch:d_model:seq_len"), ("rebased:128:300", "Figure-1 kv")]:
+        result = runner.invoke(app, ["bench", "train", "--cases", cases, "--device", "cpu", "--out", str(tmp_path)])
+        assert result.exit_code == 2 and message in result.output
