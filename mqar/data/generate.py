@@ -60,11 +60,6 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
     keys = distinct_per_row(rng, num_examples, num_pairs, *spec.key_range)  # [N, n]
     values = distinct_per_row(rng, num_examples, num_pairs, *spec.value_range)  # [N, n]
 
-    context = np.empty((num_examples, 2 * num_pairs), dtype=TOKEN_DTYPE)  # k1 v1 k2 v2 ...
-    context[:, 0::2] = keys
-    context[:, 1::2] = values
-    context = np.tile(context, (1, spec.num_passes))  # [N, context_len]
-
     if spec.haystack_depth is None:
         context_start = 0
         # Zoology: key i is queried at slot gap_i, the i-th draw of a weighted sampling without replacement.
@@ -79,11 +74,15 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
         context_start = 2 * int(round(spec.haystack_depth * filler / 2))
         order = np.argsort(rng.random((num_examples, num_pairs)), axis=1)  # a random permutation per row
         query_positions = spec.seq_len - 2 * num_pairs + 2 * order
-    inputs[:, context_start : context_start + spec.context_len] = context
+    for context_pass in range(spec.num_passes):  # k1 v1 k2 v2 ... kn vn, num_passes times
+        pass_start = context_start + 2 * num_pairs * context_pass
+        inputs[:, pass_start : pass_start + 2 * num_pairs : 2] = keys
+        inputs[:, pass_start + 1 : pass_start + 2 * num_pairs : 2] = values
 
-    rows = np.arange(num_examples)[:, None]
-    inputs[rows, query_positions] = keys
-    labels[rows, query_positions] = values  # the target right after seeing the key (next-token shift)
+    # Scatter through flat indices into the (row-contiguous) chunk: cheaper than 2-d fancy indexing.
+    flat_positions = query_positions + (spec.seq_len * np.arange(num_examples))[:, None]  # [N, n]
+    np.put(inputs.reshape(-1), flat_positions, keys)
+    np.put(labels.reshape(-1), flat_positions, values)  # the target right after seeing the key (next-token shift)
 
     if spec.random_non_queries:
         # Zoology replaces filler by tokens from the whole vocabulary; here from this chunk's seeded stream.
@@ -107,27 +106,35 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, low: in
         return (np.argsort(rng.random((num_rows, range_size)), axis=1)[:, :size] + low).astype(TOKEN_DTYPE)
     # Enough spare draws that a row runs short only rarely (expected repeats ≈ size² / (2·range_size)).
     length = size + 16 + (2 * size * size) // range_size
-    shift = length.bit_length()  # bits of a draw's position in its row
-    # Pack (value, position) into one integer, as narrow as it fits: narrow sorts are the cost that matters here.
-    packed_dtype = np.int32 if (high - 1).bit_length() + shift < 31 else np.int64
-    order_dtype = np.int16 if shift < 15 else np.int32
+    position_bits = length.bit_length()
+    value_bits = (range_size - 1).bit_length()
+    # Keys pack a flag, a draw's position in its row and its value into one integer, as narrow as fits:
+    # narrow row sorts and few passes over the arrays are what make this fast.
+    dtype = np.int32 if 1 + position_bits + value_bits <= 31 else np.int64
+    position_mask, value_mask = (1 << position_bits) - 1, (1 << value_bits) - 1
     result = np.empty((num_rows, size), dtype=TOKEN_DTYPE)
     pending = np.arange(num_rows)
     while pending.size:
-        draws = rng.integers(low, high, size=(pending.size, length), dtype=TOKEN_DTYPE)
-        # Sorted by value, equal values in draw order: every entry equal to its left neighbour is a repeat.
-        packed = (draws.astype(packed_dtype) << shift) | np.arange(length, dtype=packed_dtype)
-        packed.sort(axis=1)
-        positions = (packed & ((1 << shift) - 1)).astype(order_dtype)
-        values = packed >> shift
-        repeat = np.zeros(draws.shape, dtype=order_dtype)
-        repeat[:, 1:] = values[:, 1:] == values[:, :-1]
-        # Sort (repeat, position): first occurrences come first, in draw order; keep the first `size` of them.
-        first_seen = (repeat << shift) | positions
-        first_seen.sort(axis=1)
-        complete = repeat.sum(axis=1) <= length - size  # enough distinct values in the row
-        kept_positions = (first_seen[complete, :size] & ((1 << shift) - 1)).astype(np.intp)
-        result[pending[complete]] = np.take_along_axis(draws[complete], kept_positions, axis=1)
+        # In-place operations throughout: fresh temporaries of this size cost more in page faults than in arithmetic.
+        keys = rng.integers(0, range_size, size=(pending.size, length), dtype=dtype)  # value offsets from `low`
+        # Sorted by (value, position): equal values in draw order, so an entry equal to its left neighbour repeats.
+        keys <<= position_bits
+        keys |= np.arange(length, dtype=dtype)
+        keys.sort(axis=1)
+        values = keys >> position_bits
+        repeat = np.zeros(keys.shape, dtype=bool)
+        np.equal(values[:, 1:], values[:, :-1], out=repeat[:, 1:])
+        # Sorted by (repeat, position): the first occurrences come first, in draw order; keep `size` of them.
+        keys &= position_mask
+        keys <<= value_bits
+        keys |= values
+        np.bitwise_or(keys, dtype(1 << (position_bits + value_bits)), out=keys, where=repeat)
+        keys.sort(axis=1)
+        complete = repeat.sum(axis=1) <= length - size  # the row holds enough distinct values
+        if complete.all():
+            result[pending] = (keys[:, :size] & value_mask) + low
+            break
+        result[pending[complete]] = (keys[complete, :size] & value_mask) + low
         pending = pending[~complete]
     return result
 
