@@ -14,8 +14,7 @@ def generate_loop(spec: TaskSpec, num_examples: int, seed: int) -> tuple[np.ndar
     n = spec.num_kv_pairs
     key_choices = np.arange(*spec.key_range)
     value_choices = np.arange(*spec.value_range)
-    slots = np.arange(1, spec.num_query_slots + 1, dtype=np.float64)
-    gap_p = spec.power_a * slots ** (spec.power_a - 1)
+    gap_p = spec.query_gap_weights()
     gap_p /= gap_p.sum()
     inputs = np.zeros((num_examples, spec.seq_len), dtype=np.int32)
     labels = np.full((num_examples, spec.seq_len), IGNORE_INDEX, dtype=np.int32)
@@ -25,13 +24,11 @@ def generate_loop(spec: TaskSpec, num_examples: int, seed: int) -> tuple[np.ndar
         context = np.empty(2 * n, dtype=np.int32)
         context[0::2], context[1::2] = keys, values
         if spec.haystack_depth is None:
-            start = 0
-            query_positions = spec.context_len + 2 * rng.choice(spec.num_query_slots, size=n, replace=False, p=gap_p)
+            gaps = rng.choice(spec.num_query_slots, size=n, replace=False, p=gap_p)
         else:
-            filler = spec.seq_len - spec.context_len - 2 * n
-            start = 2 * int(round(spec.haystack_depth * filler / 2))
-            query_positions = spec.seq_len - 2 * n + 2 * rng.permutation(n)
-        inputs[row, start : start + spec.context_len] = np.tile(context, spec.num_passes)
+            gaps = rng.permutation(n)
+        query_positions = spec.query_start + 2 * gaps
+        inputs[row, spec.context_start : spec.context_start + spec.context_len] = np.tile(context, spec.num_passes)
         inputs[row, query_positions] = keys
         labels[row, query_positions] = values
         if spec.random_non_queries:

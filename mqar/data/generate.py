@@ -61,21 +61,15 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
     values = distinct_per_row(rng, num_examples, num_pairs, *spec.value_range)  # [N, n]
 
     if spec.haystack_depth is None:
-        context_start = 0
         # Zoology: key i is queried at slot gap_i, the i-th draw of a weighted sampling without replacement.
-        slots = np.arange(1, spec.num_query_slots + 1, dtype=np.float64)
-        weights = spec.power_a * slots ** (spec.power_a - 1)
-        gaps = weighted_sample_without_replacement(rng, num_examples, weights, num_pairs)  # [N, n]
-        query_positions = spec.context_len + 2 * gaps
+        gaps = weighted_sample_without_replacement(rng, num_examples, spec.query_gap_weights(), num_pairs)  # [N, n]
     else:
         # Haystack: filler, the kv block at the chosen depth of the filler, filler, then all queries at the end,
         # each key once, in a random order, at even offsets.
-        filler = spec.seq_len - spec.context_len - 2 * num_pairs
-        context_start = 2 * int(round(spec.haystack_depth * filler / 2))
-        order = np.argsort(rng.random((num_examples, num_pairs)), axis=1)  # a random permutation per row
-        query_positions = spec.seq_len - 2 * num_pairs + 2 * order
+        gaps = np.argsort(rng.random((num_examples, num_pairs)), axis=1)  # a random permutation per row
+    query_positions = spec.query_start + 2 * gaps
     for context_pass in range(spec.num_passes):  # k1 v1 k2 v2 ... kn vn, num_passes times
-        pass_start = context_start + 2 * num_pairs * context_pass
+        pass_start = spec.context_start + 2 * num_pairs * context_pass
         inputs[:, pass_start : pass_start + 2 * num_pairs : 2] = keys
         inputs[:, pass_start + 1 : pass_start + 2 * num_pairs : 2] = values
 

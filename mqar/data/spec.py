@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 from mqar.config import check_known_keys, stable_id
 from mqar.errors import UserError
 
@@ -73,6 +75,26 @@ class TaskSpec:
     def num_query_slots(self) -> int:
         """Even slots of the query region after the context (Zoology's `space`)."""
         return (self.seq_len - self.context_len) // 2
+
+    @property
+    def context_start(self) -> int:
+        """Where the key-value block starts: 0, or with a haystack the (even) offset at that depth of the filler."""
+        if self.haystack_depth is None:
+            return 0
+        filler = self.seq_len - self.context_len - 2 * self.num_kv_pairs
+        return 2 * int(round(self.haystack_depth * filler / 2))
+
+    @property
+    def query_start(self) -> int:
+        """Where the query region starts: right after the context, or with a haystack the last 2·kv tokens."""
+        if self.haystack_depth is None:
+            return self.context_len
+        return self.seq_len - 2 * self.num_kv_pairs
+
+    def query_gap_weights(self) -> np.ndarray:
+        """Unnormalised probabilities a·i^(a-1) of the query slots i = 1..num_query_slots (Zoology's power law)."""
+        slots = np.arange(1, self.num_query_slots + 1, dtype=np.float64)
+        return self.power_a * slots ** (self.power_a - 1)
 
     @property
     def key_range(self) -> tuple[int, int]:
