@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 
 from mqar.config import check_known_keys, stable_id
 from mqar.data.spec import TaskSpec
+from mqar.data.splits import Splits, make_splits
 from mqar.errors import UserError
 
 PRECISIONS = ("fp32", "bf16")
@@ -82,6 +83,13 @@ class RunConfig:
     @property
     def id(self) -> str:
         return stable_id(self.to_dict())
+
+    def make_splits(self) -> Splits:
+        """The run's train/valid/test data: its task, the recipe's data seed and split sizes."""
+        recipe = self.recipe
+        return make_splits(
+            self.task, recipe.data_seed, recipe.num_train_examples, recipe.num_valid_examples, recipe.num_test_examples
+        )
 
 
 @dataclass(frozen=True)

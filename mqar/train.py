@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from mqar.data import IGNORE_INDEX, Splits, make_splits
+from mqar.data import IGNORE_INDEX, Splits
 from mqar.errors import UserError
 from mqar.models import build_model, count_params
 from mqar.models.language_model import LanguageModel
@@ -239,13 +239,7 @@ def train(
     device = resolve_device(device)
     recipe = config.recipe
     if data is None:
-        data = make_splits(
-            config.task,
-            recipe.data_seed,
-            recipe.num_train_examples,
-            recipe.num_valid_examples,
-            recipe.num_test_examples,
-        )
+        data = config.make_splits()
     seq_len, vocab_size = config.task.seq_len, config.task.vocab_size
     train_split = DeviceSplit(data.train, device, "train", seq_len, vocab_size)
     valid_split = DeviceSplit(data.valid, device, "valid", seq_len, vocab_size)
@@ -259,11 +253,11 @@ def train(
         cuda_index = torch.device(device).index
         cuda_index = torch.cuda.current_device() if cuda_index is None else cuda_index
     with contextlib.ExitStack() as stack:
-        if not is_cuda:
-            stack.enter_context(_flush_denormals())
         if is_cuda:
             stack.enter_context(torch.cuda.device(cuda_index))
             torch.cuda.reset_peak_memory_stats(cuda_index)
+        else:
+            stack.enter_context(_flush_denormals())
         stack.enter_context(torch.random.fork_rng(devices=[cuda_index] if is_cuda else []))
         torch.manual_seed(config.seed)
         order_generator = torch.Generator().manual_seed(config.seed)

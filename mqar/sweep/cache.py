@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Iterator
 
 from mqar.config import stable_id
-from mqar.data import GENERATOR_VERSION, Splits, load, make_splits, save
+from mqar.data import GENERATOR_VERSION, SPLITS, Splits, load, save
 from mqar.paths import RESULTS_DIR
 from mqar.runs import RunConfig
 
 DEFAULT_CACHE_DIR = RESULTS_DIR / "cache"
-SPLIT_NAMES = ("train", "valid", "test")
 
 
 def cache_key(config: RunConfig) -> str:
@@ -55,16 +54,13 @@ def cached_splits(config: RunConfig, cache_dir: str | os.PathLike = DEFAULT_CACH
     recipe = config.recipe
     entry = Path(cache_dir) / cache_key(config)
     entry.mkdir(parents=True, exist_ok=True)
-    paths = {split: entry / f"{split}.npz" for split in SPLIT_NAMES}
+    paths = {split: entry / f"{split}.npz" for split in SPLITS}
     with _locked(entry / ".lock"):
         if not all(path.is_file() for path in paths.values()):
-            splits = make_splits(
-                config.task, recipe.data_seed, recipe.num_train_examples, recipe.num_valid_examples,
-                recipe.num_test_examples,
-            )
-            for split in SPLIT_NAMES:
+            splits = config.make_splits()
+            for split in SPLITS:
                 inputs, labels = getattr(splits, split)
                 save(paths[split], inputs, labels, config.task, split, recipe.data_seed)
             return splits
-    loaded = {split: load(paths[split]) for split in SPLIT_NAMES}
+    loaded = {split: load(paths[split]) for split in SPLITS}
     return Splits(**{split: (dataset.inputs, dataset.labels) for split, dataset in loaded.items()})
