@@ -108,10 +108,7 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
                 break
             current = config.id
             outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.heartbeat(config.id))
-            if outcome.ok:
-                store.record_result(outcome.result)
-            else:
-                store.record_failure(config.id, outcome.error, device=outcome.device)
+            outcome.record_in(store)
             current = None
     except KeyboardInterrupt:
         if current is not None:

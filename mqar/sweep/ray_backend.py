@@ -88,10 +88,7 @@ def run_ray(
                     outcome = Outcome.from_dict(ray.get(ref))
                 except Exception as error:  # the worker process itself died, or the result could not travel
                     outcome = Outcome(run_id=run_id, error=f"Ray task failed: {type(error).__name__}: {error}")
-                if outcome.ok:
-                    store.record_result(outcome.result)
-                else:
-                    store.record_failure(run_id, outcome.error, device=outcome.device)
+                outcome.record_in(store)
             if time.monotonic() - last_heartbeat > HEARTBEAT_S:
                 for run_id in in_flight.values():
                     store.heartbeat(run_id)

@@ -40,6 +40,13 @@ class Outcome:
     def ok(self) -> bool:
         return self.result is not None
 
+    def record_in(self, store) -> None:
+        """Write this outcome to a `mqar.sweep.store.Store`: the result ('done') or the error ('failed')."""
+        if self.ok:
+            store.record_result(self.result)
+        else:
+            store.record_failure(self.run_id, self.error, device=self.device)
+
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "result": None if self.result is None else self.result.to_dict(),
                 "error": self.error, "device": self.device}
