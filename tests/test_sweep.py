@@ -17,7 +17,7 @@ from mqar.errors import UserError
 from mqar.results import load, load_epochs
 from mqar.runs import Recipe
 from mqar.sweep import Store, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
-from mqar.sweep.spec import parse_int, parse_list
+from mqar.sweep.spec import parse_list
 
 from test_sweep_fakes import FAIL_SEED, NAN_SEED, fake_train
 
@@ -67,7 +67,7 @@ def test_spec_errors_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="unknown key.*'epoch'"):
         load_sweep_spec(path)
     with pytest.raises(UserError, match="malformed --d-models"):
-        parse_list("64,,x", parse_int, "--d-models", "64,128")
+        parse_list("64,,x", int, "--d-models", "64,128")
     with pytest.raises(UserError, match="pair up"):
         tasks_from_lists([64, 128, 256], [4, 8])
     with pytest.raises(UserError, match="no sweep preset"):

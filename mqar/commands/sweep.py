@@ -16,7 +16,7 @@ from mqar.paths import DEFAULT_STORE
 from mqar.runs import PRECISIONS, Recipe
 from mqar.sweep import BACKENDS, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
 from mqar.sweep.store import Store
-from mqar.sweep.spec import parse_arch, parse_float, parse_int, parse_list
+from mqar.sweep.spec import parse_list
 
 DEFAULT_PRESET = "quick"
 
@@ -127,8 +127,8 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
     if seq_lens is not None:
         if num_kv_pairs is None:
             raise UserError("--seq-lens needs --num-kv-pairs (one per seq_len, e.g. --seq-lens 128,256 --num-kv-pairs 16,64)")
-        lengths = parse_list(seq_lens, parse_int, "--seq-lens", "128,256")
-        pairs = parse_list(num_kv_pairs, parse_int, "--num-kv-pairs", "16,64")
+        lengths = parse_list(seq_lens, int, "--seq-lens", "128,256")
+        pairs = parse_list(num_kv_pairs, int, "--num-kv-pairs", "16,64")
         # Tasks from flags are described by the flags alone (TaskSpec defaults: vocab 8192, ...), not the preset's.
         task_specs = tasks_from_lists(lengths, pairs)
     elif tasks is not None:
@@ -148,12 +148,12 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
     return base.with_overrides(
         name=name,
         recipe=recipe,
-        archs=parse_list(archs, parse_arch, "--archs", "based,rebased,attention") if archs is not None else None,
-        d_models=parse_list(d_models, parse_int, "--d-models", "64,128") if d_models is not None else None,
+        archs=parse_list(archs, str, "--archs", "based,rebased,attention") if archs is not None else None,
+        d_models=parse_list(d_models, int, "--d-models", "64,128") if d_models is not None else None,
         tasks=task_specs,
         task_overrides={"vocab_size": vocab_size} if vocab_size is not None else None,
-        lrs=parse_list(lrs, parse_float, "--lrs", "1e-3,3e-3") if lrs is not None else None,
-        seeds=parse_list(seeds, parse_int, "--seeds", "0,1,2") if seeds is not None else None,
+        lrs=parse_list(lrs, float, "--lrs", "1e-3,3e-3") if lrs is not None else None,
+        seeds=parse_list(seeds, int, "--seeds", "0,1,2") if seeds is not None else None,
         recipe_overrides=recipe_overrides or None,
     )
 
@@ -183,8 +183,8 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
 
         with Store(store) as db:
             measured = [dict(row) for row in db.query(
-                "SELECT arch, d_model, seq_len, device, tokens_per_s FROM runs WHERE status = 'done'")]
-            done = {row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'done'")}
+                "SELECT id, arch, d_model, seq_len, device, tokens_per_s FROM runs WHERE status = 'done'")]
+        done = {row["id"] for row in measured}
         todo = [config for config in configs if config.id not in done]
         table.add_row("already done", f"{spec.size - len(todo)} (in {store}); {len(todo)} to run")
     if backend == "local":

@@ -276,15 +276,3 @@ def parse_list(text: str, kind: Callable[[str], T], flag: str, example: str) -> 
         except ValueError:
             raise UserError(f"malformed {flag} {text!r}: {item!r} is not a valid value; e.g. {flag} {example}") from None
     return values
-
-
-def parse_int(text: str) -> int:
-    return int(text)
-
-
-def parse_float(text: str) -> float:
-    return float(text)
-
-
-def parse_arch(text: str) -> str:
-    return text
