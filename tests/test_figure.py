@@ -36,8 +36,8 @@ def table1_configs():
 
 def test_reduced_presets_are_smaller_grids_of_the_paper_tasks():
     for name, preset in FIGURES.items():
-        spec = load_sweep_spec(preset.reduced_sweep)
-        assert spec.name == preset.reduced_sweep
+        spec = load_sweep_spec(preset.sweep_name("reduced"))
+        assert spec.name == preset.sweep_name("reduced")
         assert len(spec.lrs) <= 2 and len(spec.seeds) <= 3 and spec.recipe.num_train_examples < 100_000
     table1 = load_sweep_spec(TABLE1_REDUCED)
     assert set(table1.archs) == set(REBASED_TABLE1) and table1.d_models == (16, 24, 32, 48)
@@ -48,7 +48,7 @@ def test_reduced_presets_are_smaller_grids_of_the_paper_tasks():
 
 def test_each_figure_knows_its_full_sweep():
     for name, preset in FIGURES.items():
-        full, reduced = load_sweep_spec(preset.sweep), load_sweep_spec(preset.reduced_sweep)
+        full, reduced = load_sweep_spec(preset.sweep_name("full")), load_sweep_spec(preset.sweep_name("reduced"))
         assert full.name == name
         # The reduced grid is a subset of the paper's in archs, widths and tasks (only the protocol shrinks).
         assert set(reduced.archs) <= set(full.archs) and set(reduced.d_models) <= set(full.d_models)

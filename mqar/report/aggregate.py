@@ -106,7 +106,7 @@ def missing_runs(runs: pd.DataFrame, expected: Optional[pd.DataFrame] = None) ->
     """Runs of the grid that have no result: not done (pending, running, failed) or, given `expected` (one row
     per planned run with run_id and the RUN_COLUMNS), absent from the store altogether.
 
-    Columns: RUN_COLUMNS + status + error (first line of the error, for failed runs) + run_id.
+    Columns: RUN_COLUMNS + status + error (the error's message line, for failed runs) + run_id.
     """
     runs = unique_runs(runs)
     not_done = runs[runs["status"] != DONE].copy()
@@ -123,11 +123,11 @@ def missing_runs(runs: pd.DataFrame, expected: Optional[pd.DataFrame] = None) ->
     if not frames:
         return pd.DataFrame(columns=columns)
     missing = pd.concat(frames, ignore_index=True)
-    missing["error"] = missing["error"].map(_first_line)
+    missing["error"] = missing["error"].map(_error_message)
     return missing.sort_values(RUN_COLUMNS).reset_index(drop=True)
 
 
-def _first_line(error: object) -> str:
+def _error_message(error: object) -> str:
     """The last non-empty line of a traceback is its message; keep that, short."""
     if error is None or (isinstance(error, float) and np.isnan(error)):
         return ""

@@ -47,25 +47,22 @@ def rebased_table1() -> pd.DataFrame:
 class FigurePreset:
     """A paper figure: the sweep behind it (full and reduced presets in sweeps/) and how to draw it."""
 
-    name: str
+    name: str  # also the sweep: sweeps/<name>.toml is the paper's grid, sweeps/<name>-reduced.toml the smaller one
     title: str
-    sweep: str  # sweeps/<sweep>.toml is the paper's grid
-    reduced_sweep: str  # sweeps/<reduced_sweep>.toml: the documented smaller grid for one GPU
     metric: str  # the paper's reduction, see mqar.report.aggregate
     arch_order: tuple[str, ...]
     reference: Optional[str] = None  # name of published numbers to show beside ours
     description: str = ""
 
     def sweep_name(self, scale: str) -> str:
-        return self.sweep if scale == "full" else self.reduced_sweep
+        """The sweep preset behind the figure at `scale` ("full" or "reduced")."""
+        return self.name if scale == "full" else f"{self.name}-reduced"
 
 
 FIGURES: dict[str, FigurePreset] = {
     "rebased-figure1": FigurePreset(
         name="rebased-figure1",
         title="ReBased Figure 1: MQAR accuracy vs model dimension",
-        sweep="rebased-figure1",
-        reduced_sweep="rebased-figure1-reduced",
         metric="best-valid",
         arch_order=("rebased", "based", "rwkv", "mamba", "conv-attention", "attention"),
         description="one panel per seq_len (128..2048, kv = seq_len/4 from 256 on), d_model 64..512, best lr",
@@ -73,8 +70,6 @@ FIGURES: dict[str, FigurePreset] = {
     "rebased-table1": FigurePreset(
         name="rebased-table1",
         title="ReBased Table 1: kernel ablation, seq_len 256, 32 kv pairs",
-        sweep="rebased-table1",
-        reduced_sweep="rebased-table1-reduced",
         metric="best-valid",
         arch_order=tuple(REBASED_TABLE1),
         reference="rebased-table1",
@@ -83,8 +78,6 @@ FIGURES: dict[str, FigurePreset] = {
     "zoology-figure2": FigurePreset(
         name="zoology-figure2",
         title="Zoology Figure 2: MQAR accuracy vs model dimension",
-        sweep="zoology-figure2",
-        reduced_sweep="zoology-figure2-reduced",
         metric="best-valid",
         arch_order=("attention", "based", "rebased", "h3", "hyena", "rwkv", "base-conv"),
         description="one panel per (seq_len, kv): (64,4) (128,8) (256,16) (512,64), d_model 64..512, max over lr",
