@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -35,14 +34,6 @@ KV_PAIRS_FOR_SEQ_LEN = {128: 16, 256: 64, 512: 128, 1024: 256, 2048: 512}
 # measured elsewhere, not in this run.
 REFERENCE_TOKENS_PER_S = {("rebased", 128, 512): 2.39e6, ("based", 128, 512): 2.43e6,
                           ("attention", 128, 512): 2.89e6, ("rebased", 128, 2048): 1.53e6}
-
-
-@dataclass(frozen=True)
-class Measurement:
-    path: str  # "mqar" or "plain"
-    tokens_per_s: float
-    step_ms: float
-    peak_memory_bytes: Optional[int]
 
 
 def _synchronize(device: str) -> None:
@@ -72,7 +63,12 @@ def _reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def measure_mqar_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> Measurement:
+def _measurement(tokens_per_step: int, seconds_per_step: float, device: str) -> dict:
+    return {"tokens_per_s": tokens_per_step / seconds_per_step, "step_ms": 1e3 * seconds_per_step,
+            "peak_memory_bytes": _peak_memory(device)}
+
+
+def measure_mqar_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> dict:
     """tokens/s of `mqar train`'s own training step."""
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
@@ -86,10 +82,10 @@ def measure_mqar_step(config: RunConfig, arrays, device: str, warmup: int, steps
         trainer.train_step(split, batch)
 
     seconds = _timed(step, device, warmup, steps)
-    return Measurement("mqar", batch_size * config.task.seq_len / seconds, 1e3 * seconds, _peak_memory(device))
+    return _measurement(batch_size * config.task.seq_len, seconds, device)
 
 
-def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> Measurement:
+def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> dict:
     """tokens/s of the plain path: DataLoader, full logits, fp32, torch reference kernels."""
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
@@ -119,8 +115,7 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, step
 
     model.train()
     seconds = _timed(step, device, warmup, steps)
-    tokens = config.recipe.batch_size * task.seq_len
-    return Measurement("plain", tokens / seconds, 1e3 * seconds, _peak_memory(device))
+    return _measurement(config.recipe.batch_size * task.seq_len, seconds, device)
 
 
 def parse_case(text: str) -> tuple[str, int, int]:
@@ -159,9 +154,7 @@ def run(
         for path in paths:
             measure = measure_mqar_step if path == "mqar" else measure_plain_step
             try:
-                result = measure(config, arrays, device, warmup, steps)
-                row[path] = {"tokens_per_s": result.tokens_per_s, "step_ms": result.step_ms,
-                             "peak_memory_bytes": result.peak_memory_bytes}
+                row[path] = measure(config, arrays, device, warmup, steps)
             except torch.cuda.OutOfMemoryError as error:
                 row[path] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
         if "tokens_per_s" in row.get("mqar", {}) and "tokens_per_s" in row.get("plain", {}):
