@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import tomllib
+from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from mqar.errors import UserError
@@ -31,3 +34,23 @@ def stable_id(data: Mapping[str, Any], length: int = 16) -> str:
     """A content hash of a JSON-serialisable mapping: same content, same id, on any machine."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def find_toml(name_or_path: str | os.PathLike, folder: Path, kind: str) -> Path:
+    """A bare name (`rebased`) resolves to `<folder>/<name>.toml`; anything else is a path. A missing file is a
+    UserError that lists the names in `folder`."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        path = folder / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.toml")))
+        raise UserError(f"no {kind} {str(name_or_path)!r}; give a .toml path or one of: {known}")
+    return path
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file as a dict; a syntax error is one UserError naming the file."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path} is not valid TOML: {error}") from None

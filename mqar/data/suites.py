@@ -7,11 +7,11 @@ one `[[tasks]]` table per task (TaskSpec fields, overriding the defaults). Unkno
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
+from mqar.config import find_toml, read_toml
 from mqar.data.files import save
 from mqar.data.generate import generate
 from mqar.data.spec import TaskSpec
@@ -30,34 +30,29 @@ class Suite:
 
 def suite_path(name_or_path: str | os.PathLike) -> Path:
     """A suite name (`rebased`) resolves to tasks/<name>.toml; anything else is a path."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        path = TASKS_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in TASKS_DIR.glob("*.toml")))
-        raise UserError(f"no task suite {str(name_or_path)!r}; give a .toml path or one of: {known}")
-    return path
+    return find_toml(name_or_path, TASKS_DIR, "task suite")
+
+
+def tasks_from_tables(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any], where: str) -> tuple[TaskSpec, ...]:
+    """TaskSpecs from TOML tables of TaskSpec fields, each over `defaults`; errors name `where`."""
+    try:
+        return tuple(TaskSpec.from_dict({**defaults, **entry}) for entry in entries)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+    except TypeError as error:  # a required field (seq_len, num_kv_pairs) is missing
+        raise UserError(f"{where}: every task needs seq_len and num_kv_pairs ({error})") from None
 
 
 def load_suite(name_or_path: str | os.PathLike) -> Suite:
     path = suite_path(name_or_path)
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML: {error}") from None
+    data = read_toml(path)
     unknown = sorted(set(data) - SUITE_KEYS)
     if unknown:
         raise UserError(f"unknown key(s) {', '.join(map(repr, unknown))} in {path}; allowed: {', '.join(sorted(SUITE_KEYS))}")
-    defaults = data.get("defaults", {})
     entries = data.get("tasks", [])
     if not entries:
         raise UserError(f"{path} lists no [[tasks]]")
-    try:
-        tasks = tuple(TaskSpec.from_dict({**defaults, **entry}) for entry in entries)
-    except UserError as error:
-        raise UserError(f"{path}: {error}") from None
-    except TypeError as error:  # a required field (seq_len, num_kv_pairs) is missing
-        raise UserError(f"{path}: every task needs seq_len and num_kv_pairs ({error})") from None
+    tasks = tasks_from_tables(entries, data.get("defaults", {}), where=str(path))
     return Suite(name=data.get("name", path.stem), description=data.get("description", ""), tasks=tasks)
 
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
-from mqar.config import stable_id
+from mqar.config import find_toml, read_toml, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
 from mqar.paths import SWEEPS_DIR
@@ -203,7 +202,7 @@ def _replace_task(task: TaskSpec, overrides: Mapping[str, Any], where: str) -> T
 
 def resolve_tasks(tasks: Any, overrides: Mapping[str, Any], *, where: str, base_dir: Optional[Path] = None) -> tuple[TaskSpec, ...]:
     """`tasks` as a suite name/path or a list of TaskSpec tables -> TaskSpecs, each with `overrides` applied."""
-    from mqar.data.suites import load_suite
+    from mqar.data.suites import load_suite, tasks_from_tables
 
     if isinstance(tasks, str):
         suite_ref: str | Path = tasks
@@ -213,17 +212,14 @@ def resolve_tasks(tasks: Any, overrides: Mapping[str, Any], *, where: str, base_
         return tuple(_replace_task(task, overrides, where) for task in specs) if overrides else specs
     if not isinstance(tasks, (list, tuple)) or not tasks:
         raise UserError(f"{where}: tasks must be a task suite name or a non-empty list of [[tasks]] tables")
-    specs = []
+    entries = []
     for entry in tasks:
         if isinstance(entry, TaskSpec):
             entry = entry.to_dict()
         if not isinstance(entry, Mapping):
             raise UserError(f"{where}: each [[tasks]] entry must be a table with seq_len and num_kv_pairs")
-        try:
-            specs.append(TaskSpec.from_dict({**entry, **overrides}))
-        except TypeError as error:
-            raise UserError(f"{where}: every task needs seq_len and num_kv_pairs ({error})") from None
-    return tuple(specs)
+        entries.append({**entry, **overrides})
+    return tasks_from_tables(entries, {}, where)
 
 
 def tasks_from_lists(seq_lens: Sequence[int], num_kv_pairs: Sequence[int]) -> list[TaskSpec]:
@@ -242,12 +238,7 @@ def tasks_from_lists(seq_lens: Sequence[int], num_kv_pairs: Sequence[int]) -> li
 
 def sweep_path(name_or_path: str | os.PathLike) -> Path:
     """A preset name (`quick`) resolves to sweeps/<name>.toml; anything else is a path."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml" and not path.exists():
-        path = SWEEPS_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise UserError(f"no sweep preset or file {str(name_or_path)!r}; give a .toml path or one of: {', '.join(preset_names())}")
-    return path
+    return find_toml(name_or_path, SWEEPS_DIR, "sweep preset or file")
 
 
 def preset_names() -> list[str]:
@@ -257,11 +248,7 @@ def preset_names() -> list[str]:
 def load_sweep_spec(name_or_path: str | os.PathLike) -> SweepSpec:
     """The SweepSpec of a preset (sweeps/<name>.toml) or of a sweep file."""
     path = sweep_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML: {error}") from None
-    return SweepSpec.from_dict(data, where=str(path), base_dir=path.parent, default_name=path.stem)
+    return SweepSpec.from_dict(read_toml(path), where=str(path), base_dir=path.parent, default_name=path.stem)
 
 
 def parse_list(text: str, kind: Callable[[str], T], flag: str, example: str) -> list[T]:
