@@ -28,6 +28,7 @@ __all__ = [
     "ALGORITHMS",
     "IMPLS",
     "KERNELS",
+    "check_inputs",
     "linear_attention",
     "linear_attention_chunked",
     "linear_attention_naive",
@@ -35,11 +36,10 @@ __all__ = [
 ]
 
 
-def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, impl: str, algorithm: str) -> None:
+def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, algorithm: str) -> None:
+    """The arguments every implementation takes, checked once: kernel, algorithm and the shapes of q, k, v."""
     if kernel not in KERNELS:
         raise UserError(f"unknown linear attention kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
-    if impl not in IMPLS:
-        raise UserError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
     if algorithm not in ALGORITHMS:
         raise UserError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
@@ -72,7 +72,9 @@ def linear_attention(
     algorithm: "parallel" (quadratic in T), "chunked" (linear in T), "auto" (for torch: parallel up to
     PARALLEL_MAX_SEQ_LEN tokens, chunked beyond; for Triton: the Triton module's own choice).
     """
-    _check_inputs(q, k, v, kernel, impl, algorithm)
+    if impl not in IMPLS:
+        raise UserError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+    check_inputs(q, k, v, kernel, algorithm)
     if impl == "auto":
         impl = "triton" if q.is_cuda else "torch"
     if impl == "triton":

@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mqar.kernels import check_inputs
 from mqar.kernels.triton_compat import patch_interpreter_index
 
 patch_interpreter_index()
@@ -35,7 +36,6 @@ from mqar.kernels.triton_parallel import (  # noqa: E402
     parallel_fwd_kernel,
 )
 
-ALGORITHMS = ("auto", "parallel", "chunked")
 INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") == "1"
 _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
 
@@ -251,12 +251,7 @@ def linear_attention_triton(
     chunk_size: the chunk length of the chunked form (a power of two ≥ 16; default 64, 32 in the interpreter).
     fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back.
     """
-    if kernel not in KERNEL_IDS:
-        raise ValueError(f"unknown kernel {kernel!r}; expected one of {tuple(KERNEL_IDS)}")
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
-    if q.dim() != 4 or q.shape != k.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
-        raise ValueError(f"expected q, k [B, T, H, F] and v [B, T, H, D], got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    check_inputs(q, k, v, kernel, algorithm)  # the package's one argument check (a UserError is a ValueError)
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
     batch, seq, heads, feature_dim = q.shape
