@@ -49,7 +49,11 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 
 class DeviceSplit:
-    """One split resident on the device: inputs and labels as int64 [num_examples, seq_len]."""
+    """One split resident on the device: inputs and labels as int64 [num_examples, seq_len].
+
+    `label_positions` [num_examples, labels_per_example] holds each example's labelled positions when every example
+    has the same number of labels (MQAR: num_kv_pairs), else None; it lets the loss gather with fixed shapes.
+    """
 
     def __init__(
         self, arrays: tuple[np.ndarray, np.ndarray], device: str, name: str, seq_len: int, vocab_size: int
@@ -60,44 +64,78 @@ class DeviceSplit:
                 f"{name} split must be non-empty inputs and labels of one shape [examples, ≤ {seq_len}], "
                 f"got {inputs.shape} and {labels.shape}"
             )
-        labelled = labels[labels != IGNORE_INDEX]
+        is_labelled = labels != IGNORE_INDEX
+        labelled = labels[is_labelled]
         tokens_ok = inputs.min() >= 0 and inputs.max() < vocab_size
         labels_ok = labelled.size == 0 or (labelled.min() >= 0 and labelled.max() < vocab_size)
         if not (tokens_ok and labels_ok):
             raise UserError(f"{name} split has tokens outside the task's vocabulary [0, {vocab_size})")
         self.inputs = torch.as_tensor(np.asarray(inputs, dtype=np.int64), device=device)
         self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
-        self.labelled_per_example = (self.labels != IGNORE_INDEX).sum(dim=1)  # [num_examples]
+        labels_per_example = is_labelled.sum(axis=1)
+        self.labelled_per_example = torch.as_tensor(labels_per_example, device=device)  # [num_examples]
+        self.label_positions: Optional[torch.Tensor] = None
+        if labels_per_example[0] > 0 and (labels_per_example == labels_per_example[0]).all():
+            positions = np.nonzero(is_labelled)[1].reshape(len(inputs), labels_per_example[0])  # row-major: sorted
+            self.label_positions = torch.as_tensor(positions, device=device)
 
     def __len__(self) -> int:
         return len(self.inputs)
 
+    def loss_and_accuracy(self, model: LanguageModel, batch: torch.Tensor):
+        """The model's loss and accuracy on the examples `batch` (indices) of this split."""
+        positions = None if self.label_positions is None else self.label_positions[batch]
+        return model.loss_and_accuracy(self.inputs[batch], self.labels[batch], positions)
+
 
 class Trainer:
-    """The state of one run: model, optimiser, micro-batch size. Built and used inside the run's forked RNG."""
+    """The state of one run: model, optimiser, micro-batch size. Built and used inside the run's forked RNG.
 
-    def __init__(self, config: RunConfig, device: str, kernel_impl: str, steps_total: int) -> None:
+    cuda_graphs: on CUDA, capture the whole training step (forward, backward, optimiser) once as a CUDA graph and
+    replay it for every full batch. Small MQAR models are bound by kernel launches, not by the GPU: replaying the
+    step costs one launch instead of hundreds. The graph is used only where it computes exactly the eager step:
+    full batches, no micro-batching, a split whose examples all have the same number of labels (fixed shapes);
+    the first EAGER_STEPS_BEFORE_CAPTURE steps and every other step (e.g. an epoch's last, partial batch) run
+    eagerly on the same parameters and optimiser state.
+    """
+
+    # Eager steps before the capture: lazy initialisation (cuBLAS handles, Triton compilation, optimiser state)
+    # must happen outside the graph; PyTorch's CUDA-graph notes warm up for 3 iterations on a side stream.
+    EAGER_STEPS_BEFORE_CAPTURE = 3
+
+    def __init__(
+        self, config: RunConfig, device: str, kernel_impl: str, steps_total: int, cuda_graphs: bool = False
+    ) -> None:
         self.config = config
         self.device = device
         self.device_type = torch.device(device).type
         self.model: LanguageModel = build_model(
             config.arch, config.d_model, config.task.seq_len, config.task.vocab_size, kernel_impl=kernel_impl
         ).to(device)
+        self.cuda_graphs = cuda_graphs and self.device_type == "cuda"
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
-            lr=config.lr,
+            # a captured optimiser step reads the learning rate from device memory, so it is a tensor there
+            lr=torch.tensor(config.lr, device=device) if self.cuda_graphs else config.lr,
             weight_decay=config.recipe.weight_decay,
             fused=self.device_type == "cuda",
+            capturable=self.cuda_graphs,
         )
         self.steps_total = steps_total
         self.step = 0
         self.micro_batch_size = config.recipe.batch_size
         self.autocast_dtype = torch.bfloat16 if config.recipe.precision == "bf16" else None
+        self._graph: Optional[torch.cuda.CUDAGraph] = None
+        self._graph_split: Optional[DeviceSplit] = None
+        self._graph_batch: Optional[torch.Tensor] = None  # the captured step reads its example indices from here
+        self._graph_loss_sum: Optional[torch.Tensor] = None  # and writes its loss here
+        self._warmup_stream = torch.cuda.Stream(device) if self.cuda_graphs else None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device_type, dtype=self.autocast_dtype)
+        # No cache of cast weights: a cached cast would be captured into the graph and go stale after the update.
+        return torch.autocast(device_type=self.device_type, dtype=self.autocast_dtype, cache_enabled=False)
 
     def _shrink_micro_batch(self) -> None:
         """After a CUDA out-of-memory error: halve the micro-batch and free what the failed attempt held."""
@@ -113,14 +151,36 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for micro_batch in batch.split(self.micro_batch_size):
             with self.autocast():
-                result = self.model.loss_and_accuracy(split.inputs[micro_batch], split.labels[micro_batch])
+                result = split.loss_and_accuracy(self.model, micro_batch)
             (result.loss_sum / num_labelled).backward()
             loss_sum += result.loss_sum.detach()
         return loss_sum
 
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+
     def train_step(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
         """One optimiser step on `batch` (example indices); returns the batch's summed loss, on the device."""
         self.model.train()
+        self._set_lr(cosine_lr(self.config.lr, self.step, self.steps_total))
+        if self._graph_fits(split, batch):
+            loss_sum = self._graphed_step(split, batch)
+        elif self.cuda_graphs and self._graph is None:
+            # Warm-up steps before the capture run on a side stream, as PyTorch's CUDA-graph notes ask.
+            self._warmup_stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self._warmup_stream):
+                loss_sum = self._eager_step(split, batch)
+            torch.cuda.current_stream(self.device).wait_stream(self._warmup_stream)
+        else:
+            loss_sum = self._eager_step(split, batch)
+        self.step += 1
+        return loss_sum
+
+    def _eager_step(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
         while True:
             self.optimizer.zero_grad(set_to_none=True)
             try:
@@ -129,12 +189,45 @@ class Trainer:
             except torch.cuda.OutOfMemoryError:
                 pass  # handled outside the except block, once the failed attempt's tensors are released
             self._shrink_micro_batch()
-        lr = cosine_lr(self.config.lr, self.step, self.steps_total)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.optimizer.step()
-        self.step += 1
         return loss_sum
+
+    def _graph_fits(self, split: DeviceSplit, batch: torch.Tensor) -> bool:
+        """Whether this step can be (or is) the captured one: same split, a full batch, fixed shapes."""
+        if not self.cuda_graphs or self.step < self.EAGER_STEPS_BEFORE_CAPTURE:
+            return False
+        if self._graph is not None:
+            return split is self._graph_split and len(batch) == len(self._graph_batch)
+        return (
+            split.label_positions is not None
+            and len(batch) == self.config.recipe.batch_size
+            and self.micro_batch_size == len(batch)
+        )
+
+    def _graphed_step(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
+        if self._graph is None:
+            try:
+                self._capture(split, len(batch))
+            except torch.cuda.OutOfMemoryError:
+                # The graph keeps its own memory pool; where that does not fit, train eagerly (with micro-batches).
+                self.cuda_graphs, self._graph, self._graph_batch, self._graph_loss_sum = False, None, None, None
+                self.optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                return self._eager_step(split, batch)
+        self._graph_batch.copy_(batch)
+        self._graph.replay()
+        return self._graph_loss_sum.clone()  # the next replay overwrites it
+
+    def _capture(self, split: DeviceSplit, batch_size: int) -> None:
+        """Record one training step (forward, backward, optimiser step) on `split` as a CUDA graph; run nothing."""
+        self._graph_batch = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        # Gradients are created inside the capture (in the graph's memory pool): each replay writes them afresh.
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            loss_sum = self._accumulate(split, self._graph_batch)
+            self.optimizer.step()
+        self._graph, self._graph_split, self._graph_loss_sum = graph, split, loss_sum
 
     @torch.no_grad()
     def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
@@ -145,7 +238,7 @@ class Trainer:
                 totals = torch.zeros(3, device=self.device, dtype=torch.float64)
                 for batch in torch.arange(len(split), device=self.device).split(self.micro_batch_size):
                     with self.autocast():
-                        result = self.model.loss_and_accuracy(split.inputs[batch], split.labels[batch])
+                        result = split.loss_and_accuracy(self.model, batch)
                     counts = (result.loss_sum, result.num_correct, result.num_labelled)
                     totals += torch.stack([count.double() for count in counts])
                 break
@@ -227,12 +320,15 @@ def train(
     progress: bool = False,
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
     kernel_impl: str = "auto",
+    cuda_graphs: bool = True,
 ) -> RunResult:
     """Train one model as `config` says and measure it.
 
     device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N". data: the splits to use; None generates them
     from `config.task` and `config.recipe.data_seed` (sizes from the recipe). on_epoch: called after each epoch.
     kernel_impl: linear attention implementation ("auto": Triton on CUDA, torch on CPU).
+    cuda_graphs: on CUDA, replay the training step as a CUDA graph (see `Trainer`); ignored on CPU. How a run is
+    computed, not what: the run id does not depend on it.
     Raises UserError for a config that cannot run, TrainingDiverged when the loss becomes NaN/inf.
     """
     check_arch(config.arch, config.d_model)  # fail before generating data
@@ -261,7 +357,7 @@ def train(
         stack.enter_context(torch.random.fork_rng(devices=[cuda_index] if is_cuda else []))
         torch.manual_seed(config.seed)
         order_generator = torch.Generator().manual_seed(config.seed)
-        trainer = Trainer(config, device, kernel_impl, steps_per_epoch * recipe.epochs)
+        trainer = Trainer(config, device, kernel_impl, steps_per_epoch * recipe.epochs, cuda_graphs)
 
         curve: list[EpochRecord] = []
         best: Optional[EpochRecord] = None

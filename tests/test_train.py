@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from mqar.cli import app
 from mqar.data import TaskSpec, make_splits
 from mqar.errors import UserError
+from mqar.models import build_model
 from mqar.models.language_model import LanguageModel
 from mqar.runs import Recipe, RunConfig, RunResult
 from mqar.train import TrainingDiverged, DeviceSplit, Trainer, cosine_lr, train
@@ -160,8 +161,8 @@ def test_micro_batches_give_the_full_batch_gradient():
 def test_nan_loss_raises_training_diverged(monkeypatch):
     original = LanguageModel.loss_and_accuracy
 
-    def poisoned(self, inputs, labels):
-        result = original(self, inputs, labels)
+    def poisoned(self, *args):
+        result = original(self, *args)
         return result._replace(loss_sum=result.loss_sum * float("nan"))
 
     monkeypatch.setattr(LanguageModel, "loss_and_accuracy", poisoned)
@@ -241,12 +242,77 @@ def test_cuda_out_of_memory_falls_back_to_micro_batches(monkeypatch):
     original = LanguageModel.loss_and_accuracy
     calls = {"failed": 0}
 
-    def fails_on_big_batches(self, inputs, labels):
+    def fails_on_big_batches(self, inputs, *rest):
         if self.training and len(inputs) > 32:
             calls["failed"] += 1
             raise torch.cuda.OutOfMemoryError("simulated")
-        return original(self, inputs, labels)
+        return original(self, inputs, *rest)
 
     monkeypatch.setattr(LanguageModel, "loss_and_accuracy", fails_on_big_batches)
     result = train(tiny_config(epochs=1, batch_size=64), device="cuda" if torch.cuda.is_available() else "cpu")
     assert calls["failed"] == 1 and math.isfinite(result.curve[0].train_loss)
+
+
+def test_fixed_shape_label_gather_gives_the_masked_loss():
+    """MQAR splits carry each example's label positions; gathering there is the boolean-mask loss, exactly."""
+    config = tiny_config(arch="based")
+    data = make_splits(config.task, 0, 32, 1, 1)
+    split = DeviceSplit(data.train, "cpu", "train", config.task.seq_len, config.task.vocab_size)
+    assert split.label_positions.shape == (32, config.task.num_kv_pairs)
+    labels = split.labels.gather(1, split.label_positions)
+    assert (labels != -100).all() and (split.labelled_per_example == config.task.num_kv_pairs).all()
+    torch.manual_seed(0)
+    model = build_model("based", 24, config.task.seq_len, config.task.vocab_size).eval()
+    batch = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    gathered = split.loss_and_accuracy(model, batch)
+    masked = model.loss_and_accuracy(split.inputs[batch], split.labels[batch])
+    torch.testing.assert_close(gathered.loss_sum, masked.loss_sum)
+    assert gathered.num_correct == masked.num_correct and gathered.num_labelled == masked.num_labelled == 16
+
+
+def test_ragged_label_counts_fall_back_to_the_mask():
+    config = tiny_config()
+    inputs, labels = make_splits(config.task, 0, 8, 1, 1).train
+    labels = labels.copy()
+    first_label = (labels[0] != -100).nonzero()[0][0]
+    labels[0, first_label] = -100
+    split = DeviceSplit((inputs, labels), "cpu", "train", config.task.seq_len, config.task.vocab_size)
+    assert split.label_positions is None
+    model = build_model("based", 24, config.task.seq_len, config.task.vocab_size).eval()
+    result = split.loss_and_accuracy(model, torch.arange(8))
+    assert result.num_labelled == 8 * config.task.num_kv_pairs - 1
+
+
+def _without_dropout(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout") and isinstance(module.dropout, float):
+            module.dropout = 0.0
+    return model
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch, precision", [("rebased", "fp32"), ("based", "bf16"), ("attention", "fp32")])
+def test_cuda_graph_steps_equal_eager_steps(arch, precision):
+    """Replaying the captured step trains exactly like the eager step: same losses, same weights (dropout off so
+    the two runs see the same function), including eager partial batches between replays."""
+    config = tiny_config(arch=arch, precision=precision, batch_size=32)
+    data = make_splits(config.task, 0, 256, 1, 1)
+    batches = [torch.randperm(256, generator=torch.Generator().manual_seed(i))[:32] for i in range(10)]
+    batches[6] = batches[6][:20]  # a partial batch: eager, between replays
+
+    def run(cuda_graphs):
+        torch.manual_seed(0)
+        trainer = Trainer(config, "cuda", "auto", steps_total=10, cuda_graphs=cuda_graphs)
+        _without_dropout(trainer.model)
+        split = DeviceSplit(data.train, "cuda", "train", config.task.seq_len, config.task.vocab_size)
+        losses = [trainer.train_step(split, batch.cuda()).item() for batch in batches]
+        return trainer, losses
+
+    graphed, graphed_losses = run(True)
+    eager, eager_losses = run(False)
+    assert graphed._graph is not None and eager._graph is None
+    assert graphed_losses == pytest.approx(eager_losses, rel=1e-4)
+    for a, b in zip(graphed.model.parameters(), eager.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

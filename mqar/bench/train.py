@@ -3,7 +3,8 @@
 Two ways to take the same optimiser step on the same model and data, measured in one process:
 - **mqar**: what `mqar train` does (`mqar.train.Trainer.train_step`): the dataset resident on the device, batches
   indexed there, the LM head and loss only at labelled positions, fused AdamW on CUDA, bf16 autocast if asked,
-  linear attention through `impl="auto"` (Triton on CUDA).
+  linear attention through `impl="auto"` (Triton on CUDA), the whole step replayed as a CUDA graph.
+- **eager**: the same step without the CUDA graph (what the graph alone buys).
 - **plain**: the straightforward way, as the public ReBased code trains: a DataLoader over host tensors copied to
   the device each step, full 8192-way logits at every position with cross-entropy's ignore_index, fp32, the
   plain-torch linear-attention reference.
@@ -68,11 +69,15 @@ def _measurement(tokens_per_step: int, seconds_per_step: float, device: str) -> 
             "peak_memory_bytes": _peak_memory(device)}
 
 
-def measure_mqar_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> dict:
-    """tokens/s of `mqar train`'s own training step."""
+def measure_mqar_step(
+    config: RunConfig, arrays, device: str, warmup: int, steps: int, cuda_graphs: bool = True
+) -> dict:
+    """tokens/s of `mqar train`'s own training step (CUDA graph captured during the warm-up, if on)."""
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
-    trainer = Trainer(config, device, "auto", steps_total=warmup + steps)
+    if cuda_graphs:
+        warmup = max(warmup, Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2)
+    trainer = Trainer(config, device, "auto", steps_total=warmup + steps, cuda_graphs=cuda_graphs)
     split = DeviceSplit(arrays, device, "train", config.task.seq_len, config.task.vocab_size)
     generator = torch.Generator().manual_seed(config.seed)
     batch_size = config.recipe.batch_size
@@ -118,6 +123,13 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, step
     return _measurement(config.recipe.batch_size * task.seq_len, seconds, device)
 
 
+PATHS: dict[str, Callable[..., dict]] = {
+    "mqar": measure_mqar_step,
+    "eager": lambda *args: measure_mqar_step(*args, cuda_graphs=False),
+    "plain": measure_plain_step,
+}
+
+
 def parse_case(text: str) -> tuple[str, int, int]:
     """`arch:d_model:seq_len`, e.g. `rebased:128:512`."""
     parts = text.split(":")
@@ -134,13 +146,13 @@ def run(
     precision: str = "fp32",
     warmup: int = 3,
     steps: int = 10,
-    paths: tuple[str, ...] = ("mqar", "plain"),
+    paths: tuple[str, ...] = ("mqar", "eager", "plain"),
     out_dir: Optional[Path] = None,
 ) -> dict:
     device = resolve_device(device)
-    unknown = sorted(set(paths) - {"mqar", "plain"})
+    unknown = sorted(set(paths) - set(PATHS))
     if unknown:
-        raise UserError(f"unknown path(s) {', '.join(unknown)}; use mqar and/or plain")
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; use any of {', '.join(PATHS)}")
     rows = []
     for arch, d_model, seq_len in cases:
         if seq_len not in KV_PAIRS_FOR_SEQ_LEN:
@@ -152,9 +164,8 @@ def run(
         row = {"arch": arch, "d_model": d_model, "seq_len": seq_len, "num_kv_pairs": task.num_kv_pairs,
                "batch_size": batch_size, "precision": precision}
         for path in paths:
-            measure = measure_mqar_step if path == "mqar" else measure_plain_step
             try:
-                row[path] = measure(config, arrays, device, warmup, steps)
+                row[path] = PATHS[path](config, arrays, device, warmup, steps)
             except torch.cuda.OutOfMemoryError as error:
                 row[path] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
         if "tokens_per_s" in row.get("mqar", {}) and "tokens_per_s" in row.get("plain", {}):
@@ -184,27 +195,28 @@ def _cell(measurement: Optional[dict], key: str, scale: float, fmt: str) -> str:
 
 def markdown(report: dict) -> str:
     versions_text = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
+    paths = [path for path in PATHS if any(path in row for row in report["rows"])]
     lines = [
         "# mqar bench train",
         "",
         f"Device: {report['device']}; {versions_text}. {report['timed_steps']} timed steps after "
         f"{report['warmup_steps']} warm-up steps. Command: `mqar bench train`.",
         "",
-        "| arch, d_model, seq_len (kv) | batch, precision | mqar tokens/s | step ms | peak GB | plain tokens/s | "
-        "step ms | peak GB | mqar / plain | mqar / ReBased code on H100* |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arch, d_model, seq_len (kv) | batch, precision | "
+        + " | ".join(f"{path} tokens/s | step ms | peak GB" for path in paths)
+        + " | mqar / plain | mqar / ReBased code on H100* |",
+        "|---|---|" + "---|---|---|" * len(paths) + "---|---|",
     ]
     for row in report["rows"]:
-        mqar, plain = row.get("mqar"), row.get("plain")
         speedup = f"{row['speedup']:.2f}×" if "speedup" in row else "–"
         vs_reference = f"{row['vs_reference_h100']:.2f}×" if "vs_reference_h100" in row else "–"
         cells = [
             f"{row['arch']}, {row['d_model']}, {row['seq_len']} ({row['num_kv_pairs']})",
             f"{row['batch_size']}, {row['precision']}",
-            *(cell for measurement in (mqar, plain) for cell in (
-                f"{_cell(measurement, 'tokens_per_s', 1e6, '.2f')} M",
-                _cell(measurement, "step_ms", 1, ".1f"),
-                _cell(measurement, "peak_memory_bytes", 1e9, ".1f"),
+            *(cell for path in paths for cell in (
+                f"{_cell(row.get(path), 'tokens_per_s', 1e6, '.2f')} M",
+                _cell(row.get(path), "step_ms", 1, ".1f"),
+                _cell(row.get(path), "peak_memory_bytes", 1e9, ".1f"),
             )),
             speedup,
             vs_reference,
@@ -212,8 +224,10 @@ def markdown(report: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "mqar / plain is measured side by side in this run. *The ReBased public code's tokens/s (H100, shared "
-        "REFERENCE.md) are quoted, not measured here, and only meaningful for a GPU run.",
+        "mqar: the training step of `mqar train` (CUDA graph on CUDA); eager: the same step without the graph; plain: "
+        "DataLoader, full logits, fp32, torch reference kernels (the plain path is always fp32). Paths are measured "
+        "side by side in this run. *The ReBased public code's tokens/s (H100, shared REFERENCE.md) are quoted, not "
+        "measured here, and only meaningful for a GPU run.",
         "",
     ]
     return "\n".join(lines)

@@ -55,7 +55,7 @@ def bench_train(
     precision: str = typer.Option("fp32", help="mqar path's precision: fp32 or bf16 (the plain path is fp32)."),
     warmup: int = typer.Option(3, help="Untimed steps first."),
     steps: int = typer.Option(10, help="Timed steps."),
-    paths: str = typer.Option("mqar,plain", help="Which training paths: mqar, plain, or both."),
+    paths: str = typer.Option("mqar,eager,plain", help="Which training paths: mqar (CUDA graph), eager, plain."),
     out: Path = typer.Option(BENCH_DIR, help="Folder for train.json and train.md (train-cpu.* on the CPU)."),
 ) -> None:
     """Training tokens/s of mqar's step beside the plain path (DataLoader, full logits, fp32), side by side."""

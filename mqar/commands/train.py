@@ -41,6 +41,7 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
     precision: str = typer.Option(_DEFAULTS.precision, help="fp32, or bf16 (autocast, fp32 master weights)."),
     kernel_impl: str = typer.Option("auto", help="Linear attention: auto (Triton on CUDA), triton or torch."),
+    cuda_graphs: bool = typer.Option(True, help="On CUDA, replay the training step as a CUDA graph (same result)."),
     output: Optional[Path] = typer.Option(None, help="Also write the full result (curve, versions) to this JSON file."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
 ) -> None:
@@ -70,7 +71,7 @@ def train(
     if not lr > 0:
         raise UserError(f"--lr must be positive, got {lr}")
     try:
-        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl)
+        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl, cuda_graphs=cuda_graphs)
     except TrainingDiverged as error:
         fail(str(error))
     if output is not None:
