@@ -12,8 +12,9 @@ import math
 from typing import NamedTuple, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from mqar.kernels.cross_entropy import cross_entropy_sum
 
 IGNORE_INDEX = -100
 
@@ -111,8 +112,7 @@ class LanguageModel(nn.Module):
             index = label_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
             hidden = hidden.gather(1, index).flatten(0, 1)  # [batch · labels_per_example, d_model]
             targets = labels.gather(1, label_positions).flatten()
-        logits = self.logits(hidden).float()  # [num_labelled, vocab]; the softmax in fp32 under autocast too
-        loss_sum = F.cross_entropy(logits, targets, reduction="sum")
-        num_correct = (logits.argmax(dim=-1) == targets).sum()
+        # [num_labelled, vocab]; the softmax runs in fp32 under autocast too (one Triton pass on CUDA)
+        loss_sum, num_correct = cross_entropy_sum(self.logits(hidden), targets)
         num_labelled = torch.full((), targets.numel(), device=targets.device, dtype=torch.long)
         return LabelledLoss(loss_sum, num_correct, num_labelled)
