@@ -27,6 +27,7 @@ from mqar.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 CHUNK_SIZE = 8192
+BLOCK_ROWS = 512  # rows per block of the work after the draws: its arrays fit in a core's cache
 TOKEN_DTYPE = np.int32  # 8192-token vocabularies and -100 fit; half the memory and file size of int64
 
 
@@ -81,29 +82,32 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
         slot_weights = np.ones(num_pairs)
     scores = draw_order_scores(rng, num_examples, slot_weights)  # [N, slots] int32, smaller = drawn earlier
 
-    # Query region: the slots drawn hold the keys (and labels the values) in slot order.
     num_slots = slot_weights.size
-    query_keys = inputs[:, spec.query_start : spec.query_start + 2 * num_slots : 2]  # [N, slots] views
-    query_labels = labels[:, spec.query_start : spec.query_start + 2 * num_slots : 2]
-    if num_pairs == num_slots:  # every slot is queried (e.g. kv = L/4 without passes; the haystack)
-        np.add(keys, key_low, out=query_keys, casting="unsafe")
-        np.add(values, value_low, out=query_labels, casting="unsafe")
-    else:
+    if num_pairs < num_slots:
         drawn = smallest_per_row(scores, num_pairs)  # [N, slots] bool, num_pairs True per row
-        query_keys[drawn] = keys.reshape(-1) + key_low  # boolean assignment fills each row in slot order
-        query_labels[drawn] = values.reshape(-1) + value_low
         scores = scores[drawn].reshape(num_examples, num_pairs)  # [N, n], in slot order like keys and values
-
-    # Context: the pairs in draw order, i.e. sorted by score.
-    context_keys, context_values = sort_pairs_by_score(
-        scores, keys, values, key_high - key_low, value_high - value_low
-    )  # [N, n] offsets each
-    for context_pass in range(spec.num_passes):  # k1 v1 k2 v2 ... kn vn, num_passes times
-        pass_start = spec.context_start + 2 * num_pairs * context_pass
-        context_keys_out = inputs[:, pass_start : pass_start + 2 * num_pairs : 2]
-        context_values_out = inputs[:, pass_start + 1 : pass_start + 2 * num_pairs : 2]
-        np.add(context_keys, key_low, out=context_keys_out, casting="unsafe")
-        np.add(context_values, value_low, out=context_values_out, casting="unsafe")
+    # The rest in blocks of rows whose working arrays stay in the CPU's cache.
+    for start in range(0, num_examples, BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        # Query region: the slots drawn hold the keys (and labels the values) in slot order.
+        query_keys = inputs[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]  # [B, slots] views
+        query_labels = labels[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]
+        if num_pairs == num_slots:  # every slot is queried (e.g. kv = L/4 without passes; the haystack)
+            np.add(keys[rows], key_low, out=query_keys, casting="unsafe")
+            np.add(values[rows], value_low, out=query_labels, casting="unsafe")
+        else:
+            query_keys[drawn[rows]] = keys[rows].reshape(-1) + key_low  # fills each row in slot order
+            query_labels[drawn[rows]] = values[rows].reshape(-1) + value_low
+        # Context: the pairs in draw order, i.e. sorted by score.
+        context_keys, context_values = sort_pairs_by_score(
+            scores[rows], keys[rows], values[rows], key_high - key_low, value_high - value_low
+        )  # [B, n] offsets each
+        for context_pass in range(spec.num_passes):  # k1 v1 k2 v2 ... kn vn, num_passes times
+            pass_start = spec.context_start + 2 * num_pairs * context_pass
+            context_keys_out = inputs[rows, pass_start : pass_start + 2 * num_pairs : 2]
+            context_values_out = inputs[rows, pass_start + 1 : pass_start + 2 * num_pairs : 2]
+            np.add(context_keys, key_low, out=context_keys_out, casting="unsafe")
+            np.add(context_values, value_low, out=context_values_out, casting="unsafe")
 
     if spec.random_non_queries:
         # Zoology replaces filler by tokens from the whole vocabulary; here from this chunk's seeded stream.
@@ -170,19 +174,31 @@ def _redraw_repeats(
     packed = packed.reshape(-1)
     occupied = packed >> dtype(position_bits)  # (row, value) of every entry, sorted
     repeats = packed[np.flatnonzero(occupied[1:] == occupied[:-1]) + 1]  # all but the first of equal values
-    if repeats.size == 0:
-        return
-    pending_row = repeats >> dtype(value_bits + position_bits)  # [repeats]
-    pending_position = (repeats & dtype((1 << position_bits) - 1)).astype(np.intp)
+    # Pending entries as row << position_bits | position; each round draws one fresh value per pending entry.
+    pending = ((repeats >> dtype(value_bits + position_bits)) << dtype(position_bits)) | (
+        repeats & dtype((1 << position_bits) - 1)
+    )
     taken = np.empty(0, dtype=dtype)  # (row, value) of the fresh draws kept so far, sorted
-    while pending_row.size:
-        fresh = rng.integers(0, range_size, size=pending_row.size, dtype=draws.dtype)
-        wanted = (pending_row << dtype(value_bits)) | fresh
-        clash = _is_in_sorted(occupied, wanted) | _is_in_sorted(taken, wanted) | _is_repeated(wanted)
+    while pending.size:
+        fresh = rng.integers(0, range_size, size=pending.size, dtype=dtype)
+        # (row, value) wanted, sorted with the pending entries alongside: sorted queries search faster, and
+        # equal fresh draws of a row sit together.
+        wanted = (pending >> dtype(position_bits)) << dtype(value_bits)
+        wanted |= fresh
+        order = np.argsort(wanted)
+        wanted, pending = wanted[order], pending[order]
+        clash = _is_in_sorted(occupied, wanted)
+        clash |= _is_in_sorted(taken, wanted)
+        same = wanted[1:] == wanted[:-1]
+        clash[1:] |= same
+        clash[:-1] |= same
         keep = ~clash
-        draws[pending_row[keep].astype(np.intp), pending_position[keep]] = fresh[keep]
+        kept = pending[keep]
+        rows = (kept >> dtype(position_bits)).astype(np.intp)
+        positions = (kept & dtype((1 << position_bits) - 1)).astype(np.intp)
+        draws[rows, positions] = wanted[keep] & dtype((1 << value_bits) - 1)
         taken = np.sort(np.concatenate([taken, wanted[keep]]))
-        pending_row, pending_position = pending_row[clash], pending_position[clash]
+        pending = pending[clash]
 
 
 def _is_in_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -191,17 +207,6 @@ def _is_in_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
         return np.zeros(queries.shape, dtype=bool)
     found = np.searchsorted(sorted_values, queries)
     return sorted_values[np.minimum(found, sorted_values.size - 1)] == queries
-
-
-def _is_repeated(values: np.ndarray) -> np.ndarray:
-    """Which entries of `values` equal another entry."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    equal_next = ordered[1:] == ordered[:-1]
-    repeated = np.zeros(values.shape, dtype=bool)
-    repeated[order[1:][equal_next]] = True
-    repeated[order[:-1][equal_next]] = True
-    return repeated
 
 
 def draw_order_scores(rng: np.random.Generator, num_rows: int, weights: np.ndarray) -> np.ndarray:
@@ -236,19 +241,22 @@ def sort_pairs_by_score(
     scores: np.ndarray, keys: np.ndarray, values: np.ndarray, key_range: int, value_range: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """`keys` and `values` ([N, n] offsets below key_range / value_range, in slot order) reordered per row by
-    ascending score: one int64 row sort of score << payload | key << value_bits | value when it fits, else a
-    sort of positions and two gathers. Equal scores (two equal float32s) keep the pairs in key order."""
+    ascending score: one int64 row sort of score << 32 | key << value_bits | value when key and value fit in
+    32 bits, else a sort of positions and two gathers. Equal scores (two equal float32s) keep the pairs in key
+    order."""
     key_bits = max(1, (key_range - 1).bit_length())
     value_bits = max(1, (value_range - 1).bit_length())
-    if 31 + key_bits + value_bits <= 63:
-        packed = scores.astype(np.int64)
-        packed <<= key_bits + value_bits
-        packed |= np.left_shift(keys, value_bits, dtype=np.int64)
-        packed |= values
+    if key_bits + value_bits <= 32:
+        payload = np.left_shift(keys, value_bits, dtype=np.uint32)
+        payload |= values
+        packed = np.left_shift(scores, 32, dtype=np.int64)  # scores are non-negative int32
+        packed |= payload
         packed.sort(axis=1)
-        return (packed >> value_bits) & ((1 << key_bits) - 1), packed & ((1 << value_bits) - 1)
+        payload = packed.astype(np.uint32)  # the low 32 bits
+        return payload >> np.uint32(value_bits), payload & np.uint32((1 << value_bits) - 1)
     position_bits = max(1, (keys.shape[1] - 1).bit_length())
-    packed = (scores.astype(np.int64) << position_bits) | np.arange(keys.shape[1])
+    packed = np.left_shift(scores, position_bits, dtype=np.int64)
+    packed |= np.arange(keys.shape[1])
     packed.sort(axis=1)
     order = packed & ((1 << position_bits) - 1)
     return np.take_along_axis(keys, order, axis=1), np.take_along_axis(values, order, axis=1)
