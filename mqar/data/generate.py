@@ -18,6 +18,7 @@ gives the same joint law of (context, gaps) as drawing keys first and gaps secon
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import numpy as np
@@ -145,8 +146,6 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, range_s
         # Cut from random bits (several times cheaper than bounded draws); the few out of range are redrawn.
         draws = random_bits(rng, (num_rows, size), "<u2" if dtype == np.uint16 else "<u4")
         draws &= dtype((1 << value_bits) - 1)
-        out_of_range = np.flatnonzero(draws.reshape(-1) >= range_size)
-        draws.reshape(-1)[out_of_range] = rng.integers(0, range_size, size=out_of_range.size, dtype=dtype)
     else:
         draws = rng.integers(0, range_size, size=(num_rows, size), dtype=dtype)
     position_bits = max(1, (size - 1).bit_length())
@@ -160,20 +159,27 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, range_s
 def _redraw_repeats(
     rng: np.random.Generator, draws: np.ndarray, range_size: int, value_bits: int, position_bits: int
 ) -> None:
-    """Make each row of `draws` distinct in place: every entry equal to an earlier entry of its row is drawn
-    again, until the fresh draw equals no entry of its row and no other fresh draw of its row."""
+    """Make each row of `draws` distinct and below range_size in place: every entry equal to an earlier entry of
+    its row, or out of range, is drawn again until the fresh draw equals no entry of its row and no other fresh
+    draw of its row."""
     num_rows, size = draws.shape
     dtype = np.uint32 if (num_rows - 1).bit_length() + value_bits + position_bits <= 32 else np.uint64
     # (row, value, position) packed into one integer per entry: sorted per row, the whole array is sorted by
     # (row, value), equal values of a row sit together in position order, and `>> position_bits` gives the
     # sorted (row, value) pairs of all rows as one searchable array.
     packed = np.left_shift(draws, position_bits, dtype=dtype)
-    packed |= (np.arange(num_rows, dtype=dtype) << dtype(value_bits + position_bits))[:, None]
-    packed |= np.arange(size, dtype=dtype)
+    packed |= _row_and_position(num_rows, size, value_bits + position_bits, dtype)
     packed.sort(axis=1)
-    packed = packed.reshape(-1)
-    occupied = packed >> dtype(position_bits)  # (row, value) of every entry, sorted
-    repeats = packed[np.flatnonzero(occupied[1:] == occupied[:-1]) + 1]  # all but the first of equal values
+    occupied = (packed >> dtype(position_bits)).reshape(-1)  # (row, value) of every entry, sorted
+    value_mask = dtype((1 << value_bits) - 1)
+    repeats = packed.reshape(-1)[np.flatnonzero(occupied[1:] == occupied[:-1]) + 1]  # all but the first of equals
+    if range_size < 1 << value_bits:  # out of range values (cut from random bits) sit at the end of their row
+        tail_rows = np.flatnonzero((occupied[size - 1 :: size] & value_mask) >= range_size)
+        if tail_rows.size:
+            tails = packed[tail_rows]
+            tails = tails[((tails >> dtype(position_bits)) & value_mask) >= range_size]
+            repeats = repeats[((repeats >> dtype(position_bits)) & value_mask) < range_size]
+            repeats = np.concatenate([repeats, tails])
     # Pending entries as row << position_bits | position; each round draws one fresh value per pending entry.
     pending = ((repeats >> dtype(value_bits + position_bits)) << dtype(position_bits)) | (
         repeats & dtype((1 << position_bits) - 1)
@@ -199,6 +205,14 @@ def _redraw_repeats(
         draws[rows, positions] = wanted[keep] & dtype((1 << value_bits) - 1)
         taken = np.sort(np.concatenate([taken, wanted[keep]]))
         pending = pending[clash]
+
+
+@functools.lru_cache(maxsize=8)
+def _row_and_position(num_rows: int, size: int, row_shift: int, dtype: type) -> np.ndarray:
+    """[num_rows, size] row << row_shift | position (read-only; the same for every chunk of one task)."""
+    table = (np.arange(num_rows, dtype=dtype) << dtype(row_shift))[:, None] | np.arange(size, dtype=dtype)
+    table.flags.writeable = False
+    return table
 
 
 def _is_in_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
