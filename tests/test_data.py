@@ -167,9 +167,13 @@ def test_known_bytes_do_not_drift() -> None:
 
     spec = TaskSpec(seq_len=32, num_kv_pairs=4, vocab_size=128, random_non_queries=True)
     assert arrays_sha256(*generate(spec, 64, seed=0)).startswith(GOLDEN_SHA256_PREFIX)
+    # more than one chunk, and more than one of the generator's internal row blocks
+    spec = TaskSpec(seq_len=32, num_kv_pairs=4, vocab_size=128)
+    assert arrays_sha256(*generate(spec, CHUNK_SIZE + 100, seed=1)).startswith(GOLDEN_SHA256_PREFIX_LARGE)
 
 
-GOLDEN_SHA256_PREFIX = "f1dc7062db95778c"  # generator version 4
+GOLDEN_SHA256_PREFIX = "f1dc7062db95778c"  # generator version 5 (unchanged since version 4: 64 rows, one block)
+GOLDEN_SHA256_PREFIX_LARGE = "525bcd9ae5acf6c0"  # generator version 5
 
 
 def test_splits_are_disjoint_streams_and_leakage_is_counted() -> None:
