@@ -145,6 +145,19 @@ def test_keys_and_values_are_uniform_distinct_pairs(vocab_size: int) -> None:
         assert_fits(counts[distinct], np.full(distinct.sum(), 1 / distinct.sum()))
 
 
+@pytest.mark.parametrize("vocab_size", [2**17, 2**17 + 2, 300_000])
+def test_vocabularies_past_16_bits(vocab_size: int) -> None:
+    """Token offsets are drawn in narrow unsigned dtypes: adding the range start must not wrap around."""
+    spec = TaskSpec(seq_len=64, num_kv_pairs=8, vocab_size=vocab_size)
+    inputs, labels = generate(spec, 3000, seed=3)
+    keys, values = inputs[:, 0:16:2], inputs[:, 1:16:2]
+    assert ((keys >= 1) & (keys < vocab_size // 2)).all()
+    assert ((values >= vocab_size // 2) & (values < vocab_size)).all()
+    assert keys.max() >= vocab_size // 2 - 20 and values.max() >= vocab_size - 20  # the top of each range occurs
+    assert (np.sort(inputs[:, 16:], axis=1)[:, -8:] == np.sort(keys, axis=1)).all()
+    assert (np.sort(labels, axis=1)[:, -8:] == np.sort(values, axis=1)).all()
+
+
 def test_same_seed_same_bytes_and_chunk_stability() -> None:
     spec = TaskSpec(seq_len=64, num_kv_pairs=8, random_non_queries=True)
     first = generate(spec, CHUNK_SIZE + 100, seed=3)

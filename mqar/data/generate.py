@@ -71,7 +71,8 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
     num_examples, num_pairs = inputs.shape[0], spec.num_kv_pairs
     key_low, key_high = spec.key_range
     value_low, value_high = spec.value_range
-    # Offsets from key_low / value_low, listed in the order of the query slots they are queried at.
+    # Offsets from key_low / value_low (unsigned, as narrow as fits: add the offsets in TOKEN_DTYPE), listed in
+    # the order of the query slots they are queried at.
     keys = distinct_per_row(rng, num_examples, num_pairs, key_high - key_low)  # [N, n]
     values = distinct_per_row(rng, num_examples, num_pairs, value_high - value_low)  # [N, n]
 
@@ -94,11 +95,11 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
         query_keys = inputs[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]  # [B, slots] views
         query_labels = labels[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]
         if num_pairs == num_slots:  # every slot is queried (e.g. kv = L/4 without passes; the haystack)
-            np.add(keys[rows], key_low, out=query_keys, casting="unsafe")
-            np.add(values[rows], value_low, out=query_labels, casting="unsafe")
+            np.add(keys[rows], key_low, out=query_keys, dtype=TOKEN_DTYPE, casting="unsafe")
+            np.add(values[rows], value_low, out=query_labels, dtype=TOKEN_DTYPE, casting="unsafe")
         else:
-            query_keys[drawn[rows]] = keys[rows].reshape(-1) + key_low  # fills each row in slot order
-            query_labels[drawn[rows]] = values[rows].reshape(-1) + value_low
+            query_keys[drawn[rows]] = keys[rows].reshape(-1).astype(TOKEN_DTYPE) + key_low  # each row in slot order
+            query_labels[drawn[rows]] = values[rows].reshape(-1).astype(TOKEN_DTYPE) + value_low
         # Context: the pairs in draw order, i.e. sorted by score.
         context_keys, context_values = sort_pairs_by_score(
             scores[rows], keys[rows], values[rows], key_high - key_low, value_high - value_low
@@ -107,8 +108,8 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
             pass_start = spec.context_start + 2 * num_pairs * context_pass
             context_keys_out = inputs[rows, pass_start : pass_start + 2 * num_pairs : 2]
             context_values_out = inputs[rows, pass_start + 1 : pass_start + 2 * num_pairs : 2]
-            np.add(context_keys, key_low, out=context_keys_out, casting="unsafe")
-            np.add(context_values, value_low, out=context_values_out, casting="unsafe")
+            np.add(context_keys, key_low, out=context_keys_out, dtype=TOKEN_DTYPE, casting="unsafe")
+            np.add(context_values, value_low, out=context_values_out, dtype=TOKEN_DTYPE, casting="unsafe")
 
     if spec.random_non_queries:
         # Zoology replaces filler by tokens from the whole vocabulary; here from this chunk's seeded stream.
