@@ -128,6 +128,36 @@ def test_two_query_gaps_are_successive_weighted_draws() -> None:
     assert_fits(counts[off_diagonal], joint[off_diagonal])
 
 
+@pytest.mark.parametrize("vocab_size", [32, 40])
+def test_keys_and_values_are_uniform_distinct_pairs(vocab_size: int) -> None:
+    """Keys and values are drawn with replacement and repeats redrawn: every ordered pair of distinct tokens must
+    stay equally likely (vocab 32: keys cut from random bits with an out-of-range value; 40: bounded draws)."""
+    spec = TaskSpec(seq_len=8, num_kv_pairs=2, vocab_size=vocab_size)
+    inputs, _ = generate(spec, 60_000, seed=13)
+    for (low, high), first, second in (
+        (spec.key_range, inputs[:, 0], inputs[:, 2]),
+        (spec.value_range, inputs[:, 1], inputs[:, 3]),
+    ):
+        size = high - low
+        assert (first != second).all()
+        counts = np.bincount((first - low) * size + (second - low), minlength=size * size)
+        distinct = np.arange(size * size) // size != np.arange(size * size) % size
+        assert_fits(counts[distinct], np.full(distinct.sum(), 1 / distinct.sum()))
+
+
+@pytest.mark.parametrize("vocab_size", [2**17, 2**17 + 2, 300_000])
+def test_vocabularies_past_16_bits(vocab_size: int) -> None:
+    """Token offsets are drawn in narrow unsigned dtypes: adding the range start must not wrap around."""
+    spec = TaskSpec(seq_len=64, num_kv_pairs=8, vocab_size=vocab_size)
+    inputs, labels = generate(spec, 3000, seed=3)
+    keys, values = inputs[:, 0:16:2], inputs[:, 1:16:2]
+    assert ((keys >= 1) & (keys < vocab_size // 2)).all()
+    assert ((values >= vocab_size // 2) & (values < vocab_size)).all()
+    assert keys.max() >= vocab_size // 2 - 20 and values.max() >= vocab_size - 20  # the top of each range occurs
+    assert (np.sort(inputs[:, 16:], axis=1)[:, -8:] == np.sort(keys, axis=1)).all()
+    assert (np.sort(labels, axis=1)[:, -8:] == np.sort(values, axis=1)).all()
+
+
 def test_same_seed_same_bytes_and_chunk_stability() -> None:
     spec = TaskSpec(seq_len=64, num_kv_pairs=8, random_non_queries=True)
     first = generate(spec, CHUNK_SIZE + 100, seed=3)
@@ -150,9 +180,13 @@ def test_known_bytes_do_not_drift() -> None:
 
     spec = TaskSpec(seq_len=32, num_kv_pairs=4, vocab_size=128, random_non_queries=True)
     assert arrays_sha256(*generate(spec, 64, seed=0)).startswith(GOLDEN_SHA256_PREFIX)
+    # more than one chunk, and more than one of the generator's internal row blocks
+    spec = TaskSpec(seq_len=32, num_kv_pairs=4, vocab_size=128)
+    assert arrays_sha256(*generate(spec, CHUNK_SIZE + 100, seed=1)).startswith(GOLDEN_SHA256_PREFIX_LARGE)
 
 
-GOLDEN_SHA256_PREFIX = "48e76d848df19672"  # generator version 1
+GOLDEN_SHA256_PREFIX = "f1dc7062db95778c"  # generator version 5 (unchanged since version 4: 64 rows, one block)
+GOLDEN_SHA256_PREFIX_LARGE = "525bcd9ae5acf6c0"  # generator version 5
 
 
 def test_splits_are_disjoint_streams_and_leakage_is_counted() -> None:
