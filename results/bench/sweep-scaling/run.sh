@@ -2,11 +2,12 @@
 # Sweep scaling on one host (issue 10): the same 32-run grid on 1 GPU and on 2 GPUs with the local executor,
 # on 2 GPUs with Ray, then a sweep whose worker is SIGKILLed mid-run and resumed. Run from the repo root on a
 # machine with >= 2 GPUs; writes timings and store checks to $OUT (default ./scaling-out).
+# EPOCHS (default 4) sets the runs' length; PHASES (default "local-1gpu local-2gpu ray-2gpu kill") picks phases.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-scaling-out}; mkdir -p "$OUT"
 GRID="--archs based,rebased --d-models 16,24 --tasks rebased-table1 --lrs 1e-3,3e-3 --seeds 0,1,2,3
-      --epochs 4 --num-train-examples 20000 --runs-per-device 4 --no-live --cache-dir /tmp/mqar-cache"
+      --epochs ${EPOCHS:-4} --num-train-examples 20000 --runs-per-device 4 --no-live --cache-dir /tmp/mqar-cache"
 phase() {  # name, then the rest of the mqar sweep command line
   local name=$1; shift
   local start=$(date +%s.%N)
@@ -16,19 +17,23 @@ phase() {  # name, then the rest of the mqar sweep command line
 }
 # Warm the dataset cache once so no phase pays for data generation.
 mqar sweep $GRID --seeds 0 --archs based --d-models 16 --lrs 1e-3 --epochs 1 --store /tmp/warm.db --name warm > /dev/null 2>&1
-phase local-1gpu  mqar sweep $GRID --devices cuda:0        --store "$OUT/local-1gpu.db" --name scaling
-phase local-2gpu  mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/local-2gpu.db" --name scaling
-phase ray-2gpu    mqar sweep $GRID --backend ray           --store "$OUT/ray-2gpu.db"   --name scaling
+PHASES=${PHASES:-local-1gpu local-2gpu ray-2gpu kill}
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+has local-1gpu && phase local-1gpu mqar sweep $GRID --devices cuda:0        --store "$OUT/local-1gpu.db" --name scaling
+has local-2gpu && phase local-2gpu mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/local-2gpu.db" --name scaling
+has ray-2gpu   && phase ray-2gpu   mqar sweep $GRID --backend ray           --store "$OUT/ray-2gpu.db"   --name scaling
 # Kill one worker mid-sweep, let the sweep finish, then resume: nothing lost, nothing duplicated.
+has kill && {
 mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling > "$OUT/kill-first.log" 2>&1 &
 SWEEP=$!
-sleep 25
+sleep ${KILL_AFTER_S:-25}
 VICTIM=$(pgrep -f "multiprocessing" -P "$SWEEP" | head -1)
 [ -z "$VICTIM" ] && VICTIM=$(pgrep -P "$SWEEP" | head -1)
 echo "killing worker pid $VICTIM of sweep $SWEEP" | tee -a "$OUT/phases.txt"
 kill -9 "$VICTIM"
 wait "$SWEEP"; echo "first sweep rc=$?" | tee -a "$OUT/phases.txt"
 phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling
+}
 python3 - "$OUT" <<'PY' | tee "$OUT/stores.txt"
 import sqlite3, sys, pathlib
 for db in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):
