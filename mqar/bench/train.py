@@ -200,7 +200,8 @@ def markdown(report: dict) -> str:
         "# mqar bench train",
         "",
         f"Device: {report['device']}; {versions_text}. {report['timed_steps']} timed steps after "
-        f"{report['warmup_steps']} warm-up steps. Command: `mqar bench train`.",
+        f"{report['warmup_steps']} warm-up steps (the mqar path at least {Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2}: "
+        "its CUDA graph is captured during the warm-up). Command: `mqar bench train`.",
         "",
         "| arch, d_model, seq_len (kv) | batch, precision | "
         + " | ".join(f"{path} tokens/s | step ms | peak GB" for path in paths)
