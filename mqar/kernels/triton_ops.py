@@ -97,8 +97,9 @@ def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_di
     # Parallel backward, H200, bf16, F = 16 (fwd+bwd minus fwd, ms; 32×32 tiles with 2 warps vs 64×64 with 4):
     # 256×512×12 D16 1.27 vs 1.42, 512×256×12 D5 0.81 vs 0.97; 64×2048×12 D16 3.78 vs 3.35, 8×8192×8 D64 4.79 vs 4.24.
     # Short sequences have few tiles per program and gain from more programs in flight; 64×64×8 warps, 64×128,
-    # 128×64 and 128×128 tiles were no faster anywhere.
-    if seq <= 512:
+    # 128×64 and 128×128 tiles were no faster anywhere. fp32 (tf32x3 dots) is the other way round: 256×512×12 D16
+    # fwd+bwd 4.24 ms with 64×64 tiles, 4.91 with 32×32.
+    if seq <= 512 and dtype != torch.float32:
         return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_warps=2)
     return _Config(64, 64, 64, 4, stages)
 
