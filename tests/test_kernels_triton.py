@@ -99,6 +99,26 @@ def test_non_contiguous_inputs(algorithm):
         _assert_close(name, actual, expected)
 
 
+@pytest.mark.parametrize(
+    "blocks", [(16, 16, None), (16, 32, None), (32, 16, None), (32, 32, 16)], ids=["16x16", "BM16BN32", "BM32BN16", "bwd16"]
+)
+def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
+    # The backward's dq sums over key-block programs through fp32 atomics: T = 100 gives 4 to 7 blocks each way, a
+    # ragged last block, and (BM ≠ BN) diagonals that cut through tiles; bwd16: its own backward tile size.
+    from mqar.kernels import triton_ops
+
+    block_m, block_n, bwd_block = blocks
+    config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block)
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
+    for kernel in ("based", "rebased"):
+        q, k, v, grad = _inputs((2, 100, 2, 16, 8), seed=zlib.crc32(repr((blocks, kernel)).encode()))
+        ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+        out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
+        _assert_close("o", out, ref_out)
+        for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+            _assert_close(name, actual, expected)
+
+
 def test_chunked_and_parallel_agree_at_default_chunk_size():
     # The default chunk (32 in the interpreter) with a T that leaves a partial last chunk.
     q, k, v, _ = _inputs((1, 45, 1, 16, 16), seed=11)
@@ -166,9 +186,10 @@ def bf16_dot_in_interpreter(monkeypatch):
 @pytest.mark.parametrize("shape", [(2, 50, 1, 8, 4), (4, 1, 2, 16, 16)], ids=["B2T50F8D4", "T1"])
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
 def test_bf16_path_keeps_gradients_accurate(bf16_dot_in_interpreter, shape, algorithm):
-    # The bf16 kernels split fp32 factors into hi + lo bf16 halves; rounding them once instead let dq and dk
-    # drift far past the outputs' own rounding (dA = g·v − δ cancels). Here every error must stay at the level
-    # of rounding the outputs to bf16, and at T = 1 (dq, dk ≈ 0 by construction) far below dv's size.
+    # dA = g·v − δ cancels: rounding g to bf16 before it let dq and dk drift far past the outputs' own rounding,
+    # so the backward forms it from exact do·v products (and the forward splits A into hi + lo bf16 halves).
+    # Here every error must stay at the level of rounding the outputs to bf16, and at T = 1 (dq, dk ≈ 0 by
+    # construction) far below dv's size.
     from mqar.kernels.triton_ops import LinearAttentionFunction
 
     q, k, v, grad = (t.to(torch.bfloat16) for t in _inputs(shape, seed=21))

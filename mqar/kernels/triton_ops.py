@@ -31,8 +31,7 @@ patch_interpreter_index()
 from mqar.kernels.triton_chunked import chunk_state_kernel  # noqa: E402
 from mqar.kernels.triton_parallel import (  # noqa: E402
     KERNEL_IDS,
-    parallel_bwd_dkdv_kernel,
-    parallel_bwd_dq_kernel,
+    parallel_bwd_kernel,
     parallel_fwd_kernel,
 )
 
@@ -76,22 +75,33 @@ class _Config:
     block_e: int  # expanded features per program (chunked)
     num_warps: int
     num_stages: int
+    bwd_block: int | None = None  # parallel backward: key rows per program = query rows per step (None: as above)
+    bwd_warps: int | None = None
 
 
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
 
-def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16) -> _Config:
+def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16,
+            seq: int = 0) -> _Config:
     if algorithm in CONFIG_OVERRIDE:
         return CONFIG_OVERRIDE[algorithm]
     if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
         block = chunk_size or 32
         return _Config(block, block, 128, 4, 1)
+    stages = _stages(dtype, value_dim, feature_dim)
     if algorithm == "chunked":
         block = chunk_size or 64
-        return _Config(block, block, 32, 4, _stages(dtype, value_dim, feature_dim))
-    return _Config(64, 64, 64, 4, _stages(dtype, value_dim, feature_dim))
+        return _Config(block, block, 32, 4, stages)
+    # Parallel backward, H200, bf16, F = 16 (fwd+bwd minus fwd, ms; 32×32 tiles with 2 warps vs 64×64 with 4):
+    # 256×512×12 D16 1.27 vs 1.42, 512×256×12 D5 0.81 vs 0.97; 64×2048×12 D16 3.78 vs 3.35, 8×8192×8 D64 4.79 vs 4.24.
+    # Short sequences have few tiles per program and gain from more programs in flight; 64×64×8 warps, 64×128,
+    # 128×64 and 128×128 tiles were no faster anywhere. fp32 (tf32x3 dots) is the other way round: 256×512×12 D16
+    # fwd+bwd 4.24 ms with 64×64 tiles, 4.91 with 32×32.
+    if seq <= 512 and dtype != torch.float32:
+        return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_warps=2)
+    return _Config(64, 64, 64, 4, stages)
 
 
 def _stages(dtype: torch.dtype, value_dim: int, feature_dim: int) -> int:
@@ -184,37 +194,38 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
     # (an elementwise product and a last-dim sum: einsum would run this as 1×D by D×1 batched products)
     delta = (grad_out.float() * out32).sum(-1).transpose(1, 2).contiguous().div_(denominator)
-    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     chunked = algorithm == "chunked"
-    if chunked:
+    if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
+        dq = torch.empty_like(q, memory_format=torch.contiguous_format)
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
         rstate, wvec, _ = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision, backward=True)
-    else:
+    else:  # dq sums over key blocks (programs): fp32 atomics into a zeroed buffer
+        dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
         num_blocks = 0
     scale = 1.0 / math.sqrt(feature_dim)
-    common = dict(KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d, INTER=chunked,
-                  BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-                  PRECISE=_precise(), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    parallel_bwd_dq_kernel[(batch * heads, triton.cdiv(seq, cfg.block_m))](
-        q, k, v, grad_out, denominator, delta, dq, state, vec,
-        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq),
-        seq, heads, feature_dim, value_dim, scale, num_blocks, scale, **common,
+    block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.num_warps
+    if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
+        block_m = block_n = cfg.bwd_block
+        warps = cfg.bwd_warps or warps
+    parallel_bwd_kernel[(batch * heads, triton.cdiv(seq, block_n))](
+        q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
+        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
+        *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
+        KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
+        BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
+        num_warps=warps, num_stages=cfg.num_stages,
     )
-    del state, vec
-    parallel_bwd_dkdv_kernel[(batch * heads, triton.cdiv(seq, cfg.block_n))](
-        q, k, v, grad_out, denominator, delta, dk, dv, rstate, wvec,
-        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dk), *_strides4(dv),
-        seq, heads, feature_dim, value_dim, scale, num_blocks, scale, **common,
-    )
+    if dq.dtype != q.dtype:
+        dq = dq.to(q.dtype)
     return dq, dk, dv
 
 

@@ -2,7 +2,9 @@
 
 Flash-attention style: one program per (query block, batch·head) walks the key blocks up to the diagonal, forms
 the similarity tile A = poly(q·kᵀ/√F) in registers and accumulates A·v and the row sums of A in fp32. Nothing
-of size T×T ever reaches memory. The backward recomputes the tiles.
+of size T×T ever reaches memory. The backward recomputes the tiles once: one program per key block walks the
+query blocks from the diagonal on, keeps dk, dv in registers and adds each tile's dq into an fp32 buffer with
+atomics (a separate dq pass would recompute every s and A a second time).
 
 Maths (o = N / Z, N_i = Σ_{j≤i} A_ij v_j, Z_i = Σ_{j≤i} A_ij + eps; g_i = do_i / Z_i, δ_i = g_i·o_i):
     dA_ij = g_i·v_j − δ_i,   dv_j = Σ_{i≥j} A_ij g_i,   ds_ij = dA_ij · A'(s_ij),
@@ -45,25 +47,20 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _mm(a, b, SPLIT_A: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """a @ b in fp32 where one operand is fp32 and the other is exact in DOT_DTYPE (an input tile).
+def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v.
 
-    bf16 inputs: the fp32 operand (a if SPLIT_A, else b) is split into hi + lo bf16 halves, so two bf16 MMAs give
-    it ~16 mantissa bits instead of 8: bf16-rounding the similarity A before A·v, or g before g·v, shifted o and
-    dA by 2⁻⁹ relative and, through the cancellation in dA = g·v − δ, failed the 5e-3 gradient check on the GPU.
-    fp16 has too little range for the split (g = do/Z falls to subnormals at long T) and fp32 inputs need no
-    split: both take one fp32 dot at PRECISE (tf32x3, ≈ fp32).
+    bf16 inputs: a is split into hi + lo bf16 halves, so two bf16 MMAs give it ~16 mantissa bits instead of 8:
+    bf16-rounding the similarity A before A·v shifted o by 2⁻⁹ relative and, through δ = do·o and the cancellation
+    in dA = g·v − δ, failed the 5e-3 gradient check on the GPU. fp16 has too little range for the split and fp32
+    inputs need none: both take one fp32 dot at PRECISE (tf32x3, ≈ fp32).
     """
     if DOT_DTYPE != tl.bfloat16:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISE)
-    elif SPLIT_A:
+    else:
         a_hi = a.to(DOT_DTYPE)
         a_lo = (a - a_hi.to(tl.float32)).to(DOT_DTYPE)
         return tl.dot(a_lo, b, tl.dot(a_hi, b))
-    else:
-        b_hi = b.to(DOT_DTYPE)
-        b_lo = (b - b_hi.to(tl.float32)).to(DOT_DTYPE)
-        return tl.dot(a, b_lo, tl.dot(a, b_hi))
 
 
 @triton.jit
@@ -117,7 +114,7 @@ def parallel_fwd_kernel(
         a = _poly(s, KERNEL)
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
         z += tl.sum(a, axis=1)
-        acc += _mm(a, v.to(DOT_DTYPE), True, DOT_DTYPE, PRECISE)
+        acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
 
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
@@ -135,74 +132,67 @@ def parallel_fwd_kernel(
 
 
 @triton.jit
-def parallel_bwd_dq_kernel(
-    Q, K, V, DO, Z, DELTA, DQ, STATE, VEC,  # z, delta [B, H, T] fp32; dq [B, T, H, F]; STATE, VEC as in forward
+def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+              sqt, sqf, sdot, sdod, T, scale,
+              KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+              PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
+    """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
+
+    k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
+    dq [BM, BF] (already × 1/√F) in fp32, and the query rows' g = do/Z [BM, BD] and δ [BM] (for the chunked form).
+    CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
+    need no mask: they load do = 0 and δ = 0 (so g = 0, dA = 0) and Z = 1, and contribute nothing.
+    """
+    offs_m = start_m + tl.arange(0, BM)
+    mask_m = offs_m < T
+    rows_m = offs_m.to(tl.int64)
+    q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
+    do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+    rz = 1.0 / tl.load(Z + zt_base + rows_m, mask=mask_m, other=1.0)
+    delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
+    g = do.to(tl.float32) * rz[:, None]  # [BM, BD] fp32
+
+    st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
+    at = _poly(st, KERNEL)
+    if CAUSAL:
+        causal = offs_m[None, :] >= offs_n[:, None]
+        at = tl.where(causal, at, 0.0)
+    if DOT_DTYPE == tl.float32:
+        dv = tl.dot(at, g, input_precision=PRECISION)
+    else:  # dv = Σ_i (A_ij / Z_i) do_i: do exact, P = A/Z ∈ [0, 1] rounded once (nothing cancels here): one MMA
+        dv = tl.dot((at * rz[None, :]).to(DOT_DTYPE), do)
+    # dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0), so it is formed as (do·v)/Z − δ: do and v are exact in
+    # DOT_DTYPE, their products exact in the fp32 accumulator: one MMA, no split (fp32 inputs: PRECISE).
+    if DOT_DTYPE == tl.float32:
+        dvdo = tl.dot(v, tl.trans(do), input_precision=PRECISE)
+    else:
+        dvdo = tl.dot(v, tl.trans(do))
+    dat = dvdo * rz[None, :] - delta[None, :]
+    dst = dat * _poly_grad(st, KERNEL) * scale
+    if CAUSAL:
+        dst = tl.where(causal, dst, 0.0)
+    # dk = ds q and dq = dsᵀ k from the same ds. Rounded once after the cancellation, ds costs ~2⁻⁹ relative per
+    # term with random sign, about a bf16 output rounding (hi + lo halves here and in dv measured 1.7-1.9e-3 worst
+    # relative RMS on the GPU tests' shapes, single roundings 2.4-2.7e-3; bound 5e-3), for half the MMAs.
+    if DOT_DTYPE == tl.bfloat16:
+        ds = dst.to(DOT_DTYPE)
+        dk = tl.dot(ds, q)
+        dq = tl.dot(tl.trans(ds), k)
+    else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
+        dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
+        dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
+    return dv, dk, dq, g, delta, rows_m, mask_m
+
+
+@triton.jit
+def parallel_bwd_kernel(
+    Q, K, V, DO, Z, DELTA, DQ, DK, DV,  # z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
     sdob, sdot, sdoh, sdod,
     sdqb, sdqt, sdqh, sdqf,
-    T, H, F, D, scale, NUM_EB, scale_f,
-    KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr,
-):
-    # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
-    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    pid_bh = tl.program_id(0).to(tl.int64)
-    b = pid_bh // H
-    h = pid_bh % H
-    offs_m = pid_m * BM + tl.arange(0, BM)
-    offs_f = tl.arange(0, BF)
-    offs_d = tl.arange(0, BD)
-    mask_m = offs_m < T
-    mask_f = offs_f < F
-    mask_d = offs_d < D
-    rows_m = offs_m.to(tl.int64)
-
-    q = tl.load(Q + b * sqb + h * sqh + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
-    q = q.to(DOT_DTYPE)
-    do = tl.load(DO + b * sdob + h * sdoh + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
-    zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
-    delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
-    # Precision: dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0; at T = 1 it is eps-sized), so g stays fp32 and
-    # every product with an fp32 factor goes through _mm (hi + lo halves); only s = q·kᵀ, exact, is one MMA.
-    g = do.to(tl.float32) / zi[:, None]  # [BM, BD]
-
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    dq = tl.zeros([BM, BF], dtype=tl.float32)
-    hi = tl.minimum((pid_m + 1) * BM, T)
-    if INTER:
-        lo = pid_m * BM
-    else:
-        lo = 0
-    for start_n in range(lo, hi, BN):
-        offs_n = start_n + tl.arange(0, BN)
-        mask_n = offs_n < T
-        rows_n = offs_n.to(tl.int64)
-        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
-        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale  # [BM, BN]
-        da = _mm(g, tl.trans(v), True, DOT_DTYPE, PRECISE) - delta[:, None]
-        ds = da * _poly_grad(s, KERNEL)
-        ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
-        dq += _mm(ds, k, True, DOT_DTYPE, PRECISE)
-    dq = dq * scale
-    if INTER:
-        slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
-        dq += inter_dq(g, delta, Q + b * sqb + h * sqh, rows_m, mask_m, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d,
-                       NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
-    tl.store(DQ + b * sdqb + h * sdqh + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
-
-
-@triton.jit
-def parallel_bwd_dkdv_kernel(
-    Q, K, V, DO, Z, DELTA, DK, DV, RSTATE, WVEC,  # INTER: suffix states Σ φq gᵀ and Σ δ φq, slots in reverse order
-    sqb, sqt, sqh, sqf,
-    skb, skt, skh, skf,
-    svb, svt, svh, svd,
-    sdob, sdot, sdoh, sdod,
     sdkb, sdkt, sdkh, sdkf,
     sdvb, sdvt, sdvh, sdvd,
     T, H, F, D, scale, NUM_EB, scale_f,
@@ -210,8 +200,12 @@ def parallel_bwd_dkdv_kernel(
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr,
 ):
-    # One program per key block of BN rows; query blocks of BM rows from the diagonal to the end.
-    pid_n = tl.program_id(1)
+    """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
+    diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
+    key blocks (programs), is added tile by tile into an fp32 buffer with atomics (DQ, zeroed by the caller).
+    INTER (chunked form, BM == BN == chunk): only the diagonal tile, so the program owns its query rows' dq
+    outright and stores it (no atomics), plus the other chunks' contributions from the prefix / suffix states."""
+    pid_n = tl.program_id(1)  # key block 0 (the most query blocks) first
     pid_bh = tl.program_id(0).to(tl.int64)
     b = pid_bh // H
     h = pid_bh % H
@@ -229,36 +223,43 @@ def parallel_bwd_dkdv_kernel(
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
-    dk = tl.zeros([BN, BF], dtype=tl.float32)
-    dv = tl.zeros([BN, BD], dtype=tl.float32)
-    lo = (pid_n * BN // BM) * BM
+    dq_base = DQ + b * sdqb + h * sdqh
+    zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
-        hi = tl.minimum(lo + BM, T)
-    else:
-        hi = T
-    for start_m in range(lo, hi, BM):
-        offs_m = start_m + tl.arange(0, BM)
-        mask_m = offs_m < T
-        rows_m = offs_m.to(tl.int64)
-        q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
-        do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0)
-        zi = tl.load(Z + pid_bh * T + rows_m, mask=mask_m, other=1.0)
-        delta = tl.load(DELTA + pid_bh * T + rows_m, mask=mask_m, other=0.0)
-        g = do.to(tl.float32) / zi[:, None]  # [BM, BD], fp32 (see the dq kernel)
-        st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
-        causal = (offs_m[None, :] >= offs_n[:, None]) & mask_m[None, :]
-        at = tl.where(causal, _poly(st, KERNEL), 0.0)
-        dv += tl.dot(at, g, input_precision=PRECISION)
-        dat = _mm(v, tl.trans(g), False, DOT_DTYPE, PRECISE) - delta[None, :]
-        dst = tl.where(causal, dat * _poly_grad(st, KERNEL), 0.0)
-        dk += _mm(dst, q, True, DOT_DTYPE, PRECISE)
-    dk = dk * scale
-    if INTER:  # the chunks after this one (chunk = this key block; BN == BM), slot NC − 1 − pid_n
+        dv, dk, dq, g, delta, rows_m, mask_m = _bwd_tile(
+            k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
+        # the chunks before this one (slot pid_n of the prefix states) for dq
+        dq += inter_dq(g, delta, q_base, rows_m, mask_m, sqt, sqf, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
+                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+        tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
+        # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
         slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
         dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
                                         offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         dk += dk_inter
         dv += dv_inter
+    else:
+        dk = tl.zeros([BN, BF], dtype=tl.float32)
+        dv = tl.zeros([BN, BD], dtype=tl.float32)
+        lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
+        mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
+        for start_m in range(lo, mid, BM):
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m = _bwd_tile(
+                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
+            dv += dv_t
+            dk += dk_t
+            tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
+                          mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
+        for start_m in range(mid, T, BM):
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m = _bwd_tile(
+                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
+            dv += dv_t
+            dk += dk_t
+            tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
+                          mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
     tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
     tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
