@@ -19,7 +19,7 @@ from mqar.runs import Recipe
 from mqar.sweep import Store, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
 from mqar.sweep.spec import parse_list
 
-from test_sweep_fakes import FAIL_SEED, NAN_SEED, fake_train
+from test_sweep_fakes import CRASH_SEED, FAIL_SEED, NAN_SEED, fake_train
 
 TESTS_DIR = Path(__file__).resolve().parent
 TINY_RECIPE = Recipe(epochs=2, num_train_examples=16, num_valid_examples=8, num_test_examples=8, batch_size=8)
@@ -94,6 +94,23 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert retried.retried == 4 and retried.finished_now == 4
     assert set(load(store).query("status == 'failed'").attempts) == {2}
     assert len(load_epochs(store)) == 2 * TINY_RECIPE.epochs
+
+
+def test_a_killed_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_path, monkeypatch):
+    """A worker SIGKILLed mid-run: that run is failed (with the signal), the others finish, a replacement worker takes
+    over; `--retry-failed` then trains it once more: nothing lost, nothing else trained twice."""
+    monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(0, CRASH_SEED, 1))
+    summary = run_sweep(spec, store, devices="cpu", runs_per_device=1, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert (summary.done, summary.failed, summary.pending, summary.running) == (5, 1, 0, 0)  # one crash
+    failed = load(store).query("status == 'failed'")
+    assert set(failed.seed) == {CRASH_SEED} and failed.error.str.contains("killed by signal 9").all()
+    retried = run_sweep(spec, store, devices="cpu", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    # The marker exists now, so the crashed run trains normally this time.
+    assert (retried.retried, retried.done, retried.failed) == (1, 6, 0)
+    runs = load(store)
+    assert runs.run_id.is_unique and sorted(runs.attempts) == [1, 1, 1, 1, 1, 2]
 
 
 DRIVER = textwrap.dedent(

@@ -1,24 +1,33 @@
 """Fake training functions for the sweep tests (module-level, so worker processes and Ray tasks can import them).
 
-Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN); every run sleeps MQAR_FAKE_SLEEP seconds
-per epoch (default 0) and reports an accuracy that grows with d_model. Not tests themselves.
+Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN), 15 kills its own worker process with SIGKILL
+the first time (when the file named by MQAR_FAKE_CRASH_MARKER does not exist yet; it creates it), like a worker killed
+mid-run; every run sleeps MQAR_FAKE_SLEEP seconds per epoch (default 0), reports an accuracy that grows with d_model
+and its worker's pid (in `versions`). Not tests themselves.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 
 from mqar.runs import EpochRecord, RunConfig, RunResult
 
 FAIL_SEED = 13
 NAN_SEED = 14
+CRASH_SEED = 15
 
 
 def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None) -> RunResult:
     assert data.train[0].shape == (config.recipe.num_train_examples, config.task.seq_len)  # the cached splits
     if config.seed == FAIL_SEED:
         raise RuntimeError("fake failure for this run")
+    crash_marker = Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/marker"))
+    if config.seed == CRASH_SEED and not crash_marker.exists():
+        crash_marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
     sleep_s = float(os.environ.get("MQAR_FAKE_SLEEP", "0"))
     accuracy = min(1.0, config.d_model / 128)
     curve = []
@@ -36,5 +45,5 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
         run_id=config.id, config=config, best_valid_accuracy=accuracy, best_epoch=len(curve), test_accuracy=accuracy,
         final_valid_accuracy=accuracy, epochs=len(curve), stopped_early=False, curve=tuple(curve),
         seconds=sleep_s * len(curve), tokens_per_s=1e4, num_params=config.d_model * 100, peak_memory_bytes=None,
-        device=device, versions={"mqar": "test"},
+        device=device, versions={"mqar": "test", "pid": str(os.getpid())},
     )

@@ -11,16 +11,20 @@ from mqar.results import load, load_epochs
 from mqar.sweep import run_sweep
 
 from test_sweep import TINY_RECIPE, tiny_spec
-from test_sweep_fakes import FAIL_SEED, fake_train
+import json
+
+from test_sweep_fakes import CRASH_SEED, FAIL_SEED, fake_train
 
 ray = pytest.importorskip("ray")
 TESTS_DIR = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def local_ray(monkeypatch):
-    # Ray workers import the fake training function by module name: put the tests folder on their path.
+def local_ray(monkeypatch, tmp_path):
+    # Ray workers import the fake training function by module name: put the tests folder on their path. They take
+    # their environment from the instance, so the crash marker (test_sweep_fakes) is set before it starts.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -37,3 +41,37 @@ def test_ray_backend_runs_the_grid_and_records_failures(tmp_path, local_ray):
     assert len(load_epochs(store)) == 2 * TINY_RECIPE.epochs
     again = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
     assert again.finished_now == 0
+
+
+@pytest.fixture
+def local_ray_with_gpus(monkeypatch):
+    """A local Ray instance that advertises 2 GPUs (none exist; the fake training never touches CUDA)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_gpu_runs_reuse_one_process_per_slot(tmp_path, local_ray_with_gpus):
+    """Ray starts a fresh process per GPU task by default; mqar's actors keep one per GPU slot for all their runs."""
+    store = tmp_path / "s.db"
+    summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3)), store, backend="ray", runs_per_device=1, train_fn=fake_train,
+                        cache_dir=tmp_path / "cache")
+    assert summary.done == 8
+    runs = load(store)
+    pids = {json.loads(versions)["pid"] for versions in runs.versions}
+    assert len(pids) <= 2  # two GPU slots
+    assert set(runs.device) == {"cuda:0"}  # each actor sees only its own GPU
+
+
+def test_a_killed_ray_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_path, local_ray):
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(0, CRASH_SEED, 1))
+    summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert (summary.done, summary.failed, summary.pending, summary.running) == (5, 1, 0, 0)  # one crash
+    failed = load(store).query("status == 'failed'")
+    assert set(failed.seed) == {CRASH_SEED} and failed.error.str.contains("Ray worker failed").all()
+    retried = run_sweep(spec, store, backend="ray", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert (retried.retried, retried.done, retried.failed) == (1, 6, 0)
+    runs = load(store)
+    assert runs.run_id.is_unique and sorted(runs.attempts) == [1, 1, 1, 1, 1, 2]

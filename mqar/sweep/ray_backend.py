@@ -1,12 +1,18 @@
-"""The Ray executor: the same grid as Ray tasks across a cluster; only the driver touches the store.
+"""The Ray executor: the same grid on Ray workers across a cluster; only the driver touches the store.
 
-The driver claims runs in the store (owned by the driver's process), submits each as a Ray task that asks for a
-GPU share (`1 / runs_per_device` of a GPU when the cluster has GPUs, one CPU otherwise), and records each outcome
-as it comes back. Workers need no access to the store's file system: results travel back through Ray. Each node
-keeps its own dataset cache (the same `results/cache/` layout), so a task's data are generated once per node.
+The driver starts one long-lived actor per device slot (`1 / runs_per_device` of a GPU when the cluster has GPUs,
+one CPU otherwise), claims runs in the store (owned by the driver's process), hands each to an idle actor, and
+records each outcome as it comes back. Workers need no access to the store's file system: results travel back
+through Ray. Each node keeps its own dataset cache (the same `results/cache/` layout).
 
-The number of tasks in flight is bounded by the cluster's capacity, so a driver killed mid-sweep leaves only that
-many runs 'running'; they are reclaimed on the next `mqar sweep` (their owner, the driver, is dead).
+Why actors and not tasks: Ray gives every GPU *task* a fresh worker process (its default `max_calls=1` for GPU
+tasks), so each run paid a Python + torch + CUDA start-up; with 2-second runs that made Ray on 2 GPUs slower than the
+local executor on one (results/bench/sweep-scaling/2026-11-30-fast-runs). An actor keeps its process and its GPU
+share from run to run, like a local worker.
+
+A worker that dies mid-run (killed, out of host memory) fails that run, as in the local executor, and a fresh actor
+takes its place; `mqar sweep --retry-failed` runs it again. A driver killed mid-sweep leaves its in-flight runs
+'running'; they are reclaimed on the next `mqar sweep` (their owner, the driver, is dead).
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ from mqar.sweep.worker import Outcome, TrainFn, run_one
 HEARTBEAT_S = 60.0
 
 
-def _ray_task(config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str]) -> dict:
-    """Runs on a Ray worker: one run, its outcome as a plain dict (never raises for a failed run)."""
-    import ray
+class RunWorker:
+    """A Ray actor: trains runs one after another in one process, on the GPU share Ray gave it (or the CPU)."""
 
-    from mqar.runs import RunConfig
+    def run(self, config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str]) -> dict:
+        """One run, its outcome as a plain dict (never raises for a failed run)."""
+        import ray
 
-    config = RunConfig.from_dict(config_dict)
-    gpu_ids = ray.get_gpu_ids()
-    # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU(s), so the first visible GPU is ours.
-    device = "cuda:0" if gpu_ids else "cpu"
-    return run_one(config, device, train_fn, cache_dir).to_dict()
+        from mqar.runs import RunConfig
+
+        config = RunConfig.from_dict(config_dict)
+        # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU, so the first visible GPU is ours.
+        device = "cuda:0" if ray.get_gpu_ids() else "cpu"
+        return run_one(config, device, train_fn, cache_dir).to_dict()
 
 
 def run_ray(
@@ -64,13 +72,14 @@ def run_ray(
     resources = ray.cluster_resources()
     num_gpus = resources.get("GPU", 0.0)
     if num_gpus >= 1:
-        task = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=1, max_retries=0)(_ray_task)
+        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=1, max_restarts=0)(RunWorker)
         capacity = int(num_gpus * runs_per_device)
     else:
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+        actor_class = ray.remote(num_cpus=1, max_restarts=0)(RunWorker)
         capacity = max(1, int(resources.get("CPU", 1.0)))
 
-    in_flight: dict = {}  # ObjectRef -> run id
+    idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
+    in_flight: dict = {}  # ObjectRef -> (run id, actor)
     last_heartbeat = time.monotonic()
     try:
         while True:
@@ -78,27 +87,35 @@ def run_ray(
                 config = store.claim(sweep)
                 if config is None:
                     break
-                in_flight[task.remote(config.to_dict(), train_fn, cache_dir)] = config.id
+                if not idle:
+                    idle.append(actor_class.remote())
+                actor = idle.pop()
+                in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir)] = (config.id, actor)
             if not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
             for ref in ready:
-                run_id = in_flight.pop(ref)
+                run_id, actor = in_flight.pop(ref)
                 try:
                     outcome = Outcome.from_dict(ray.get(ref))
-                except Exception as error:  # the worker process itself died, or the result could not travel
-                    outcome = Outcome(run_id=run_id, error=f"Ray task failed: {type(error).__name__}: {error}")
+                    idle.append(actor)
+                except Exception as error:  # the actor's process died, or the result could not travel
+                    outcome = Outcome(run_id=run_id, error=f"Ray worker failed during this run: "
+                                                           f"{type(error).__name__}: {error}")
+                    ray.kill(actor)  # if it is still alive; a fresh one is started for the next run
                 outcome.record_in(store)
             if time.monotonic() - last_heartbeat > HEARTBEAT_S:
-                for run_id in in_flight.values():
+                for run_id, _ in in_flight.values():
                     store.heartbeat(run_id)
                 last_heartbeat = time.monotonic()
             if view is not None:
                 view.refresh()
         return False
     except KeyboardInterrupt:
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
-        for run_id in in_flight.values():
+        for run_id, actor in in_flight.values():
+            ray.kill(actor)
             store.release(run_id)
         return True
+    finally:
+        for actor in idle:
+            ray.kill(actor)  # give their GPU shares back to the cluster

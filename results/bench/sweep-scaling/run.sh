@@ -27,12 +27,16 @@ has kill && {
 mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling > "$OUT/kill-first.log" 2>&1 &
 SWEEP=$!
 sleep ${KILL_AFTER_S:-25}
-VICTIM=$(pgrep -f "multiprocessing" -P "$SWEEP" | head -1)
-[ -z "$VICTIM" ] && VICTIM=$(pgrep -P "$SWEEP" | head -1)
+# The victim: the worker of a run that is training now, read from the store (a child of the sweep found by name
+# can be multiprocessing's resource tracker, whose death changes nothing: that happened on 2026-11-30).
+VICTIM=$(python3 -c "import sqlite3, sys; row = sqlite3.connect(sys.argv[1]).execute(
+    \"select pid from runs where status = 'running' order by started_at limit 1\").fetchone(); print(row[0] if row else '')" \
+    "$OUT/kill.db")
 echo "killing worker pid $VICTIM of sweep $SWEEP" | tee -a "$OUT/phases.txt"
-kill -9 "$VICTIM"
+[ -n "$VICTIM" ] && kill -9 "$VICTIM"
 wait "$SWEEP"; echo "first sweep rc=$?" | tee -a "$OUT/phases.txt"
-phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling
+# The killed worker's run is recorded failed (the sweep goes on); --retry-failed trains it again.
+phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling --retry-failed
 }
 python3 - "$OUT" <<'PY' | tee "$OUT/stores.txt"
 import sqlite3, sys, pathlib
