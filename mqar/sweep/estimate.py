@@ -18,8 +18,10 @@ from mqar.runs import RunConfig
 # seq_len 32, batch 32, one thread per run, two runs at once) on a 2-core x86 CPU with torch 2.13: 60-90 k tokens/s
 # idle, 7-22 k with other jobs competing; larger models are slower, which the built-in rate ignores.
 CPU_TOKENS_PER_S = 40_000.0
-# CUDA: the order of magnitude of the reference code on an H100 at d_model 128, seq_len 512 (REFERENCE.md).
-CUDA_TOKENS_PER_S = 2_000_000.0
+# CUDA, per slot (a run sharing its GPU with others): mqar.train on an H200 with 4 runs per GPU, fp32, d_model 16-24,
+# seq_len 256: median 4.4 M tokens/s per run (results/bench/sweep-scaling/2026-11-30-fast-runs/local-1gpu.db). One
+# run alone at d_model 128, seq_len 512 ran at 6.9 M (fp32) and 13 M (bf16) (results/bench/train-*.md).
+CUDA_TOKENS_PER_S = 4_000_000.0
 
 
 @dataclass(frozen=True)
