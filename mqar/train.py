@@ -29,7 +29,7 @@ import torch
 from mqar.data import IGNORE_INDEX, Splits
 from mqar.errors import UserError
 from mqar.models import build_model, count_params
-from mqar.models.language_model import LanguageModel
+from mqar.models.language_model import LabelledLoss, LanguageModel
 from mqar.models.registry import check_arch
 from mqar.provenance import describe_device, resolve_device, versions
 from mqar.runs import EpochRecord, RunConfig, RunResult
@@ -82,7 +82,7 @@ class DeviceSplit:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def loss_and_accuracy(self, model: LanguageModel, batch: torch.Tensor):
+    def loss_and_accuracy(self, model: LanguageModel, batch: torch.Tensor) -> LabelledLoss:
         """The model's loss and accuracy on the examples `batch` (indices) of this split."""
         positions = None if self.label_positions is None else self.label_positions[batch]
         return model.loss_and_accuracy(self.inputs[batch], self.labels[batch], positions)
@@ -95,10 +95,9 @@ class Trainer:
     replay it for every full batch: one launch instead of hundreds. On an H200 that saved 2–5% of a step at d_model
     128 and 11% at d_model 16 (results/bench/train-bf16-fused-ce.md; the steps are mostly GPU-bound, see
     results/bench/train-profile.txt), and it keeps the GPU fed when several runs share it. The graph is used only
-    where it computes exactly the eager step:
-    full batches, no micro-batching, a split whose examples all have the same number of labels (fixed shapes);
-    the first EAGER_STEPS_BEFORE_CAPTURE steps and every other step (e.g. an epoch's last, partial batch) run
-    eagerly on the same parameters and optimiser state.
+    where it computes exactly the eager step: full batches, no micro-batching, a split whose examples all have the
+    same number of labels (fixed shapes). The first EAGER_STEPS_BEFORE_CAPTURE steps and every other step (e.g. an
+    epoch's last, partial batch) run eagerly on the same parameters and optimiser state.
     """
 
     # Eager steps before the capture: lazy initialisation (cuBLAS handles, Triton compilation, optimiser state)
