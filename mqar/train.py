@@ -19,13 +19,16 @@ in the last bits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from typing import Callable, Iterator, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
 
+from mqar.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from mqar.data import IGNORE_INDEX, Splits
 from mqar.errors import UserError
 from mqar.models import build_model, count_params
@@ -123,7 +126,8 @@ class Trainer:
             capturable=self.cuda_graphs,
         )
         self.steps_total = steps_total
-        self.step = 0
+        self.step = 0  # optimiser steps of the run (drives the schedule; restored on resume)
+        self.steps_here = 0  # steps taken by this Trainer object (counts the eager warm-up before a capture)
         self.micro_batch_size = config.recipe.batch_size
         self.autocast_dtype = torch.bfloat16 if config.recipe.precision == "bf16" else None
         self._graph: Optional[torch.cuda.CUDAGraph] = None
@@ -179,6 +183,7 @@ class Trainer:
         else:
             loss_sum = self._eager_step(split, batch)
         self.step += 1
+        self.steps_here += 1
         return loss_sum
 
     def _eager_step(self, split: DeviceSplit, batch: torch.Tensor) -> torch.Tensor:
@@ -195,7 +200,7 @@ class Trainer:
 
     def _graph_fits(self, split: DeviceSplit, batch: torch.Tensor) -> bool:
         """Whether this step can be (or is) the captured one: same split, a full batch, fixed shapes."""
-        if not self.cuda_graphs or self.step < self.EAGER_STEPS_BEFORE_CAPTURE:
+        if not self.cuda_graphs or self.steps_here < self.EAGER_STEPS_BEFORE_CAPTURE:
             return False
         if self._graph is not None:
             return split is self._graph_split and len(batch) == len(self._graph_batch)
@@ -229,6 +234,30 @@ class Trainer:
             loss_sum = self._accumulate(split, self._graph_batch)
             self.optimizer.step()
         self._graph, self._graph_split, self._graph_loss_sum = graph, split, loss_sum
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the trainer (see mqar.checkpoint)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "micro_batch_size": self.micro_batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()`'s output; call before the first step (nothing is captured yet)."""
+        self.model.load_state_dict(state["model"])
+        # The saved param groups carry how the optimiser ran (fused, capturable, lr as a tensor or a float); keep
+        # this trainer's own, so a checkpoint written with CUDA graphs loads without them and the other way round.
+        own = [{key: value for key, value in group.items() if key != "params"} for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, settings in zip(self.optimizer.param_groups, own):
+            lr = float(group["lr"])
+            group.update(settings)
+            self._set_lr(lr)
+            if settings.get("capturable") or settings.get("fused"):
+                for param in group["params"]:  # these read Adam's step count from the parameter's device
+                    state_of_param = self.optimizer.state.get(param, {})
+                    if "step" in state_of_param:
+                        state_of_param["step"] = state_of_param["step"].to(param.device, torch.float32)
+        self.step = int(state["step"])
+        self.micro_batch_size = int(state["micro_batch_size"])
 
     @torch.no_grad()
     def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
@@ -322,6 +351,7 @@ def train(
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
     kernel_impl: str = "auto",
     cuda_graphs: bool = True,
+    checkpoint: Optional[Path] = None,
 ) -> RunResult:
     """Train one model as `config` says and measure it.
 
@@ -330,6 +360,8 @@ def train(
     kernel_impl: linear attention implementation ("auto": Triton on CUDA, torch on CPU).
     cuda_graphs: on CUDA, replay the training step as a CUDA graph (see `Trainer`); ignored on CPU. How a run is
     computed, not what: the run id does not depend on it.
+    checkpoint: a file to save the run's state to after every epoch and, when it holds this run's state, to
+    continue from (mqar.checkpoint); it is deleted when the run ends. None: no checkpoints.
     Raises UserError for a config that cannot run, TrainingDiverged when the loss becomes NaN/inf.
     """
     check_arch(config.arch, config.d_model)  # fail before generating data
@@ -365,9 +397,23 @@ def train(
         test_accuracy = float("nan")
         train_seconds = 0.0
         started = time.perf_counter()
+        saved = load_checkpoint(checkpoint, config.id, device) if checkpoint is not None else None
+        if saved is not None:
+            trainer.load_state_dict(saved["trainer"])
+            order_generator.set_state(saved["order_generator"].cpu())
+            torch.set_rng_state(saved["cpu_rng"].cpu())
+            if is_cuda and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), cuda_index)
+            curve = [EpochRecord(**record) for record in saved["curve"]]
+            best = curve[saved["best_epoch"] - 1]
+            test_accuracy = saved["test_accuracy"]
+            train_seconds = saved["train_seconds"]
+            started -= saved["seconds"]
         description = f"{config.arch} d={config.d_model} lr={config.lr:g}"
         bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))
-        for epoch in range(1, recipe.epochs + 1):
+        if bar and curve:
+            bar(advance=steps_per_epoch * len(curve), status=f"resumed after epoch {len(curve)}")
+        for epoch in range(len(curve) + 1, recipe.epochs + 1):
             epoch_started = time.perf_counter()
             loss_total = torch.zeros((), device=device)
             labelled_total = torch.zeros((), device=device, dtype=torch.long)
@@ -403,15 +449,31 @@ def train(
                 _, test_accuracy = trainer.evaluate(test_split)  # the test score of the best epoch so far
             if bar:
                 bar(status=f"epoch {epoch} loss {train_loss:.3f} valid acc {valid_accuracy:.3f}")
+            stop_early = valid_accuracy > recipe.early_stop_accuracy
+            if checkpoint is not None and not stop_early and epoch < recipe.epochs:
+                # Before on_epoch: a run stopped from there (Ctrl-C, a killed worker) keeps this epoch.
+                save_checkpoint(checkpoint, config.id, {
+                    "trainer": trainer.state_dict(),
+                    "order_generator": order_generator.get_state(),
+                    "cpu_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(cuda_index) if is_cuda else None,
+                    "curve": [dataclasses.asdict(point) for point in curve],
+                    "best_epoch": best.epoch,
+                    "test_accuracy": test_accuracy,
+                    "train_seconds": train_seconds,
+                    "seconds": time.perf_counter() - started,
+                })
             if on_epoch is not None:
                 on_epoch(record)
-            if valid_accuracy > recipe.early_stop_accuracy:
+            if stop_early:
                 break
         seconds = time.perf_counter() - started
         peak_memory = int(torch.cuda.max_memory_allocated(cuda_index)) if is_cuda else None
         num_params = count_params(trainer.model)
 
     assert best is not None  # recipe.epochs >= 1
+    if checkpoint is not None:
+        remove_checkpoint(checkpoint)
     return RunResult(
         run_id=config.id,
         config=config,

@@ -20,8 +20,11 @@ NAN_SEED = 14
 CRASH_SEED = 15
 
 
-def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None) -> RunResult:
+def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None, checkpoint=None) -> RunResult:
     assert data.train[0].shape == (config.recipe.num_train_examples, config.task.seq_len)  # the cached splits
+    # every executor hands each run its own checkpoint file in the sweep's checkpoint folder beside the store
+    assert checkpoint is not None and checkpoint.name == f"{config.id}.pt", checkpoint
+    assert checkpoint.parent.name.endswith(".db.checkpoints"), checkpoint
     if config.seed == FAIL_SEED:
         raise RuntimeError("fake failure for this run")
     crash_marker = Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/marker"))

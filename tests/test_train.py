@@ -214,6 +214,7 @@ def test_cli_train_prints_the_summary_as_the_last_line(tmp_path):
         (["--arch", "based", "--d-model", "24", "--num-kv-pairs", "8"], "need seq_len"),
         (["--arch", "based", "--d-model", "24", "--kernel-impl", "cuda"], "unknown --kernel-impl"),
         (["--arch", "based", "--d-model", "24", "--lr", "0"], "--lr must be positive"),
+        (["--arch", "based", "--d-model", "24", "--checkpoint", "/proc/mqar/run.pt"], "cannot write checkpoint"),
     ],
 )
 def test_cli_train_errors_are_one_line_and_exit_code_2(flags, message):
@@ -316,3 +317,115 @@ def test_cuda_graph_steps_equal_eager_steps(arch, precision):
     assert graphed_losses == pytest.approx(eager_losses, rel=1e-4)
     for a, b in zip(graphed.model.parameters(), eager.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _interrupt_after(epoch):
+    """An on_epoch callback that stops the run after `epoch` as Ctrl-C (or a killed worker) would."""
+
+    def on_epoch(record):
+        if record.epoch == epoch:
+            raise KeyboardInterrupt
+
+    return on_epoch
+
+
+def _same_result(a: RunResult, b: RunResult) -> None:
+    """Equal in everything training decides (not in wall times)."""
+    assert [(r.epoch, r.train_loss, r.valid_loss, r.valid_accuracy, r.lr) for r in a.curve] == [
+        (r.epoch, r.train_loss, r.valid_loss, r.valid_accuracy, r.lr) for r in b.curve
+    ]
+    assert (a.best_epoch, a.best_valid_accuracy, a.test_accuracy, a.epochs) == (
+        b.best_epoch, b.best_valid_accuracy, b.test_accuracy, b.epochs
+    )
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_curve(tmp_path):
+    from mqar.checkpoint import load_checkpoint
+
+    config = tiny_config(epochs=4)
+    data = config.make_splits()
+    whole = train(config, device="cpu", data=data)
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, device="cpu", data=data, checkpoint=path, on_epoch=_interrupt_after(2))
+    assert [point["epoch"] for point in load_checkpoint(path, config.id, "cpu")["curve"]] == [1, 2]
+    seen = []
+    resumed = train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
+    assert [record.epoch for record in seen] == [3, 4]  # epochs 1-2 came from the checkpoint
+    _same_result(resumed, whole)  # bit for bit: weights, optimiser moments, schedule, batch order, dropout RNG
+    assert not path.exists()  # a finished run leaves no checkpoint
+
+
+def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
+    config = tiny_config(epochs=3)
+    other = tiny_config(epochs=3, seed=1)
+    data = config.make_splits()
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(other, device="cpu", data=data, checkpoint=path, on_epoch=_interrupt_after(1))
+    seen = []
+    result = train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
+    assert [record.epoch for record in seen] == [1, 2, 3]
+    _same_result(result, train(config, device="cpu", data=data))
+
+
+def test_a_sweep_worker_continues_a_stopped_run(tmp_path):
+    """The sweep's path: run_one gives each run `<checkpoint dir>/<run id>.pt`; a second attempt continues it."""
+    from mqar.sweep.worker import run_one
+
+    config = tiny_config(epochs=3)
+    with pytest.raises(KeyboardInterrupt):  # run_one lets Ctrl-C through (the executor releases the run)
+        run_one(config, "cpu", cache_dir=tmp_path / "cache", checkpoint_dir=tmp_path / "ckpt",
+                on_epoch=_interrupt_after(1))
+    assert (tmp_path / "ckpt" / f"{config.id}.pt").exists()
+    seen = []
+    outcome = run_one(config, "cpu", cache_dir=tmp_path / "cache", checkpoint_dir=tmp_path / "ckpt",
+                      on_epoch=seen.append)
+    assert outcome.ok and [record.epoch for record in seen] == [2, 3]
+    _same_result(outcome.result, train(config, device="cpu"))
+    assert list((tmp_path / "ckpt").iterdir()) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_graph_run_resumes_from_its_checkpoint(tmp_path, precision):
+    """On CUDA with the graph: the resumed run warms up and captures afresh and continues the same curve (up to
+    atomics' last bits)."""
+    config = tiny_config(epochs=4, precision=precision)
+    data = config.make_splits()
+    whole = train(config, device="cuda", data=data)
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, device="cuda", data=data, checkpoint=path, on_epoch=_interrupt_after(2))
+    resumed = train(config, device="cuda", data=data, checkpoint=path)
+    for a, b in zip(whole.curve, resumed.curve, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+        assert a.lr == b.lr
+
+
+def test_cli_train_with_a_checkpoint_continues_a_stopped_run(tmp_path, monkeypatch):
+    """`mqar train --checkpoint F`: stopped after epoch 1, the same command again trains epochs 2-3 only and prints
+    what an unstopped run prints."""
+    import mqar.train as train_module
+
+    checkpoint = tmp_path / "ckpt" / "run.pt"
+    flags = ["train", "--arch", "rebased", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS, "--epochs", "3",
+             "--no-progress"]
+    plain = runner.invoke(app, flags)
+    assert plain.exit_code == 0, plain.output
+    real_save = train_module.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # Ctrl-C right after the first checkpoint is written
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    stopped = runner.invoke(app, [*flags, "--checkpoint", str(checkpoint)])
+    assert stopped.exit_code != 0 and checkpoint.exists()
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    resumed = runner.invoke(app, [*flags, "--checkpoint", str(checkpoint)])
+    assert resumed.exit_code == 0, resumed.output
+    summary, expected = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (resumed, plain))
+    for key in ("best_valid_accuracy", "best_epoch", "test_accuracy", "epochs"):
+        assert summary[key] == expected[key]
+    assert not checkpoint.exists()

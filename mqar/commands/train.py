@@ -44,6 +44,9 @@ def train(
     cuda_graphs: bool = typer.Option(True, help="On CUDA, replay the training step as a CUDA graph (same result)."),
     output: Optional[Path] = typer.Option(None, help="Also write the full result (curve, versions) to this JSON file."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="Save the run's state here after every epoch; run the same command again to continue it."
+    ),
 ) -> None:
     """Train one model on one MQAR task and print its result (last line: one JSON object)."""
     from mqar.kernels import IMPLS
@@ -70,8 +73,13 @@ def train(
     )
     if not lr > 0:
         raise UserError(f"--lr must be positive, got {lr}")
+    if checkpoint is not None:
+        from mqar.checkpoint import check_checkpoint_path
+
+        check_checkpoint_path(checkpoint)
     try:
-        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl, cuda_graphs=cuda_graphs)
+        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl, cuda_graphs=cuda_graphs,
+                           checkpoint=checkpoint)
     except TrainingDiverged as error:
         fail(str(error))
     if output is not None:

@@ -86,7 +86,7 @@ def _stop_on_first_interrupt(signum, frame) -> None:
 
 
 def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[TrainFn], cache_dir: Optional[str],
-                 cpu_threads: Optional[int], parent_pid: int) -> None:
+                 checkpoint_dir: Optional[str], cpu_threads: Optional[int], parent_pid: int) -> None:
     """One worker: claim, train, record, until nothing is pending or the driver says stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, _stop_on_first_interrupt)
@@ -107,7 +107,8 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             if config is None:
                 break
             current = config.id
-            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.heartbeat(config.id))
+            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.heartbeat(config.id),
+                              checkpoint_dir=checkpoint_dir)
             outcome.record_in(store)
             current = None
     except KeyboardInterrupt:
@@ -126,6 +127,7 @@ def run_local(
     max_workers: Optional[int] = None,
     train_fn: Optional[TrainFn] = None,
     cache_dir: Optional[str] = None,
+    checkpoint_dir: Optional[str] = None,
     view=None,
 ) -> bool:
     """Run the sweep's pending runs on this host's devices. Returns True when interrupted (Ctrl-C).
@@ -148,7 +150,7 @@ def run_local(
     def start(slot: _Slot) -> None:
         slot.process = context.Process(
             target=_worker_main,
-            args=(str(store.path), sweep, slot.device, train_fn, cache_dir,
+            args=(str(store.path), sweep, slot.device, train_fn, cache_dir, checkpoint_dir,
                   cpu_threads if slot.device == "cpu" else None, os.getpid()),
             name=f"mqar-{slot.device}-{slot.index}",
             daemon=True,

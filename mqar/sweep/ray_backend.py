@@ -30,7 +30,8 @@ HEARTBEAT_S = 60.0
 class RunWorker:
     """A Ray actor: trains runs one after another in one process, on the GPU share Ray gave it (or the CPU)."""
 
-    def run(self, config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str]) -> dict:
+    def run(self, config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str],
+            checkpoint_dir: Optional[str] = None) -> dict:
         """One run, its outcome as a plain dict (never raises for a failed run)."""
         import ray
 
@@ -39,7 +40,7 @@ class RunWorker:
         config = RunConfig.from_dict(config_dict)
         # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU, so the first visible GPU is ours.
         device = "cuda:0" if ray.get_gpu_ids() else "cpu"
-        return run_one(config, device, train_fn, cache_dir).to_dict()
+        return run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir).to_dict()
 
 
 def run_ray(
@@ -50,6 +51,7 @@ def run_ray(
     runs_per_device: int = 1,
     train_fn: Optional[TrainFn] = None,
     cache_dir: Optional[str] = None,
+    checkpoint_dir: Optional[str] = None,
     view=None,
 ) -> bool:
     """Run the sweep's pending runs as Ray tasks. Returns True when interrupted (Ctrl-C).
@@ -90,7 +92,7 @@ def run_ray(
                 if not idle:
                     idle.append(actor_class.remote())
                 actor = idle.pop()
-                in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir)] = (config.id, actor)
+                in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir, checkpoint_dir)] = (config.id, actor)
             if not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
+from mqar.checkpoint import sweep_checkpoint_dir
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE
 from mqar.sweep.spec import SweepSpec
@@ -84,19 +85,21 @@ def run_sweep(
         view = SweepView(db, spec.name, live=live, stream=stream)
         with view:
             cache = str(cache_dir) if cache_dir is not None else None
+            # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
+            checkpoints = str(sweep_checkpoint_dir(store))
             if before["pending"] == 0:
                 interrupted = False
             elif backend == "ray":
                 from mqar.sweep.ray_backend import run_ray
 
                 interrupted = run_ray(db, spec.name, address=address, runs_per_device=runs_per_device or 1,
-                                      train_fn=train_fn, cache_dir=cache, view=view)
+                                      train_fn=train_fn, cache_dir=cache, checkpoint_dir=checkpoints, view=view)
             else:
                 from mqar.sweep.local import run_local
 
                 interrupted = run_local(db, spec.name, devices=devices, runs_per_device=runs_per_device,
                                         max_workers=before["pending"],
-                                        train_fn=train_fn, cache_dir=cache, view=view)
+                                        train_fn=train_fn, cache_dir=cache, checkpoint_dir=checkpoints, view=view)
         after = db.counts(spec.name)
     return SweepSummary(
         sweep=spec.name, store=Path(store), total=len(configs), done=after["done"], failed=after["failed"],

@@ -2,7 +2,9 @@
 
 A training function has the signature of `mqar.train.train`:
 
-    train_fn(config, *, device, data, progress, on_epoch) -> RunResult
+    train_fn(config, *, device, data, progress, on_epoch, checkpoint) -> RunResult
+
+(`checkpoint`: a path for mid-run checkpoints, see mqar.checkpoint; a fake may ignore it.)
 
 Executors take it as a parameter (default: mqar.train.train) so tests can inject fakes that succeed, raise, return
 NaN or sleep. It must be importable by name (a module-level function) because it travels to worker processes.
@@ -64,15 +66,17 @@ def run_one(
     train_fn: Optional[TrainFn] = None,
     cache_dir: Optional[str | os.PathLike] = None,
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+    checkpoint_dir: Optional[str | os.PathLike] = None,
 ) -> Outcome:
-    """Train `config` on `device`. Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome
+    """Train `config` on `device`, continuing from its checkpoint in `checkpoint_dir` if a stopped attempt left one. Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome
     with its traceback; only KeyboardInterrupt (Ctrl-C) and SystemExit pass through."""
     try:
         from mqar.sweep.cache import DEFAULT_CACHE_DIR, cached_splits
 
         train_fn = train_fn or default_train_fn()
         data = cached_splits(config, Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR)
-        result = train_fn(config, device=device, data=data, progress=False, on_epoch=on_epoch)
+        checkpoint = Path(checkpoint_dir) / f"{config.id}.pt" if checkpoint_dir is not None else None
+        result = train_fn(config, device=device, data=data, progress=False, on_epoch=on_epoch, checkpoint=checkpoint)
         if result.run_id != config.id:
             raise RuntimeError(f"training function returned run_id {result.run_id}, expected {config.id}")
         return Outcome(run_id=config.id, result=result, device=result.device)

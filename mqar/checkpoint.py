@@ -1,0 +1,71 @@
+"""A run's checkpoint: everything `mqar.train.train` needs to continue a run after its last finished epoch.
+
+Why: a sweep stopped mid-run (Ctrl-C, a time limit, a killed worker, a preempted machine) would otherwise train
+the unfinished runs again from epoch 1. A full-recipe run at seq_len 1024 is tens of minutes; machines lent for
+ten minutes at a time cannot finish it without this.
+
+What is saved, after every epoch: model and optimiser state, the optimiser step (it drives the cosine schedule),
+the batch-order generator and torch's RNG states, the curve so far, the best epoch, its test accuracy and the
+time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit for bit; tested).
+
+A checkpoint names its run id and is used only for that run; the file is written to a temporary name and
+renamed, so a kill during the write leaves the previous checkpoint intact. The training function deletes it
+when the run ends (done, or stopped early).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+FORMAT = 1
+
+
+def sweep_checkpoint_dir(store_path: str | os.PathLike) -> Path:
+    """Where a sweep keeps its runs' checkpoints: `<store>.checkpoints/` beside the store (e.g. mqar.db.checkpoints),
+    one `<run id>.pt` per unfinished run. Ray workers on other hosts write to that path on their own host."""
+    store_path = Path(store_path)
+    return store_path.with_name(store_path.name + ".checkpoints")
+
+
+def check_checkpoint_path(path: Path) -> None:
+    """Fail now, in one line, rather than after the first epoch, when `path` cannot be written."""
+    from mqar.errors import UserError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write checkpoint {path} ({error.strerror}); choose a writable path") from None
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UserError(f"cannot write checkpoint {path}; choose a writable file path")
+
+
+def save_checkpoint(path: Path, run_id: str, state: dict[str, Any]) -> None:
+    """Write `state` for run `run_id` to `path` atomically."""
+    import torch  # here, not at the top: the sweep driver imports this module for the path alone
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"format": FORMAT, "run_id": run_id, **state}, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, Any]]:
+    """The checkpoint at `path` if it is one of run `run_id` in this format, tensors on `device`; else None.
+
+    A checkpoint of another run or format is ignored (and later overwritten): the run starts from epoch 1.
+    """
+    if not path.exists():
+        return None
+    import torch
+
+    # weights_only: the file holds tensors, numbers, strings and plain containers; nothing to unpickle beyond that
+    state = torch.load(path, map_location=device, weights_only=True)
+    if state.get("format") != FORMAT or state.get("run_id") != run_id:
+        return None
+    return state
+
+
+def remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
