@@ -200,13 +200,13 @@ def figure_preset(name: str) -> FigurePreset:
 
 
 def protocol_note(configs: Sequence, scale: str) -> str:
-    """What the grid is, read off the configs themselves, e.g. 'reduced protocol: 2 lrs × 3 seeds, 20000 train
-    examples, 32 epochs'."""
+    """What the grid is, read off the configs themselves, e.g. 'reduced protocol: 1 lr (0.003) × 2 seeds, 100000
+    train examples, 64 epochs'."""
     lrs = sorted({config.lr for config in configs})
     seeds = sorted({config.seed for config in configs})
     train = sorted({config.recipe.num_train_examples for config in configs})
     epochs = sorted({config.recipe.epochs for config in configs})
-    text = (f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
+    text = (f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} ({', '.join(f'{lr:g}' for lr in lrs)}) × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
             f"{'/'.join(map(str, train))} train examples, {'/'.join(map(str, epochs))} epochs")
     return f"{scale} protocol: {text}"
 
