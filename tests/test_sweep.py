@@ -125,6 +125,16 @@ DRIVER = textwrap.dedent(
 )
 
 
+def _wait_until_dead(pid: int) -> None:
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"worker {pid} outlived its killed driver")
+
+
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     store, cache = tmp_path / "s.db", tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
@@ -145,14 +155,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     driver.wait()
     with Store(store) as db:
         (worker_pid,) = [row["pid"] for row in db.query("SELECT pid FROM runs WHERE status = 'running'")]
-    for _ in range(50):  # the worker dies with its driver (PR_SET_PDEATHSIG)
-        try:
-            os.kill(worker_pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the worker outlived its killed driver")
+    _wait_until_dead(worker_pid)  # the worker dies with its driver (PR_SET_PDEATHSIG)
     summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3, 4)), store, devices="cpu", train_fn=fake_train, cache_dir=cache)
     assert summary.reclaimed == 1 and summary.done == 10 and summary.pending == 0
     runs = load(store, sweep="t")
@@ -217,6 +220,63 @@ def test_real_trainer_end_to_end(tmp_path):
     assert runs.best_valid_accuracy.between(0, 1).all() and (runs.epochs >= 1).all()
     assert (runs.device.str.startswith("cpu")).all()
     assert len(load_epochs(store, runs.run_id)) == runs.epochs.sum()
+
+
+LONG_RECIPE = Recipe(epochs=20, num_train_examples=128, num_valid_examples=8, num_test_examples=8, batch_size=8,
+                     early_stop_accuracy=1.0)  # never stops early: the run is long enough to be stopped mid-way
+
+CHECKPOINTED_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from mqar.sweep import run_sweep
+    from test_sweep import long_run_spec
+    run_sweep(long_run_spec(), sys.argv[1], devices="cpu", runs_per_device=1, cache_dir=sys.argv[2])
+    """
+)
+
+
+def long_run_spec() -> SweepSpec:
+    return SweepSpec(name="long", archs=("attention",), d_models=(16,), tasks=(TINY_TASK,), lrs=(1e-3,), seeds=(0,),
+                     recipe=LONG_RECIPE)
+
+
+def test_a_killed_sweep_continues_its_run_from_the_checkpoint(tmp_path):
+    """SIGKILL the sweep mid-run, then run it again: the run is picked up and continues after the last saved epoch
+    (those epochs keep their original records, wall times included), with every epoch stored once."""
+    from mqar.checkpoint import load_checkpoint, sweep_checkpoint_dir
+
+    store, cache = tmp_path / "s.db", tmp_path / "cache"
+    (config,) = long_run_spec().expand()
+    checkpoint = sweep_checkpoint_dir(store) / f"{config.id}.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-c", CHECKPOINTED_DRIVER, str(store), str(cache)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    saved = None
+    while time.monotonic() < deadline and driver.poll() is None:
+        if checkpoint.exists():
+            saved = load_checkpoint(checkpoint, config.id, "cpu")
+            if saved is not None and len(saved["curve"]) >= 2:
+                break
+        time.sleep(0.02)
+    assert driver.poll() is None, driver.stderr.read()  # the run must still be going when it is killed
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    with Store(store) as db:
+        (worker_pid,) = [row["pid"] for row in db.query("SELECT pid FROM runs WHERE status = 'running'")]
+    _wait_until_dead(worker_pid)  # it dies with its driver (PR_SET_PDEATHSIG)
+    saved = load_checkpoint(checkpoint, config.id, "cpu")  # the last one the dead worker wrote
+    kept = saved["curve"]
+    assert 2 <= len(kept) < LONG_RECIPE.epochs
+
+    summary = run_sweep(long_run_spec(), store, devices="cpu", runs_per_device=1, cache_dir=cache)
+    assert summary.reclaimed == 1 and summary.done == 1
+    epochs = load_epochs(store)
+    assert list(epochs.epoch) == list(range(1, LONG_RECIPE.epochs + 1))
+    stored = epochs.head(len(kept))
+    assert list(stored.seconds) == [point["seconds"] for point in kept]  # continued, not trained again
+    assert list(stored.train_loss) == [point["train_loss"] for point in kept]
+    assert not checkpoint.exists()
 
 
 def test_live_view_renders(tmp_path):
