@@ -357,7 +357,7 @@ def train(
 
     device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N". data: the splits to use; None generates them
     from `config.task` and `config.recipe.data_seed` (sizes from the recipe). on_epoch: called after each epoch.
-    kernel_impl: linear attention implementation ("auto": Triton on CUDA, torch on CPU).
+    kernel_impl: linear attention and LayerNorm implementation ("auto": Triton on CUDA, torch on CPU).
     cuda_graphs: on CUDA, replay the training step as a CUDA graph (see `Trainer`); ignored on CPU. How a run is
     computed, not what: the run id does not depend on it.
     checkpoint: a file to save the run's state to after every epoch and, when it holds this run's state, to

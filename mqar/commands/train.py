@@ -40,7 +40,7 @@ def train(
     ),
     device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
     precision: str = typer.Option(_DEFAULTS.precision, help="fp32, or bf16 (autocast, fp32 master weights)."),
-    kernel_impl: str = typer.Option("auto", help="Linear attention: auto (Triton on CUDA), triton or torch."),
+    kernel_impl: str = typer.Option("auto", help="Linear attention and LayerNorm: auto (Triton on CUDA), triton or torch."),
     cuda_graphs: bool = typer.Option(True, help="On CUDA, replay the training step as a CUDA graph (same result)."),
     output: Optional[Path] = typer.Option(None, help="Also write the full result (curve, versions) to this JSON file."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),

@@ -35,7 +35,8 @@ def build_model(
     """The language model of `arch` at width `d_model`, with `seq_len` learned positions.
 
     Initialisation draws from torch's global RNG: seed it (or fork it) around this call for a reproducible model.
-    `kernel_impl` picks the linear attention implementation ("auto": Triton on CUDA tensors, torch otherwise).
+    `kernel_impl` picks the linear attention and LayerNorm implementations ("auto": Triton on CUDA tensors, torch
+    otherwise; "triton" or "torch" everywhere).
     """
     pattern = check_arch(arch, d_model)
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
@@ -46,7 +47,7 @@ def build_model(
         MIXERS[name].build(MixerContext(d_model, seq_len, layer_index, kernel_impl))
         for layer_index, name in enumerate(pattern)
     ]
-    return LanguageModel(mixers, d_model=d_model, max_seq_len=seq_len, vocab_size=vocab_size)
+    return LanguageModel(mixers, d_model=d_model, max_seq_len=seq_len, vocab_size=vocab_size, kernel_impl=kernel_impl)
 
 
 def count_params(model: nn.Module) -> int:

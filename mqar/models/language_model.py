@@ -3,7 +3,8 @@
 Follows the ReBased Figure-1 recipe (shared REFERENCE.md): learned absolute positions, embedding dropout 0.1,
 blocks `x + mixer(norm1(x))` then `x + identity(norm2(x))` (Zoology's block with its state mixer, the MLP, set to
 identity: the second norm stays, which is where 2 × 2·d_model of the paper's parameter counts come from),
-a final LayerNorm, an LM head tied to the token embedding, init N(0, 0.02).
+a final LayerNorm, an LM head tied to the token embedding, init N(0, 0.02). The LayerNorms are
+`mqar.models.norm.LayerNorm` (nn.LayerNorm's parameters; mqar's Triton kernel on CUDA when kernel_impl allows).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from mqar.kernels.cross_entropy import cross_entropy_sum
+from mqar.models.norm import LayerNorm
 
 IGNORE_INDEX = -100
 
@@ -30,11 +32,11 @@ class LabelledLoss(NamedTuple):
 class Block(nn.Module):
     """Pre-norm residual block whose state mixer (the MLP slot) is the identity."""
 
-    def __init__(self, d_model: int, mixer: nn.Module) -> None:
+    def __init__(self, d_model: int, mixer: nn.Module, kernel_impl: str = "auto") -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(d_model)
+        self.norm1 = LayerNorm(d_model, impl=kernel_impl)
         self.mixer = mixer
-        self.norm2 = nn.LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model, impl=kernel_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.mixer(self.norm1(x))
@@ -52,6 +54,7 @@ class LanguageModel(nn.Module):
         vocab_size: int,
         embed_dropout: float = 0.1,
         init_std: float = 0.02,
+        kernel_impl: str = "auto",
     ) -> None:
         super().__init__()
         self.max_seq_len = max_seq_len
@@ -59,8 +62,12 @@ class LanguageModel(nn.Module):
         self.position_embedding = nn.Embedding(max_seq_len, d_model)
         self.embed_dropout = nn.Dropout(embed_dropout)
         # A mixer may bring its own residual block (`residual_block`, a class taking (d_model, mixer)), e.g. Mamba's.
-        self.blocks = nn.ModuleList(getattr(mixer, "residual_block", Block)(d_model, mixer) for mixer in mixers)
-        self.final_norm = nn.LayerNorm(d_model)
+        self.blocks = nn.ModuleList(
+            mixer.residual_block(d_model, mixer) if hasattr(mixer, "residual_block")
+            else Block(d_model, mixer, kernel_impl)
+            for mixer in mixers
+        )
+        self.final_norm = LayerNorm(d_model, impl=kernel_impl)  # "auto" | "triton" | "torch", as the mixers'
         self._init_weights(init_std)
 
     def _init_weights(self, std: float) -> None:

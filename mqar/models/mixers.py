@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mqar.kernels import linear_attention
+from mqar.models.norm import LayerNorm
 
 # q/k transforms of the ReBased paper's Table-1 kernel ablation. Each is applied to the whole projection
 # (all heads together, heads × feature_dim wide), before the split into heads, as in the public ReBased code.
@@ -72,14 +73,14 @@ class FeatureScale(nn.Module):
         return x * self.gamma + self.beta if self.beta is not None else x * self.gamma
 
 
-def make_qk_transform(name: str, dim: int) -> nn.Module:
-    """The map applied to q and k before the similarity; `dim` = heads × feature_dim."""
+def make_qk_transform(name: str, dim: int, impl: str = "auto") -> nn.Module:
+    """The map applied to q and k before the similarity; `dim` = heads × feature_dim; `impl` the LayerNorm's."""
     if name == "identity":  # x²
         return nn.Identity()
     if name == "layernorm":  # ReBased: (γ·norm(x) + β)²
-        return nn.LayerNorm(dim)
+        return LayerNorm(dim, impl=impl)
     if name == "norm":  # norm(x)²
-        return nn.LayerNorm(dim, elementwise_affine=False)
+        return LayerNorm(dim, elementwise_affine=False, impl=impl)
     if name == "gamma":  # (γ·x)²
         return FeatureScale(dim, bias=False)
     if name == "affine":  # (γ·x + β)²
@@ -121,16 +122,16 @@ class LinearAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, num_heads * feature_dim, bias=False)
         self.v_proj = nn.Linear(d_model, num_heads * self.value_dim, bias=False)
         self.o_proj = nn.Linear(num_heads * self.value_dim, d_model, bias=False)
-        self.q_transform = make_qk_transform(qk_transform, num_heads * feature_dim)
-        self.k_transform = make_qk_transform(qk_transform, num_heads * feature_dim)
+        self.q_transform = make_qk_transform(qk_transform, num_heads * feature_dim, impl)
+        self.k_transform = make_qk_transform(qk_transform, num_heads * feature_dim, impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, seq_len, _ = x.shape
         q = self.q_transform(self.q_proj(x)).view(batch, seq_len, self.num_heads, self.feature_dim)
         k = self.k_transform(self.k_proj(x)).view(batch, seq_len, self.num_heads, self.feature_dim)
         v = self.v_proj(x).view(batch, seq_len, self.num_heads, self.value_dim)  # [batch, seq, heads, value_dim]
-        # Under autocast the projections come out in bf16 but LayerNorm in fp32: give the kernel one dtype.
-        # (It accumulates the normaliser in fp32 whatever the input dtype.)
+        # Under autocast the projections come out in bf16 but torch's LayerNorm in fp32 (mqar's on CUDA: bf16 already):
+        # give the kernel one dtype. (It accumulates the normaliser in fp32 whatever the input dtype.)
         q, k = q.to(v.dtype), k.to(v.dtype)
         out = linear_attention(q, k, v, kernel=self.kernel, eps=self.eps, impl=self.impl)
         return self.o_proj(out.reshape(batch, seq_len, self.num_heads * self.value_dim))

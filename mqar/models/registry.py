@@ -25,7 +25,7 @@ class MixerContext:
     d_model: int
     seq_len: int
     layer_index: int
-    kernel_impl: str = "auto"  # linear attention: "auto" | "triton" | "torch"
+    kernel_impl: str = "auto"  # linear attention and LayerNorm: "auto" | "triton" | "torch"
 
 
 @dataclass(frozen=True)
