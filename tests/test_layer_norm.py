@@ -217,3 +217,13 @@ def test_kernel_impl_reaches_every_layer_norm():
         norms = [m for m in model.modules() if isinstance(m, LayerNorm)]
         # 2 blocks × 2 + final + ReBased's q and k transforms
         assert len(norms) == 7 and {m.impl for m in norms} == {impl}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for machines without CUDA")
+def test_bench_layer_norm_without_cuda_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from mqar.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "layer-norm", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "needs a CUDA GPU" in result.output

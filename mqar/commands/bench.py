@@ -1,4 +1,4 @@
-"""`mqar bench data|kernels|...`: benchmarks that print a table and write JSON + markdown under results/bench/."""
+"""`mqar bench data|kernels|layer-norm|...`: benchmarks that print a table; JSON + markdown under results/bench/."""
 
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ def bench_kernels(
 
     run(out, quick=quick, names=list(method) or None, rep_ms=rep_ms)
     Console().print(Markdown((out / "kernels.md").read_text()))
+
+
+@bench_app.command("layer-norm")
+@user_errors
+def bench_layer_norm(
+    out: Path = typer.Option(BENCH_DIR, help="Folder for layer-norm.json and layer-norm.md."),
+    quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
+    rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
+) -> None:
+    """Forward and forward+backward ms of mqar's Triton LayerNorm vs torch's (fp32, bf16, autocast), on the GPU."""
+    from mqar.bench.layer_norm import run
+
+    run(out, quick=quick, rep_ms=rep_ms)
+    Console().print(Markdown((out / "layer-norm.md").read_text()))
 
 
 @bench_app.command("train")
