@@ -8,8 +8,9 @@ Autocast: torch runs LayerNorm as an fp32 op under autocast (input cast up, fp32
 casts back down). The kernel path instead takes x in whatever dtype it comes (the fp32 residual stream or a bf16
 activation), computes in fp32, and returns the autocast dtype when autocast is on for x's device, else x.dtype:
 the next matmul gets bf16 without a separate cast. The one difference in values: where the output feeds an
-addition rather than a matmul (the block's second norm, in front of the identity MLP slot, is added to the fp32
-residual), the kernel path rounds it to bf16 first, where torch's would add it in fp32.
+addition rather than a matmul, the kernel path rounds it to bf16 first where torch's added it in fp32: the block's
+second norm (in front of the identity MLP slot) is added to the fp32 residual, and the short convolution adds its
+normalised input as a skip term. Whether that changes what bf16 runs learn is for the equal-accuracy runs to show.
 """
 
 from __future__ import annotations
