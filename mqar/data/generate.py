@@ -57,7 +57,7 @@ def generate(
     if not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
         raise UserError(f"number of examples must be a positive integer, got {num_examples!r}")
     inputs = np.zeros((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)
-    labels = np.full((num_examples, spec.seq_len), IGNORE_INDEX, dtype=TOKEN_DTYPE)
+    labels = np.empty((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)  # filled block by block, in cache
     for chunk, start in enumerate(range(0, num_examples, CHUNK_SIZE)):
         stop = min(start + CHUNK_SIZE, num_examples)
         _fill_chunk(spec, split_stream(seed, split, chunk), inputs[start:stop], labels[start:stop])
@@ -67,7 +67,7 @@ def generate(
 
 
 def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> None:
-    """Write one chunk of examples into the (zero / IGNORE_INDEX initialised) views `inputs` and `labels`."""
+    """Write one chunk of examples into the views `inputs` (zero initialised) and `labels` (any content)."""
     num_examples, num_pairs = inputs.shape[0], spec.num_kv_pairs
     key_low, key_high = spec.key_range
     value_low, value_high = spec.value_range
@@ -91,6 +91,7 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
     # The rest in blocks of rows whose working arrays stay in the CPU's cache.
     for start in range(0, num_examples, BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
+        labels[rows] = IGNORE_INDEX
         # Query region: the slots drawn hold the keys (and labels the values) in slot order.
         query_keys = inputs[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]  # [B, slots] views
         query_labels = labels[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]
@@ -196,7 +197,8 @@ def _redraw_repeats(
         wanted |= fresh
         order = np.argsort(wanted)
         wanted, pending = wanted[order], pending[order]
-        clash = _is_in_sorted(occupied, wanted)
+        clash = occupied[_last_at_or_below(occupied, size, (wanted >> dtype(value_bits)).astype(np.intp), wanted)]
+        clash = clash == wanted
         clash |= _is_in_sorted(taken, wanted)
         same = wanted[1:] == wanted[:-1]
         clash[1:] |= same
@@ -206,8 +208,22 @@ def _redraw_repeats(
         rows = (kept >> dtype(position_bits)).astype(np.intp)
         positions = (kept & dtype((1 << position_bits) - 1)).astype(np.intp)
         draws[rows, positions] = wanted[keep] & dtype((1 << value_bits) - 1)
-        taken = np.sort(np.concatenate([taken, wanted[keep]]))
+        taken = np.sort(np.concatenate([taken, wanted[keep]]), kind="stable")  # two sorted runs: a merge
         pending = pending[clash]
+
+
+def _last_at_or_below(sorted_rows: np.ndarray, size: int, rows: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Flat index of the last entry of row `rows[i]` of `sorted_rows` (flat, rows of `size` entries, each sorted)
+    at or below `bounds[i]`, or of the row's first entry when none is. A branchless binary search within the rows,
+    run for all queries at once: ~7 gathers per query at size 128, whose cache misses overlap, instead of
+    np.searchsorted's ~18 dependent probes over the whole array (~1.7x faster here)."""
+    found = rows * size
+    length = size
+    while length > 1:
+        half = length // 2
+        found += (sorted_rows[found + half] <= bounds) * half
+        length -= half
+    return found
 
 
 @functools.lru_cache(maxsize=8)
