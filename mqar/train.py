@@ -13,7 +13,8 @@ normalised by the whole batch's label count).
 Determinism: everything random comes from `config.seed` — model init and dropout from torch's global RNG, forked
 and seeded for the run (the caller's RNG state is untouched), the batch order from its own torch.Generator. The
 same config on the same device and software gives the same curve on CPU; on CUDA, kernels with atomics may differ
-in the last bits.
+in the last bits. With a `checkpoint` file a stopped run continues after its last epoch with the same curve as
+if it had not stopped (mqar.checkpoint).
 """
 
 from __future__ import annotations
