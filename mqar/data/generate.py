@@ -143,8 +143,16 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, range_s
     value_bits = max(1, (range_size - 1).bit_length())
     dtype = np.uint16 if value_bits <= 16 else np.uint32
     if range_size <= 4 * size:
-        # Dense: the first `size` entries of a random permutation of the (small) range.
-        return np.argsort(rng.random((num_rows, range_size)), axis=1)[:, :size].astype(dtype)
+        # Dense: the first `size` entries of a random permutation of the (small) range, i.e. the range sorted by
+        # random 64-bit keys whose low bits are replaced by the position. The keys are distinct, so the order is
+        # the same for every sort algorithm (an argsort of random floats ordered equal floats by the CPU's SIMD
+        # sort), and sorting values is faster than an argsort.
+        position_bits = max(1, (range_size - 1).bit_length())
+        sort_keys = rng.bit_generator.random_raw(num_rows * range_size).reshape(num_rows, range_size)
+        sort_keys &= ~np.uint64((1 << position_bits) - 1)
+        sort_keys |= np.arange(range_size, dtype=np.uint64)
+        sort_keys.sort(axis=1)
+        return (sort_keys[:, :size] & np.uint64((1 << position_bits) - 1)).astype(dtype)
     if range_size > (7 << value_bits) // 8:
         # Cut from random bits (several times cheaper than bounded draws); the few out of range are redrawn.
         draws = random_bits(rng, (num_rows, size), "<u2" if dtype == np.uint16 else "<u4")
@@ -188,15 +196,22 @@ def _redraw_repeats(
     pending = ((repeats >> dtype(value_bits + position_bits)) << dtype(position_bits)) | (
         repeats & dtype((1 << position_bits) - 1)
     )
+    position_mask = dtype((1 << position_bits) - 1)
     taken = np.empty(0, dtype=dtype)  # (row, value) of the fresh draws kept so far, sorted
     while pending.size:
         fresh = rng.integers(0, range_size, size=pending.size, dtype=dtype)
-        # (row, value) wanted, sorted with the pending entries alongside: sorted queries search faster, and
-        # equal fresh draws of a row sit together.
-        wanted = (pending >> dtype(position_bits)) << dtype(value_bits)
+        # (row, value wanted, position) packed and sorted: sorted queries search faster, and equal fresh draws of
+        # a row sit together. The packed entries are distinct, so their order (which decides who draws what in the
+        # next round) is the same for every sort algorithm: numpy's SIMD sorts order equal keys differently on
+        # different CPUs, so an argsort of (row, value) alone gave different bytes on AVX2 and AVX-512 machines.
+        fresh <<= dtype(position_bits)
+        wanted = (pending >> dtype(position_bits)) << dtype(value_bits + position_bits)
         wanted |= fresh
-        order = np.argsort(wanted)
-        wanted, pending = wanted[order], pending[order]
+        wanted |= pending & position_mask
+        wanted.sort()
+        pending = (wanted >> dtype(value_bits + position_bits)) << dtype(position_bits)
+        pending |= wanted & position_mask
+        wanted >>= dtype(position_bits)
         clash = occupied[_last_at_or_below(occupied, size, (wanted >> dtype(value_bits)).astype(np.intp), wanted)]
         clash = clash == wanted
         clash |= _is_in_sorted(taken, wanted)
@@ -206,7 +221,7 @@ def _redraw_repeats(
         keep = ~clash
         kept = pending[keep]
         rows = (kept >> dtype(position_bits)).astype(np.intp)
-        positions = (kept & dtype((1 << position_bits) - 1)).astype(np.intp)
+        positions = (kept & position_mask).astype(np.intp)
         draws[rows, positions] = wanted[keep] & dtype((1 << value_bits) - 1)
         taken = np.sort(np.concatenate([taken, wanted[keep]]), kind="stable")  # two sorted runs: a merge
         pending = pending[clash]

@@ -21,7 +21,7 @@ from mqar.config import check_known_keys, stable_id
 from mqar.errors import UserError
 
 # Bump when the bytes produced for a (spec, seed) change: cached datasets and files are keyed by it.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 IGNORE_INDEX = -100  # label at positions that carry no target (PyTorch's cross-entropy default)
 
