@@ -23,12 +23,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from mqar.data import portable_math
 from mqar.data.spec import IGNORE_INDEX, TaskSpec
 from mqar.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 CHUNK_SIZE = 8192
 BLOCK_ROWS = 512  # rows per block of the work after the draws: its arrays fit in a core's cache
+SCORE_BLOCK_ENTRIES = 1 << 16  # scores per block of draw_order_scores' log: its work buffers fit in a core's cache
 TOKEN_DTYPE = np.int32  # 8192-token vocabularies and -100 fit; half the memory and file size of int64
 
 
@@ -260,16 +262,25 @@ def _is_in_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def draw_order_scores(rng: np.random.Generator, num_rows: int, weights: np.ndarray) -> np.ndarray:
     """[num_rows, slots] Efraimidis–Spirakis scores E / w (E ~ Exp(1) per slot) as int32 bit patterns of positive
     float32s, so integer order is score order: sorted ascending, the slots come out in the order successive
-    weighted draws without replacement (what numpy's `choice(replace=False, p=...)` does) would pick them."""
+    weighted draws without replacement (what numpy's `choice(replace=False, p=...)` does) would pick them.
+
+    E = -log(u) comes from mqar.data.portable_math, not np.log: numpy's SIMD and scalar logs differ in the last bit,
+    which flipped the order of nearly equal scores, and so the bytes, between CPUs with different SIMD features."""
     bits = random_bits(rng, (num_rows, weights.size), "<u4")
-    # 23 random mantissa bits -> a float in [1, 2) -> u in (0, 1) (u = (2k+1)/2**24, exact) -> E = -log(u) > 0.
-    bits >>= np.uint32(9)
-    bits |= np.uint32(0x3F800000)
-    uniform = bits.view(np.float32)
-    uniform -= np.float32(1 - 2**-24)
-    np.log(uniform, out=uniform)
-    uniform *= (-1 / weights).astype(np.float32)
-    return uniform.view(np.int32)
+    minus_inverse_weights = np.divide(-1.0, weights).astype(np.float32)
+    # In blocks of rows whose work buffers stay in a core's cache (~64k entries per buffer).
+    block_rows = max(1, SCORE_BLOCK_ENTRIES // weights.size)
+    work = [np.empty((min(block_rows, num_rows), weights.size), dtype) for dtype in (np.int32, np.float32, np.float32)]
+    for start in range(0, num_rows, block_rows):
+        block = bits[start : start + block_rows]
+        # 23 random mantissa bits -> a float in [1, 2) -> u in (0, 1) (u = (2k+1)/2**24, exact) -> E = -log(u) > 0.
+        block >>= np.uint32(9)
+        block |= np.uint32(0x3F800000)
+        uniform = block.view(np.float32)
+        uniform -= np.float32(1 - 2**-24)
+        portable_math.log_in_place(uniform, *(buffer[: block.shape[0]] for buffer in work))  # log(u) < 0
+        uniform *= minus_inverse_weights
+    return bits.view(np.int32)
 
 
 def smallest_per_row(scores: np.ndarray, count: int) -> np.ndarray:
