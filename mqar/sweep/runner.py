@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -101,6 +102,8 @@ def run_sweep(
                                         max_workers=before["pending"],
                                         train_fn=train_fn, cache_dir=cache, checkpoint_dir=checkpoints, view=view)
         after = db.counts(spec.name)
+    with contextlib.suppress(OSError):  # only when empty: the runs left unfinished keep their checkpoints
+        Path(checkpoints).rmdir()
     return SweepSummary(
         sweep=spec.name, store=Path(store), total=len(configs), done=after["done"], failed=after["failed"],
         pending=after["pending"], running=after["running"], new_runs=new_runs, reclaimed=len(reclaimed),
