@@ -16,6 +16,7 @@ exp(r) by its Taylor polynomial of degree 13 (truncation < 1e-17).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -103,17 +104,10 @@ def exp(y: np.ndarray) -> np.ndarray:
     k = np.rint(y * (1 / LN2))
     r = y - k * LN2_HI
     r -= k * LN2_LO
-    result = np.full_like(r, 1 / _factorial(13))
+    result = np.full_like(r, 1 / math.factorial(13))
     for degree in range(12, 0, -1):  # Horner: sum r**j / j!
         result *= r
-        result += 1 / _factorial(degree)
+        result += 1 / math.factorial(degree)
     result *= r
     result += 1.0
     return np.ldexp(result, k.astype(np.intc))  # exact scaling by 2**k
-
-
-def _factorial(n: int) -> float:
-    value = 1
-    for i in range(2, n + 1):
-        value *= i
-    return float(value)

@@ -126,10 +126,11 @@ def build_report(
     report.files += save_figure(figure, out_dir, name)
     if epochs is not None and curves:
         behind = best_runs(runs, points)
-        curves = epochs.merge(behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]],
-                              on="run_id", how="inner")
-        if not curves.empty:
-            figure = plot_learning_curves(curves, title=f"{name}: learning curves (best lr, every seed)",
+        curve_rows = epochs.merge(
+            behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]], on="run_id"
+        )
+        if not curve_rows.empty:
+            figure = plot_learning_curves(curve_rows, title=f"{name}: learning curves (best lr, every seed)",
                                           notes=notes, arch_order=arch_order, panel_by=panel_column)
             report.files += save_figure(figure, out_dir, f"{name}-curves")
     report.files += write_tables(report, out_dir, metric)
@@ -210,8 +211,10 @@ def protocol_note(configs: Sequence, scale: str) -> str:
     seeds = sorted({config.seed for config in configs})
     train = sorted({config.recipe.num_train_examples for config in configs})
     epochs = sorted({config.recipe.epochs for config in configs})
-    text = (f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} ({', '.join(f'{lr:g}' for lr in lrs)}) × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
-            f"{'/'.join(map(str, train))} train examples, {'/'.join(map(str, epochs))} epochs")
+    lr_text = f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} ({', '.join(f'{lr:g}' for lr in lrs)})"
+    seed_text = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    text = (f"{lr_text} × {seed_text}, {'/'.join(map(str, train))} train examples, "
+            f"{'/'.join(map(str, epochs))} epochs")
     return f"{scale} protocol: {text}"
 
 

@@ -37,7 +37,7 @@ def memorising_runs(runs: pd.DataFrame, epochs: pd.DataFrame, margin: float = MA
 def memorisation_note(runs: pd.DataFrame, epochs: pd.DataFrame) -> Optional[str]:
     """One line for the report when finished runs memorised, else None."""
     done = runs[runs["status"] == "done"]
-    memorised = memorising_runs(done, epochs[epochs["run_id"].isin(done["run_id"])])
+    memorised = memorising_runs(done, epochs)  # the merge keeps the curves of finished runs only
     if memorised.empty:
         return None
     return (f"memorisation: {len(memorised)} of {len(done)} finished runs fit their training examples (train loss "

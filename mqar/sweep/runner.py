@@ -76,6 +76,8 @@ def run_sweep(
         raise UserError("--devices is for the local backend; Ray places tasks on the cluster's GPUs itself")
     started = time.monotonic()
     configs = spec.expand()
+    # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
+    checkpoints = str(sweep_checkpoint_dir(store))
     with Store(store) as db:
         new_runs = db.register_sweep(spec.name, configs, spec.to_dict())
         reclaimed = db.reclaim_stale(spec.name, lease_s=lease_s)
@@ -86,8 +88,6 @@ def run_sweep(
         view = SweepView(db, spec.name, live=live, stream=stream)
         with view:
             cache = str(cache_dir) if cache_dir is not None else None
-            # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
-            checkpoints = str(sweep_checkpoint_dir(store))
             if before["pending"] == 0:
                 interrupted = False
             elif backend == "ray":
