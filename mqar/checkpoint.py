@@ -68,4 +68,7 @@ def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, 
 
 
 def remove_checkpoint(path: Path) -> None:
+    """Delete the checkpoint and any temporary file a writer killed mid-save left beside it."""
     path.unlink(missing_ok=True)
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        temporary.unlink(missing_ok=True)

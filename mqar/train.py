@@ -13,7 +13,8 @@ normalised by the whole batch's label count).
 Determinism: everything random comes from `config.seed` — model init and dropout from torch's global RNG, forked
 and seeded for the run (the caller's RNG state is untouched), the batch order from its own torch.Generator. The
 same config on the same device and software gives the same curve on CPU; on CUDA, kernels with atomics may differ
-in the last bits.
+in the last bits. With a `checkpoint` file a stopped run continues after its last epoch with the same curve as
+if it had not stopped (mqar.checkpoint).
 """
 
 from __future__ import annotations
@@ -280,6 +281,43 @@ class Trainer:
         return loss_sum / num_labelled, num_correct / num_labelled
 
 
+@dataclasses.dataclass
+class _Progress:
+    """How far a run has come. With the trainer's state and the random states, what a checkpoint holds."""
+
+    curve: list[EpochRecord] = dataclasses.field(default_factory=list)
+    best: Optional[EpochRecord] = None
+    test_accuracy: float = float("nan")  # at the best epoch
+    train_seconds: float = 0.0  # training steps only (for tokens/s)
+
+    def state(self, trainer: "Trainer", order_generator: torch.Generator, cuda_index: Optional[int]) -> dict[str, Any]:
+        """The checkpoint's content (mqar.checkpoint) at the end of an epoch."""
+        assert self.best is not None
+        return {
+            "trainer": trainer.state_dict(),
+            "order_generator": order_generator.get_state(),
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(cuda_index) if cuda_index is not None else None,
+            "curve": [dataclasses.asdict(record) for record in self.curve],
+            "best_epoch": self.best.epoch,
+            "test_accuracy": self.test_accuracy,
+            "train_seconds": self.train_seconds,
+        }
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any], trainer: "Trainer", order_generator: torch.Generator,
+                cuda_index: Optional[int]) -> "_Progress":
+        """Put `state()`'s output back: the trainer and random states in place, the progress returned."""
+        trainer.load_state_dict(saved["trainer"])
+        order_generator.set_state(saved["order_generator"].cpu())
+        torch.set_rng_state(saved["cpu_rng"].cpu())
+        if cuda_index is not None and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), cuda_index)
+        curve = [EpochRecord(**record) for record in saved["curve"]]
+        return cls(curve=curve, best=curve[saved["best_epoch"] - 1], test_accuracy=saved["test_accuracy"],
+                   train_seconds=saved["train_seconds"])
+
+
 def _batches(num_examples: int, batch_size: int, generator: torch.Generator, device: str) -> Iterator[torch.Tensor]:
     """A seeded shuffle of the examples in batches; the last batch may be smaller (every example is seen)."""
     order = torch.randperm(num_examples, generator=generator).to(device)
@@ -392,23 +430,14 @@ def train(
         order_generator = torch.Generator().manual_seed(config.seed)
         trainer = Trainer(config, device, kernel_impl, steps_per_epoch * recipe.epochs, cuda_graphs)
 
-        curve: list[EpochRecord] = []
-        best: Optional[EpochRecord] = None
-        test_accuracy = float("nan")
-        train_seconds = 0.0
         started = time.perf_counter()
         saved = load_checkpoint(checkpoint, config.id, device) if checkpoint is not None else None
-        if saved is not None:
-            trainer.load_state_dict(saved["trainer"])
-            order_generator.set_state(saved["order_generator"].cpu())
-            torch.set_rng_state(saved["cpu_rng"].cpu())
-            if is_cuda and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), cuda_index)
-            curve = [EpochRecord(**record) for record in saved["curve"]]
-            best = curve[saved["best_epoch"] - 1]
-            test_accuracy = saved["test_accuracy"]
-            train_seconds = saved["train_seconds"]
+        if saved is None:
+            run = _Progress()
+        else:
+            run = _Progress.restore(saved, trainer, order_generator, cuda_index)
             started -= saved["seconds"]
+        curve = run.curve
         description = f"{config.arch} d={config.d_model} lr={config.lr:g}"
         bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))
         if bar and curve:
@@ -430,7 +459,7 @@ def train(
                     bar(advance=1)
             if is_cuda:
                 torch.cuda.synchronize(cuda_index)
-            train_seconds += time.perf_counter() - epoch_started
+            run.train_seconds += time.perf_counter() - epoch_started
 
             train_loss = loss_total.item() / max(labelled_total.item(), 1)
             _check_finite(train_loss, epoch, config)
@@ -444,25 +473,16 @@ def train(
                 seconds=time.perf_counter() - started,
             )
             curve.append(record)
-            if best is None or valid_accuracy > best.valid_accuracy:
-                best = record
-                _, test_accuracy = trainer.evaluate(test_split)  # the test score of the best epoch so far
+            if run.best is None or valid_accuracy > run.best.valid_accuracy:
+                run.best = record
+                _, run.test_accuracy = trainer.evaluate(test_split)  # the test score of the best epoch so far
             if bar:
                 bar(status=f"epoch {epoch} loss {train_loss:.3f} valid acc {valid_accuracy:.3f}")
             stop_early = valid_accuracy > recipe.early_stop_accuracy
             if checkpoint is not None and not stop_early and epoch < recipe.epochs:
                 # Before on_epoch: a run stopped from there (Ctrl-C, a killed worker) keeps this epoch.
-                save_checkpoint(checkpoint, config.id, {
-                    "trainer": trainer.state_dict(),
-                    "order_generator": order_generator.get_state(),
-                    "cpu_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(cuda_index) if is_cuda else None,
-                    "curve": [dataclasses.asdict(point) for point in curve],
-                    "best_epoch": best.epoch,
-                    "test_accuracy": test_accuracy,
-                    "train_seconds": train_seconds,
-                    "seconds": time.perf_counter() - started,
-                })
+                state = run.state(trainer, order_generator, cuda_index)
+                save_checkpoint(checkpoint, config.id, {**state, "seconds": time.perf_counter() - started})
             if on_epoch is not None:
                 on_epoch(record)
             if stop_early:
@@ -471,6 +491,7 @@ def train(
         peak_memory = int(torch.cuda.max_memory_allocated(cuda_index)) if is_cuda else None
         num_params = count_params(trainer.model)
 
+    best, test_accuracy, train_seconds = run.best, run.test_accuracy, run.train_seconds
     assert best is not None  # recipe.epochs >= 1
     if checkpoint is not None:
         remove_checkpoint(checkpoint)

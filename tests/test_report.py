@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ from mqar.report.build import build_report, expected_frame
 from mqar.report.plots import plot_accuracy, plot_learning_curves
 from mqar.report.state_size import state_size
 from mqar.report.tables import points_table, to_markdown
-from test_report_fixtures import ARCHS, D_MODELS, LRS, SEEDS, TASKS, accuracy, config, grid, make_store
+from test_report_fixtures import ARCHS, D_MODELS, LRS, SEEDS, TASKS, accuracy, config, fake_result, grid, make_store
 
 runner = CliRunner()
 
@@ -291,3 +293,50 @@ def test_report_reads_what_the_real_sweep_runner_wrote(tmp_path):
         runs = [run for run in spec.expand() if (run.arch, run.d_model, run.lr) == (row.arch, row.d_model, 3e-3)]
         assert row.mean == pytest.approx(np.mean([fake_table1_accuracy(run) for run in runs]))
     assert (out / "tiny-curves.png").exists()
+
+
+# Diagnoses ------------------------------------------------------------------------------------------------------
+def _curve_frame(run_id, train_losses, valid_losses):
+    return pd.DataFrame({"run_id": run_id, "epoch": range(1, len(train_losses) + 1), "train_loss": train_losses,
+                         "valid_loss": valid_losses})
+
+
+def test_memorisation_is_train_loss_below_chance_while_valid_loss_is_above_it():
+    from mqar.report.diagnose import chance_loss, memorisation_note, memorising_runs
+
+    chance = chance_loss(8192)
+    assert chance == pytest.approx(math.log(4096))
+    runs = pd.DataFrame({"run_id": ["fits", "learns", "plateau", "pending"], "vocab_size": 8192,
+                         "status": ["done", "done", "done", "pending"]})
+    epochs = pd.concat([
+        _curve_frame("fits", [chance, chance - 0.2, chance - 0.3], [chance, chance + 0.1, chance + 0.2]),
+        _curve_frame("learns", [chance, chance - 0.2, 1.0], [chance + 0.02, chance - 0.1, 0.8]),  # both fall
+        _curve_frame("plateau", [chance + 0.01, chance - 0.01], [chance + 0.02, chance + 0.03]),  # within noise
+    ])
+    assert list(memorising_runs(runs, epochs)) == ["fits"]
+    note = memorisation_note(runs, epochs)
+    assert note.startswith("memorisation: 1 of 3 finished runs") and "more examples" in note
+    assert memorisation_note(runs, epochs[epochs.run_id != "fits"]) is None
+
+
+def test_report_states_memorisation_beside_the_numbers(tmp_path):
+    """Through `mqar report` on a store: a run whose curve memorises puts the note on the output and in NAME.md."""
+    from dataclasses import replace
+
+    from mqar.report.diagnose import chance_loss
+    from mqar.runs import EpochRecord
+    from mqar.sweep import Store
+
+    config = grid()[0]
+    chance = chance_loss(config.task.vocab_size)
+    result = fake_result(config)
+    memorised = tuple(EpochRecord(epoch=e, train_loss=chance - 0.1 * e, valid_loss=chance + 0.1 * e,
+                                  valid_accuracy=0.0, lr=1e-3, seconds=float(e)) for e in (1, 2))
+    store = tmp_path / "s.db"
+    with Store(store) as db:
+        db.register_sweep("grid", [config])
+        db.record_result(replace(result, curve=memorised, epochs=2))
+    output = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "out")])
+    assert output.exit_code == 0, output.output
+    assert "memorisation: 1 of 1 finished runs" in output.output
+    assert "memorisation" in (tmp_path / "out" / "grid.md").read_text()

@@ -276,7 +276,7 @@ def test_a_killed_sweep_continues_its_run_from_the_checkpoint(tmp_path):
     stored = epochs.head(len(kept))
     assert list(stored.seconds) == [point["seconds"] for point in kept]  # continued, not trained again
     assert list(stored.train_loss) == [point["train_loss"] for point in kept]
-    assert not checkpoint.exists()
+    assert not checkpoint.parent.exists()  # the run's checkpoint is gone, and the emptied folder with it
 
 
 def test_live_view_renders(tmp_path):

@@ -429,3 +429,13 @@ def test_cli_train_with_a_checkpoint_continues_a_stopped_run(tmp_path, monkeypat
     for key in ("best_valid_accuracy", "best_epoch", "test_accuracy", "epochs"):
         assert summary[key] == expected[key]
     assert not checkpoint.exists()
+
+
+def test_a_finished_run_also_removes_a_temporary_file_left_by_a_killed_save(tmp_path):
+    """A worker killed while writing leaves `.run.pt.<pid>.tmp`; the run's end clears it with the checkpoint."""
+    config = tiny_config(epochs=2)
+    path = tmp_path / "run.pt"
+    stale = tmp_path / ".run.pt.12345.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(config, device="cpu", checkpoint=path)
+    assert list(tmp_path.iterdir()) == []

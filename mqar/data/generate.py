@@ -23,12 +23,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from mqar.data import portable_math
 from mqar.data.spec import IGNORE_INDEX, TaskSpec
 from mqar.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 CHUNK_SIZE = 8192
 BLOCK_ROWS = 512  # rows per block of the work after the draws: its arrays fit in a core's cache
+SCORE_BLOCK_ENTRIES = 1 << 16  # scores per block of draw_order_scores' log: its work buffers fit in a core's cache
 TOKEN_DTYPE = np.int32  # 8192-token vocabularies and -100 fit; half the memory and file size of int64
 
 
@@ -57,7 +59,7 @@ def generate(
     if not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
         raise UserError(f"number of examples must be a positive integer, got {num_examples!r}")
     inputs = np.zeros((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)
-    labels = np.full((num_examples, spec.seq_len), IGNORE_INDEX, dtype=TOKEN_DTYPE)
+    labels = np.empty((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)  # filled block by block, in cache
     for chunk, start in enumerate(range(0, num_examples, CHUNK_SIZE)):
         stop = min(start + CHUNK_SIZE, num_examples)
         _fill_chunk(spec, split_stream(seed, split, chunk), inputs[start:stop], labels[start:stop])
@@ -67,7 +69,7 @@ def generate(
 
 
 def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> None:
-    """Write one chunk of examples into the (zero / IGNORE_INDEX initialised) views `inputs` and `labels`."""
+    """Write one chunk of examples into the views `inputs` (zero initialised) and `labels` (any content)."""
     num_examples, num_pairs = inputs.shape[0], spec.num_kv_pairs
     key_low, key_high = spec.key_range
     value_low, value_high = spec.value_range
@@ -91,6 +93,7 @@ def _fill_chunk(spec: TaskSpec, rng: np.random.Generator, inputs: np.ndarray, la
     # The rest in blocks of rows whose working arrays stay in the CPU's cache.
     for start in range(0, num_examples, BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
+        labels[rows] = IGNORE_INDEX
         # Query region: the slots drawn hold the keys (and labels the values) in slot order.
         query_keys = inputs[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]  # [B, slots] views
         query_labels = labels[rows, spec.query_start : spec.query_start + 2 * num_slots : 2]
@@ -142,8 +145,16 @@ def distinct_per_row(rng: np.random.Generator, num_rows: int, size: int, range_s
     value_bits = max(1, (range_size - 1).bit_length())
     dtype = np.uint16 if value_bits <= 16 else np.uint32
     if range_size <= 4 * size:
-        # Dense: the first `size` entries of a random permutation of the (small) range.
-        return np.argsort(rng.random((num_rows, range_size)), axis=1)[:, :size].astype(dtype)
+        # Dense: the first `size` entries of a random permutation of the (small) range, i.e. the range sorted by
+        # random 64-bit keys whose low bits are replaced by the position. The keys are distinct, so the order is
+        # the same for every sort algorithm (an argsort of random floats ordered equal floats by the CPU's SIMD
+        # sort), and sorting values is faster than an argsort.
+        position_bits = max(1, (range_size - 1).bit_length())
+        sort_keys = rng.bit_generator.random_raw(num_rows * range_size).reshape(num_rows, range_size)
+        sort_keys &= ~np.uint64((1 << position_bits) - 1)
+        sort_keys |= np.arange(range_size, dtype=np.uint64)
+        sort_keys.sort(axis=1)
+        return (sort_keys[:, :size] & np.uint64((1 << position_bits) - 1)).astype(dtype)
     if range_size > (7 << value_bits) // 8:
         # Cut from random bits (several times cheaper than bounded draws); the few out of range are redrawn.
         draws = random_bits(rng, (num_rows, size), "<u2" if dtype == np.uint16 else "<u4")
@@ -187,16 +198,24 @@ def _redraw_repeats(
     pending = ((repeats >> dtype(value_bits + position_bits)) << dtype(position_bits)) | (
         repeats & dtype((1 << position_bits) - 1)
     )
+    position_mask = dtype((1 << position_bits) - 1)
     taken = np.empty(0, dtype=dtype)  # (row, value) of the fresh draws kept so far, sorted
     while pending.size:
         fresh = rng.integers(0, range_size, size=pending.size, dtype=dtype)
-        # (row, value) wanted, sorted with the pending entries alongside: sorted queries search faster, and
-        # equal fresh draws of a row sit together.
-        wanted = (pending >> dtype(position_bits)) << dtype(value_bits)
+        # (row, value wanted, position) packed and sorted: sorted queries search faster, and equal fresh draws of
+        # a row sit together. The packed entries are distinct, so their order (which decides who draws what in the
+        # next round) is the same for every sort algorithm: numpy's SIMD sorts order equal keys differently on
+        # different CPUs, so an argsort of (row, value) alone gave different bytes on AVX2 and AVX-512 machines.
+        fresh <<= dtype(position_bits)
+        wanted = (pending >> dtype(position_bits)) << dtype(value_bits + position_bits)
         wanted |= fresh
-        order = np.argsort(wanted)
-        wanted, pending = wanted[order], pending[order]
-        clash = _is_in_sorted(occupied, wanted)
+        wanted |= pending & position_mask
+        wanted.sort()
+        pending = (wanted >> dtype(value_bits + position_bits)) << dtype(position_bits)
+        pending |= wanted & position_mask
+        wanted >>= dtype(position_bits)
+        clash = occupied[_last_at_or_below(occupied, size, (wanted >> dtype(value_bits)).astype(np.intp), wanted)]
+        clash = clash == wanted
         clash |= _is_in_sorted(taken, wanted)
         same = wanted[1:] == wanted[:-1]
         clash[1:] |= same
@@ -204,10 +223,24 @@ def _redraw_repeats(
         keep = ~clash
         kept = pending[keep]
         rows = (kept >> dtype(position_bits)).astype(np.intp)
-        positions = (kept & dtype((1 << position_bits) - 1)).astype(np.intp)
+        positions = (kept & position_mask).astype(np.intp)
         draws[rows, positions] = wanted[keep] & dtype((1 << value_bits) - 1)
-        taken = np.sort(np.concatenate([taken, wanted[keep]]))
+        taken = np.sort(np.concatenate([taken, wanted[keep]]), kind="stable")  # two sorted runs: a merge
         pending = pending[clash]
+
+
+def _last_at_or_below(sorted_rows: np.ndarray, size: int, rows: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Flat index of the last entry of row `rows[i]` of `sorted_rows` (flat, rows of `size` entries, each sorted)
+    at or below `bounds[i]`, or of the row's first entry when none is. A branchless binary search within the rows,
+    run for all queries at once: ~7 gathers per query at size 128, whose cache misses overlap, instead of
+    np.searchsorted's ~18 dependent probes over the whole array (~1.7x faster here)."""
+    found = rows * size
+    length = size
+    while length > 1:
+        half = length // 2
+        found += (sorted_rows[found + half] <= bounds) * half
+        length -= half
+    return found
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,16 +262,25 @@ def _is_in_sorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def draw_order_scores(rng: np.random.Generator, num_rows: int, weights: np.ndarray) -> np.ndarray:
     """[num_rows, slots] Efraimidis–Spirakis scores E / w (E ~ Exp(1) per slot) as int32 bit patterns of positive
     float32s, so integer order is score order: sorted ascending, the slots come out in the order successive
-    weighted draws without replacement (what numpy's `choice(replace=False, p=...)` does) would pick them."""
+    weighted draws without replacement (what numpy's `choice(replace=False, p=...)` does) would pick them.
+
+    E = -log(u) comes from mqar.data.portable_math, not np.log: numpy's SIMD and scalar logs differ in the last bit,
+    which flipped the order of nearly equal scores, and so the bytes, between CPUs with different SIMD features."""
     bits = random_bits(rng, (num_rows, weights.size), "<u4")
-    # 23 random mantissa bits -> a float in [1, 2) -> u in (0, 1) (u = (2k+1)/2**24, exact) -> E = -log(u) > 0.
-    bits >>= np.uint32(9)
-    bits |= np.uint32(0x3F800000)
-    uniform = bits.view(np.float32)
-    uniform -= np.float32(1 - 2**-24)
-    np.log(uniform, out=uniform)
-    uniform *= (-1 / weights).astype(np.float32)
-    return uniform.view(np.int32)
+    minus_inverse_weights = np.divide(-1.0, weights).astype(np.float32)
+    # In blocks of rows whose work buffers stay in a core's cache (~64k entries per buffer).
+    block_rows = max(1, SCORE_BLOCK_ENTRIES // weights.size)
+    work = [np.empty((min(block_rows, num_rows), weights.size), dtype) for dtype in (np.int32, np.float32, np.float32)]
+    for start in range(0, num_rows, block_rows):
+        block = bits[start : start + block_rows]
+        # 23 random mantissa bits -> a float in [1, 2) -> u in (0, 1) (u = (2k+1)/2**24, exact) -> E = -log(u) > 0.
+        block >>= np.uint32(9)
+        block |= np.uint32(0x3F800000)
+        uniform = block.view(np.float32)
+        uniform -= np.float32(1 - 2**-24)
+        portable_math.log_in_place(uniform, *(buffer[: block.shape[0]] for buffer in work))  # log(u) < 0
+        uniform *= minus_inverse_weights
+    return bits.view(np.int32)
 
 
 def smallest_per_row(scores: np.ndarray, count: int) -> np.ndarray:

@@ -11,6 +11,7 @@ a random order, at even offsets) fill the end of the sequence instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -18,10 +19,11 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from mqar.config import check_known_keys, stable_id
+from mqar.data import portable_math
 from mqar.errors import UserError
 
 # Bump when the bytes produced for a (spec, seed) change: cached datasets and files are keyed by it.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 IGNORE_INDEX = -100  # label at positions that carry no target (PyTorch's cross-entropy default)
 
@@ -92,9 +94,10 @@ class TaskSpec:
         return self.seq_len - 2 * self.num_kv_pairs
 
     def query_gap_weights(self) -> np.ndarray:
-        """Unnormalised probabilities a·i^(a-1) of the query slots i = 1..num_query_slots (Zoology's power law)."""
-        slots = np.arange(1, self.num_query_slots + 1, dtype=np.float64)
-        return self.power_a * slots ** (self.power_a - 1)
+        """Unnormalised probabilities a·i^(a-1) of the query slots i = 1..num_query_slots (Zoology's power law),
+        as a·exp((a-1)·log(i)) from IEEE basic operations (mqar.data.portable_math): np.power's last bits depend on
+        the CPU's SIMD features, and these weights decide the generator's bytes."""
+        return _query_gap_weights(float(self.power_a), self.num_query_slots).copy()
 
     @property
     def key_range(self) -> tuple[int, int]:
@@ -135,3 +138,11 @@ class TaskSpec:
         from mqar.data.generate import generate
 
         return generate(self, num_examples, seed)
+
+
+@functools.lru_cache(maxsize=64)
+def _query_gap_weights(power_a: float, num_slots: int) -> np.ndarray:
+    slots = np.arange(1, num_slots + 1, dtype=np.float64)
+    weights = power_a * portable_math.exp((power_a - 1) * portable_math.log(slots))
+    weights.flags.writeable = False
+    return weights

@@ -18,6 +18,7 @@ from mqar.report.aggregate import (
     RUN_COLUMNS, aggregate_points, best_runs, filter_runs, metric_column, missing_runs, status_counts,
     unique_runs,
 )
+from mqar.report.diagnose import memorisation_note
 from mqar.report.paper import FIGURES, KERNEL_LABELS, SCALES, FigurePreset, reference_numbers
 from mqar.report.state_size import STATE_SIZE_FORMULAS, state_size
 from mqar.report.plots import X_AXES, plot_accuracy, plot_by_arch, plot_learning_curves, save_figure
@@ -70,8 +71,10 @@ def build_report(
     reference: Optional[pd.DataFrame] = None,
     arch_order: Sequence[str] = (),
     by_arch: bool = False,
+    curves: bool = True,
 ) -> Report:
-    """Aggregate `runs`, draw the figure (and learning curves when `epochs` is given), write tables.
+    """Aggregate `runs`, draw the figure (and, with `curves`, the learning curves of `epochs`), write tables.
+    Given `epochs`, the report also states what the curves show (mqar.report.diagnose: memorisation).
 
     Files, all named after `name` in `out_dir`: NAME.png/.pdf (accuracy), NAME-curves.png/.pdf, NAME.md (the
     table, the missing runs), NAME.csv (the table), NAME-missing.csv (when runs are missing).
@@ -99,6 +102,9 @@ def build_report(
     summary = missing_summary(missing, total)
     if summary:
         notes.insert(0, f"PARTIAL: {summary}")
+    diagnosis = memorisation_note(runs, epochs) if epochs is not None else None
+    if diagnosis:
+        notes.append(diagnosis)
     if reference is not None:
         # Published numbers only where our task matches theirs.
         reference = reference.merge(points[["seq_len", "num_kv_pairs", "vocab_size"]].drop_duplicates())
@@ -118,12 +124,13 @@ def build_report(
         figure = plot_accuracy(points, title=title, metric=metric, x_axis=x_axis, panel_by=panel_column,
                                notes=notes, arch_order=arch_order, reference=reference)
     report.files += save_figure(figure, out_dir, name)
-    if epochs is not None:
+    if epochs is not None and curves:
         behind = best_runs(runs, points)
-        curves = epochs.merge(behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]],
-                              on="run_id", how="inner")
-        if not curves.empty:
-            figure = plot_learning_curves(curves, title=f"{name}: learning curves (best lr, every seed)",
+        curve_rows = epochs.merge(
+            behind[["run_id", "arch", "d_model", "seed", "seq_len", "num_kv_pairs", "vocab_size"]], on="run_id"
+        )
+        if not curve_rows.empty:
+            figure = plot_learning_curves(curve_rows, title=f"{name}: learning curves (best lr, every seed)",
                                           notes=notes, arch_order=arch_order, panel_by=panel_column)
             report.files += save_figure(figure, out_dir, f"{name}-curves")
     report.files += write_tables(report, out_dir, metric)
@@ -184,11 +191,9 @@ def report(
     reports = []
     for name in names:
         selected = filter_runs(runs[runs["sweep"] == name], archs, seq_lens, num_kv_pairs, d_models)
-        epochs = None
-        if curves:
-            epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
+        epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
         reports.append(build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
-                                    panel_by=panel_by, epochs=epochs))
+                                    panel_by=panel_by, epochs=epochs, curves=curves))
     return reports
 
 
@@ -206,8 +211,10 @@ def protocol_note(configs: Sequence, scale: str) -> str:
     seeds = sorted({config.seed for config in configs})
     train = sorted({config.recipe.num_train_examples for config in configs})
     epochs = sorted({config.recipe.epochs for config in configs})
-    text = (f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} ({', '.join(f'{lr:g}' for lr in lrs)}) × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
-            f"{'/'.join(map(str, train))} train examples, {'/'.join(map(str, epochs))} epochs")
+    lr_text = f"{len(lrs)} lr{'s' if len(lrs) != 1 else ''} ({', '.join(f'{lr:g}' for lr in lrs)})"
+    seed_text = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    text = (f"{lr_text} × {seed_text}, {'/'.join(map(str, train))} train examples, "
+            f"{'/'.join(map(str, epochs))} epochs")
     return f"{scale} protocol: {text}"
 
 
@@ -243,11 +250,9 @@ def figure(
     runs = unique_runs(runs[runs["run_id"].isin(expected["run_id"])])
     if not (runs["status"] == "done").any():
         raise UserError(f"none of the {len(expected)} runs of {spec.name} has finished in {store}; {hint}")
-    epochs = None
-    if curves:
-        from mqar.results import load_epochs
+    from mqar.results import load_epochs
 
-        epochs = load_epochs(store, runs.loc[runs["status"] == "done", "run_id"])
+    epochs = load_epochs(store, runs.loc[runs["status"] == "done", "run_id"])
     notes = [protocol_note(configs, scale)] if scale == "reduced" else []
     reference = reference_numbers(preset.reference)
     if reference is not None and scale == "reduced":
@@ -255,4 +260,4 @@ def figure(
     title = preset.title + (" (reduced)" if scale == "reduced" else "")
     return build_report(runs, name=spec.name, out_dir=out_dir, metric=metric or preset.metric, epochs=epochs,
                         expected=expected, title=title, notes=notes, reference=reference,
-                        arch_order=preset.arch_order, by_arch=preset.reference is not None)
+                        arch_order=preset.arch_order, by_arch=preset.reference is not None, curves=curves)

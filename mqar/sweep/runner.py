@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -75,6 +76,8 @@ def run_sweep(
         raise UserError("--devices is for the local backend; Ray places tasks on the cluster's GPUs itself")
     started = time.monotonic()
     configs = spec.expand()
+    # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
+    checkpoints = str(sweep_checkpoint_dir(store))
     with Store(store) as db:
         new_runs = db.register_sweep(spec.name, configs, spec.to_dict())
         reclaimed = db.reclaim_stale(spec.name, lease_s=lease_s)
@@ -85,8 +88,6 @@ def run_sweep(
         view = SweepView(db, spec.name, live=live, stream=stream)
         with view:
             cache = str(cache_dir) if cache_dir is not None else None
-            # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
-            checkpoints = str(sweep_checkpoint_dir(store))
             if before["pending"] == 0:
                 interrupted = False
             elif backend == "ray":
@@ -101,6 +102,8 @@ def run_sweep(
                                         max_workers=before["pending"],
                                         train_fn=train_fn, cache_dir=cache, checkpoint_dir=checkpoints, view=view)
         after = db.counts(spec.name)
+    with contextlib.suppress(OSError):  # only when empty: the runs left unfinished keep their checkpoints
+        Path(checkpoints).rmdir()
     return SweepSummary(
         sweep=spec.name, store=Path(store), total=len(configs), done=after["done"], failed=after["failed"],
         pending=after["pending"], running=after["running"], new_runs=new_runs, reclaimed=len(reclaimed),

@@ -68,8 +68,9 @@ def run_one(
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
     checkpoint_dir: Optional[str | os.PathLike] = None,
 ) -> Outcome:
-    """Train `config` on `device`, continuing from its checkpoint in `checkpoint_dir` if a stopped attempt left one. Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome
-    with its traceback; only KeyboardInterrupt (Ctrl-C) and SystemExit pass through."""
+    """Train `config` on `device`, continuing from its checkpoint in `checkpoint_dir` if a stopped attempt left one.
+    Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome with its traceback; only
+    KeyboardInterrupt (Ctrl-C) and SystemExit pass through."""
     try:
         from mqar.sweep.cache import DEFAULT_CACHE_DIR, cached_splits
 

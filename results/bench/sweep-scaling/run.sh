@@ -35,7 +35,8 @@ VICTIM=$(python3 -c "import sqlite3, sys; row = sqlite3.connect(sys.argv[1]).exe
 echo "killing worker pid $VICTIM of sweep $SWEEP" | tee -a "$OUT/phases.txt"
 [ -n "$VICTIM" ] && kill -9 "$VICTIM"
 wait "$SWEEP"; echo "first sweep rc=$?" | tee -a "$OUT/phases.txt"
-# The killed worker's run is recorded failed (the sweep goes on); --retry-failed trains it again.
+# The killed worker's run is recorded failed (the sweep goes on); --retry-failed trains it again, from its last
+# checkpointed epoch.
 phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling --retry-failed
 }
 python3 - "$OUT" <<'PY' | tee "$OUT/stores.txt"
@@ -48,5 +49,8 @@ for db in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):
     retrained = con.execute("select count(*) from runs where attempts > 1").fetchone()[0]
     curves = con.execute("select count(distinct run_id) from epochs").fetchone()[0]
     span = con.execute("select min(started_at), max(ended_at) from runs").fetchone()
-    print(db.name, dict(rows), "runs trained more than once:", retrained, "runs with curves:", curves, "span:", span)
+    # an unfinished run's checkpoint (mqar.checkpoint) is deleted when the run ends: none may be left
+    left = len(list(db.with_name(db.name + ".checkpoints").glob("*.pt")))
+    print(db.name, dict(rows), "runs trained more than once:", retrained, "runs with curves:", curves, "span:", span,
+          "checkpoints left:", left)
 PY

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run (or continue) a paper figure's reduced sweep on a lent GPU machine within one call's time limit, then pack the
+# store, figure and logs into $OUT/figure.tgz. Usage, from the repo root on the device:
+#   SECONDS_LIMIT=500 RUNS_PER_DEVICE=4 [MPS=1] bash results/run-figure-on-device.sh rebased-table1
+# The store is results/<figure>/mqar.db: copy the returned one back into the checkout before the next call, so the
+# next call continues it. Unfinished runs continue from results/<figure>/mqar.db.checkpoints/ (git-ignored; it stays
+# on a machine that is still warm, else those runs restart from epoch 1).
+# MPS=1 runs the sweep under the CUDA MPS daemon (pipe and log dirs in /tmp, stopped at the end) so that packed
+# runs' kernels overlap instead of taking turns; compare the runs' tokens/s with and without it.
+set -u
+FIGURE=${1:?usage: run-figure-on-device.sh FIGURE}
+OUT=${OUT:-/tmp/figure-out}; mkdir -p "$OUT/r"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+DEVICES=$(python3 -c "import torch; print(','.join(f'cuda:{i}' for i in range(torch.cuda.device_count())))")
+{ nvidia-smi; python3 -c "import torch, triton, sys; print(sys.version, torch.__version__, triton.__version__, torch.version.cuda)"; } > "$OUT/r/gpu.txt" 2>&1
+if [ "${MPS:-0}" = 1 ]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && nvidia-cuda-mps-control -d && echo "MPS on" >> "$OUT/r/gpu.txt"
+fi
+START=$(date +%s)
+timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar figure "$FIGURE" --scale reduced --run \
+  --store "results/$FIGURE/mqar.db" --out "results/$FIGURE" --curves --devices "$DEVICES" \
+  --runs-per-device "${RUNS_PER_DEVICE:-4}" > "$OUT/r/sweep-$START.log" 2>&1
+echo "rc=$? seconds=$(( $(date +%s) - START )) devices=$DEVICES mps=${MPS:-0}" >> "$OUT/r/sweep-$START.log"
+[ "${MPS:-0}" = 1 ] && echo quit | nvidia-cuda-mps-control
+cp "results/$FIGURE"/*.* "$OUT/r/" 2>/dev/null
+tar czf "$OUT/figure.tgz" -C "$OUT" r && rm -rf "$OUT/r"
