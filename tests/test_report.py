@@ -340,3 +340,15 @@ def test_report_states_memorisation_beside_the_numbers(tmp_path):
     assert output.exit_code == 0, output.output
     assert "memorisation: 1 of 1 finished runs" in output.output
     assert "memorisation" in (tmp_path / "out" / "grid.md").read_text()
+
+
+def test_title_and_notes_of_a_one_panel_figure_fit_inside_it():
+    points = aggregate_points(fixture_frame(), "test")
+    points = points[points["seq_len"] == 64]
+    note = "reduced protocol: 1 lr (0.003) × 1 seed, 100000 train examples, 32 epochs"
+    figure = plot_accuracy(points, title="ReBased Figure 1: MQAR accuracy vs model dimension (reduced)", notes=[note])
+    assert len(figure.axes) == 1
+    renderer = figure.canvas.get_renderer()
+    for text in figure.texts:
+        extent = text.get_window_extent(renderer)
+        assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width, text.get_text()

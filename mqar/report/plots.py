@@ -122,12 +122,27 @@ def _face_notes(figure: Figure, title: str, notes: Sequence[str]) -> None:
     """Title on top; the warnings (partial grid, reduced protocol) under it in red, so no copy loses them."""
     # figure.text, not suptitle: tight_layout reserves room for a suptitle on top of `rect`, a double margin.
     height = figure.get_figheight()
-    figure.text(0.5, 1 - 0.08 / height, title, ha="center", va="top", fontsize=12)
+    texts = [figure.text(0.5, 1 - 0.08 / height, title, ha="center", va="top", fontsize=12)]
     if notes:
         text = " | ".join(notes)
         if len(text) > 110:  # one note per line rather than a line wider than the figure
             text = "\n".join(notes)
-        figure.text(0.5, 1 - 0.32 / height, text, ha="center", va="top", fontsize=9, color=WARNING_COLOR)
+        texts.append(figure.text(0.5, 1 - 0.32 / height, text, ha="center", va="top", fontsize=9,
+                                 color=WARNING_COLOR))
+    _widen_to_fit(figure, texts)
+
+
+def _widen_to_fit(figure: Figure, texts: Sequence) -> None:
+    """A one-panel figure is narrower than its title and notes: widen it rather than clip them at both sides.
+
+    The texts are centred at x = 0.5 in figure fractions, so they stay centred; tight_layout, called after this,
+    spreads the panels over the new width.
+    """
+    renderer = figure.canvas.get_renderer()
+    widest = max(text.get_window_extent(renderer).width for text in texts) / figure.dpi
+    margin = 0.3  # inches, both sides together
+    if widest + margin > figure.get_figwidth():
+        figure.set_figwidth(widest + margin)
 
 
 def _top(figure: Figure, notes: Sequence[str]) -> float:
