@@ -5,6 +5,10 @@
 # The store is results/<figure>/mqar.db: copy the returned one back into the checkout before the next call, so the
 # next call continues it. Unfinished runs continue from results/<figure>/mqar.db.checkpoints/ (git-ignored; it stays
 # on a machine that is still warm, else those runs restart from epoch 1).
+# Across sessions (a fresh machine has no checkpoints): PACK_CHECKPOINTS=1 also returns the unfinished runs'
+# checkpoints as $OUT/checkpoints.tar.part-* (15 MiB pieces: the device returns at most 16 MiB a file). Put those
+# pieces in .scratch/checkpoints/FIGURE/ here and carry .scratch: the next call restores them before the sweep
+# starts, unless the machine still holds newer ones.
 # MPS=1 runs the sweep under the CUDA MPS daemon (pipe and log dirs in /tmp, stopped at the end) so that packed
 # runs' kernels overlap instead of taking turns; compare the runs' tokens/s with and without it.
 set -u
@@ -17,6 +21,10 @@ if [ "${MPS:-0}" = 1 ]; then
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && nvidia-cuda-mps-control -d && echo "MPS on" >> "$OUT/r/gpu.txt"
 fi
+CKPT=results/$FIGURE/mqar.db.checkpoints CARRIED=.scratch/checkpoints/$FIGURE
+if [ ! -d "$CKPT" ] && ls "$CARRIED"/checkpoints.tar.part-* > /dev/null 2>&1; then
+  cat "$CARRIED"/checkpoints.tar.part-* | tar xf - -C "results/$FIGURE" && echo "restored $(ls "$CKPT" | wc -l) checkpoints from $CARRIED" >> "$OUT/r/gpu.txt"
+fi
 START=$(date +%s)
 timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar figure "$FIGURE" --scale reduced --run \
   --store "results/$FIGURE/mqar.db" --out "results/$FIGURE" --curves --devices "$DEVICES" \
@@ -25,3 +33,6 @@ echo "rc=$? seconds=$(( $(date +%s) - START )) devices=$DEVICES mps=${MPS:-0}" >
 [ "${MPS:-0}" = 1 ] && echo quit | nvidia-cuda-mps-control
 cp "results/$FIGURE"/*.* "$OUT/r/" 2>/dev/null
 tar czf "$OUT/figure.tgz" -C "$OUT" r && rm -rf "$OUT/r"
+if [ "${PACK_CHECKPOINTS:-0}" = 1 ] && [ -n "$(ls -A "$CKPT" 2>/dev/null)" ]; then
+  tar cf - -C "results/$FIGURE" mqar.db.checkpoints | split -b 15M - "$OUT/checkpoints.tar.part-"
+fi
