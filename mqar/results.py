@@ -3,12 +3,14 @@
     from mqar.results import load, load_epochs
     runs = load("results/mqar.db", sweep="quick")     # one row per (sweep, run)
     curves = load_epochs("results/mqar.db", runs.run_id)
+    running = progress_table("results/mqar.db")         # running runs: last epoch, accuracy so far
 
 Reading never writes: a missing store is a UserError, not a new empty file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -103,6 +105,32 @@ def status_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.Da
     counts["total"] = counts.sum(axis=1)
     counts["best_valid_accuracy"] = runs.groupby(["sweep", "arch"])["best_valid_accuracy"].max()
     return counts.reset_index()
+
+
+PROGRESS_COLUMNS = ("sweep", "run_id", "arch", "d_model", "seq_len", "num_kv_pairs", "lr", "seed", "epoch",
+                    "max_epochs", "valid_accuracy", "best_valid_accuracy", "seconds", "host", "attempts")
+
+
+def progress_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
+    """The running runs and how far each has come: its last stored epoch (of the recipe's maximum), that epoch's
+    validation accuracy, the best so far and the run's seconds at that epoch. Epoch columns are empty for a run
+    that has not finished an epoch yet, and for runs on the Ray executor, whose epochs are stored when they end.
+    """
+    runs = load(store, sweep)
+    running = runs[runs["status"] == "running"].copy()
+    if running.empty:
+        return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
+    running["max_epochs"] = [json.loads(config)["recipe"]["epochs"] for config in running["config"]]
+    epochs = load_epochs(store, running["run_id"].unique())
+    running = running.drop(columns=["best_valid_accuracy", "seconds"])
+    if epochs.empty:
+        for column in ("epoch", "valid_accuracy", "best_valid_accuracy", "seconds"):
+            running[column] = None
+    else:
+        best = epochs.groupby("run_id")["valid_accuracy"].max().rename("best_valid_accuracy")
+        last = epochs.sort_values("epoch").groupby("run_id").tail(1).set_index("run_id")
+        running = running.join(last[["epoch", "valid_accuracy", "seconds"]], on="run_id").join(best, on="run_id")
+    return running[list(PROGRESS_COLUMNS)].reset_index(drop=True)
 
 
 def export(store: str | os.PathLike, path: str | os.PathLike, fmt: Optional[str] = None,

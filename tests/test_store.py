@@ -10,7 +10,7 @@ import pytest
 
 from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
-from mqar.results import load, load_epochs, status_table
+from mqar.results import load, load_epochs, progress_table, status_table
 from mqar.runs import EpochRecord, Recipe, RunConfig, RunResult
 from mqar.sweep.store import SCHEMA_VERSION, Store
 
@@ -55,6 +55,34 @@ def test_register_claim_record_load(tmp_path):
                                                                      "valid_accuracy", "lr", "seconds"]
     table = status_table(path)
     assert int(table.loc[0, "done"]) == 1 and int(table.loc[0, "total"]) == 3
+
+
+def test_epochs_stored_while_running_show_progress_and_the_result_rewrites_them(tmp_path):
+    path = tmp_path / "store.db"
+    configs = make_configs(2)
+    epoch = lambda e, accuracy: EpochRecord(epoch=e, train_loss=1.0, valid_loss=1.0, valid_accuracy=accuracy,
+                                            lr=1e-3, seconds=10.0 * e)
+    with Store(path) as store:
+        store.register_sweep("s", configs)
+        assert progress_table(path).empty
+        run = store.claim("s")
+        assert progress_table(path).epoch.isna().all()  # running, no epoch yet
+        store.record_epoch(run.id, epoch(1, 0.25))
+        store.record_epoch(run.id, epoch(2, 0.125))
+        store.record_epoch(configs[1].id, epoch(1, 0.9))  # not running: ignored
+        progress = progress_table(path, sweep="s")
+        assert list(progress.run_id) == [run.id]
+        row = progress.iloc[0]
+        assert (row.epoch, row.max_epochs, row.valid_accuracy, row.best_valid_accuracy, row.seconds) == \
+            (2, 2, 0.125, 0.25, 20.0)
+        # An earlier attempt's extra epoch (say it restarted without a checkpoint) does not outlive the result.
+        store.record_epoch(run.id, epoch(3, 0.5))
+        store.record_result(fake_result(run, 0.75))
+        assert list(load_epochs(path, [run.id]).epoch) == [1, 2]
+        assert load_epochs(path, [configs[1].id]).empty
+        assert progress_table(path).empty
+        store.record_epoch(run.id, epoch(3, 0.5))  # a late call after the result changes nothing
+        assert list(load_epochs(path, [run.id]).epoch) == [1, 2]
 
 
 def test_one_run_in_two_sweeps_is_stored_once(tmp_path):

@@ -19,7 +19,7 @@ from mqar.runs import Recipe
 from mqar.sweep import Store, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
 from mqar.sweep.spec import parse_list
 
-from test_sweep_fakes import CRASH_SEED, FAIL_SEED, NAN_SEED, fake_train
+from test_sweep_fakes import CRASH_SEED, FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, NAN_SEED, fake_train
 
 TESTS_DIR = Path(__file__).resolve().parent
 TINY_RECIPE = Recipe(epochs=2, num_train_examples=16, num_valid_examples=8, num_test_examples=8, batch_size=8)
@@ -94,6 +94,18 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert retried.retried == 4 and retried.finished_now == 4
     assert set(load(store).query("status == 'failed'").attempts) == {2}
     assert len(load_epochs(store)) == 2 * TINY_RECIPE.epochs
+
+
+def test_local_workers_store_each_epoch_as_it_ends(tmp_path):
+    # The run fails after its first epoch: the epoch it reported is in the store all the same, so it was written
+    # while the run trained, not with the result.
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(FAIL_AFTER_FIRST_EPOCH_SEED,), d_models=(16,))
+    run_sweep(spec, store, devices="cpu", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    failed = load(store, sweep="t")
+    assert list(failed.status) == ["failed"]
+    epochs = load_epochs(store, failed.run_id)
+    assert list(epochs.epoch) == [1] and epochs.valid_accuracy.iloc[0] == pytest.approx(16 / 128 / 2)
 
 
 def test_a_killed_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_path, monkeypatch):

@@ -92,6 +92,24 @@ def test_results_list_and_export(tmp_path):
     assert len(pd.read_parquet(parquet)) == 4
 
 
+def test_results_list_shows_the_running_runs_progress(tmp_path):
+    from mqar.runs import EpochRecord
+
+    store_path = tmp_path / "s.db"
+    with Store(store_path) as store:
+        configs = tiny_spec(seeds=(0,), d_models=(16, 32)).expand()
+        store.register_sweep("t", configs)
+        first = store.claim("t")
+        store.record_epoch(first.id, EpochRecord(epoch=1, train_loss=1.0, valid_loss=1.0, valid_accuracy=0.375,
+                                                 lr=1e-3, seconds=75.0))
+        store.claim("t")  # running, no epoch yet
+    listed = invoke("results", "list", "--store", str(store_path))
+    assert listed.exit_code == 0, listed.output
+    progress = listed.output.split("running now")[1]
+    assert first.id in progress and "1/2" in progress and "0.375" in progress and "1m15s" in progress
+    assert "0/2" in progress
+
+
 def test_flags_override_the_quick_base():
     from mqar.commands.sweep import build_spec
 

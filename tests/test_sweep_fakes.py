@@ -1,6 +1,7 @@
 """Fake training functions for the sweep tests (module-level, so worker processes and Ray tasks can import them).
 
-Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN), 15 kills its own worker process with SIGKILL
+Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN), 16 raises after reporting its first
+epoch, 15 kills its own worker process with SIGKILL
 the first time (when the file named by MQAR_FAKE_CRASH_MARKER does not exist yet; it creates it), like a worker killed
 mid-run; every run sleeps MQAR_FAKE_SLEEP seconds per epoch (default 0), reports an accuracy that grows with d_model
 and its worker's pid (in `versions`). Not tests themselves.
@@ -18,6 +19,7 @@ from mqar.runs import EpochRecord, RunConfig, RunResult
 FAIL_SEED = 13
 NAN_SEED = 14
 CRASH_SEED = 15
+FAIL_AFTER_FIRST_EPOCH_SEED = 16
 
 
 def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None, checkpoint=None) -> RunResult:
@@ -44,6 +46,8 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
         curve.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        if config.seed == FAIL_AFTER_FIRST_EPOCH_SEED:
+            raise RuntimeError("fake failure after the first epoch")
     return RunResult(
         run_id=config.id, config=config, best_valid_accuracy=accuracy, best_epoch=len(curve), test_accuracy=accuracy,
         final_valid_accuracy=accuracy, epochs=len(curve), stopped_early=False, curve=tuple(curve),

@@ -107,7 +107,7 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             if config is None:
                 break
             current = config.id
-            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.heartbeat(config.id),
+            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.record_epoch(config.id, record),
                               checkpoint_dir=checkpoint_dir)
             outcome.record_in(store)
             current = None

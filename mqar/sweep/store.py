@@ -6,7 +6,8 @@ Tables
                 owner (host + pid) while running, error with traceback when failed.
     sweeps      one row per sweep name (its spec as JSON, when given).
     sweep_runs  which runs belong to which sweep (a run shared by two sweeps is trained and stored once).
-    epochs      the learning curve, one row per (run, epoch).
+    epochs      the learning curve, one row per (run, epoch): written as each epoch ends (local executor),
+                and rewritten whole when the run finishes.
 
 Status of a run: 'pending' -> 'running' (claimed atomically by one process) -> 'done' | 'failed'.
 A 'running' run whose owner process is dead (same host) or whose heartbeat is older than the lease (any host)
@@ -18,6 +19,7 @@ turn instead of failing. The small API used by executors and by test fixtures:
     store = Store(path)                       # creates the file (and folders) if needed
     store.register_sweep("quick", configs)    # the sweep's runs; new ones start 'pending'
     run = store.claim("quick")                # -> RunConfig or None, now 'running' and owned by this process
+    store.record_epoch(run_id, epoch_record)  # progress of a running run (+ heartbeat)
     store.record_result(result)               # RunResult -> 'done' (+ its curve)
     store.record_failure(run_id, traceback)   # -> 'failed'
     store.release(run_id)                     # -> back to 'pending' (Ctrl-C)
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from mqar.errors import UserError
-from mqar.runs import RunConfig, RunResult
+from mqar.runs import EpochRecord, RunConfig, RunResult
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
@@ -238,6 +240,24 @@ class Store:
         """Say that the run's owner is still working on it (pushes back the lease)."""
         with self._write() as conn:
             conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (time.time(), run_id))
+
+    def record_epoch(self, run_id: str, record: EpochRecord) -> None:
+        """Store one epoch of a run while it trains (so a long run shows its progress), and push back its lease.
+
+        Only a 'running' run takes it: a late call from a released or finished run changes nothing. A run that
+        continues from its checkpoint redoes the epochs after it and replaces their rows; `record_result` then
+        writes the whole curve again, so the final rows are the result's, whatever an earlier attempt left.
+        """
+        with self._write() as conn:
+            updated = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
+                                   (time.time(), run_id)).rowcount
+            if updated:
+                conn.execute(
+                    "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, valid_loss, valid_accuracy, lr, seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, record.epoch, record.train_loss, record.valid_loss, record.valid_accuracy, record.lr,
+                     record.seconds),
+                )
 
     def record_result(self, result: RunResult) -> None:
         """Store a finished run: metrics, curve, status 'done'. Registers the run if it is not stored yet."""
