@@ -3,7 +3,6 @@ baseline, in one process, on one CPU core's worth of numpy (no threads are used 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 import tracemalloc
@@ -13,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 import mqar
+from mqar.bench import write_report
 from mqar.bench.loop_generator import generate_loop
 from mqar.data import TaskSpec, generate
 
@@ -81,9 +81,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         "rebased_anchor_examples_per_s": REBASED_ANCHOR_EXAMPLES_PER_S,
         "rows": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "data.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "data.md").write_text(markdown(report))
+    write_report(out_dir, "data", report, markdown)
     return rows
 
 

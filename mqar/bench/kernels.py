@@ -11,7 +11,6 @@ multiple of 8 ≥ max(F, D) (noted per row).
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from mqar.bench import write_report
 from mqar.errors import UserError
 
 
@@ -247,7 +247,5 @@ def run(out_dir: Path, quick: bool = False, names: list[str] | None = None, warm
         print(f"[{shape.label} {shape.dtype}] fwd+bwd ms: {summary}", flush=True)
         # written after every shape, so a run cut short keeps what it measured
         payload = {"environment": environment(), "rows": rows}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "kernels.json").write_text(json.dumps(payload, indent=2) + "\n")
-        (out_dir / "kernels.md").write_text(markdown(payload))
+        write_report(out_dir, "kernels", payload, markdown)
     return payload

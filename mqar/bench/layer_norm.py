@@ -14,13 +14,13 @@ Median milliseconds of `triton.testing.do_bench`; the backward gives dx, dweight
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from mqar.bench import write_report
 from mqar.errors import UserError
 
 SHAPES = [(512 * 512, 128), (512 * 512, 192), (512 * 256, 16)]  # (rows, columns)
@@ -113,7 +113,5 @@ def run(out_dir: Path, quick: bool = False, warmup_ms: int = 25, rep_ms: int = 1
             print(f"[{rows_count} × {columns} {precision}] fwd+bwd ms: {summary}", flush=True)
             # written after every row, so a run cut short keeps what it measured
             payload = {"environment": environment(), "rows": rows}
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "layer-norm.json").write_text(json.dumps(payload, indent=2) + "\n")
-            (out_dir / "layer-norm.md").write_text(markdown(payload))
+            write_report(out_dir, "layer-norm", payload, markdown)
     return payload

@@ -13,7 +13,6 @@ Both report tokens/s (batch × seq_len per step), step time and peak device memo
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Callable, Optional
 
 import torch
 
+from mqar.bench import write_report
 from mqar.data import TaskSpec, generate
 from mqar.errors import UserError
 from mqar.models import build_model
@@ -177,10 +177,7 @@ def run(
     report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
               "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "rows": rows}
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = "train" if device.startswith("cuda") else "train-cpu"
-        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out_dir / f"{stem}.md").write_text(markdown(report))
+        write_report(out_dir, "train" if device.startswith("cuda") else "train-cpu", report, markdown)
     return report
 
 
