@@ -299,3 +299,32 @@ def test_live_view_renders(tmp_path):
               cache_dir=tmp_path / "cache", live=True, stream=stream)
     shown = stream.getvalue()
     assert "4 done" in shown and "best validation accuracy" in shown and "d=32" in shown
+
+
+def test_live_view_and_log_show_the_running_runs_epochs(tmp_path, monkeypatch):
+    import io
+
+    from mqar.runs import EpochRecord
+    from mqar.sweep import live
+
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("t", tiny_spec().expand())
+        running = store.claim("t")
+        store.record_epoch(running.id, EpochRecord(epoch=1, train_loss=1.0, valid_loss=1.0, valid_accuracy=0.625,
+                                                   lr=1e-3, seconds=3.0))
+        store.claim("t")  # running, no epoch yet
+        panel = io.StringIO()
+        with live.SweepView(store, "t", live=True, stream=panel):
+            pass
+        assert "attention d=16 L=16 lr=0.001 seed=0" in panel.getvalue()
+        assert "1/2" in panel.getvalue() and "0.625" in panel.getvalue() and "0/2" in panel.getvalue()
+        # Log mode: a status line every STATUS_EVERY_S while runs are going (none when nothing runs).
+        monkeypatch.setattr(live, "STATUS_EVERY_S", 0.0)
+        log = io.StringIO()
+        live.SweepView(store, "t", live=False, stream=log).refresh()
+        assert log.getvalue() == "[status] 0 done, 2 running (epoch 0-1 of 2), 0 failed, 2 left; elapsed 0s\n"
+        store.release(running.id)
+        store.release(store.running_owned_by(os.getpid())[0])
+        quiet = io.StringIO()
+        live.SweepView(store, "t", live=False, stream=quiet).refresh()
+        assert quiet.getvalue() == ""

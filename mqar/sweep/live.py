@@ -1,18 +1,23 @@
 """The sweep's live view: runs done / running / failed / left, an ETA, and the best accuracy so far per arch × width.
 
 It only reads the store, so it shows the work of every process writing there (other workers, other sweeps of the
-same runs). On a terminal it is a rich Live panel refreshed in place; elsewhere (logs, CI, pipes) it prints one
-line per run as it finishes, so a log file tells the same story.
+same runs). On a terminal it is a rich Live panel refreshed in place, with the running runs' epochs; elsewhere (logs,
+CI, pipes) it prints one line per run as it finishes and, every few minutes while runs are going, one status line
+with their epochs, so a log file tells the same story and a long run is not silent.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import defaultdict
 from typing import Optional, TextIO
 
 from mqar.sweep.store import Store
+
+STATUS_EVERY_S = 300.0  # log mode: how often a status line is printed while runs are going
+MAX_RUNNING_SHOWN = 12  # live panel: rows of the running-runs table
 
 
 class SweepView:
@@ -29,15 +34,40 @@ class SweepView:
         self.finished_at_start: Optional[int] = None
         self._seen_finished: set[str] = set()
         self._live = None
+        self._last_status = time.monotonic()
 
     # Data -----------------------------------------------------------------------------------------------
     def _rows(self):
         return self.store.query(
             "SELECT r.id, r.status, r.arch, r.d_model, r.seq_len, r.num_kv_pairs, r.lr, r.seed, "
-            "r.best_valid_accuracy, r.seconds, r.error FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
+            "r.best_valid_accuracy, r.seconds, r.error, r.config FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
             "WHERE s.sweep = ? ORDER BY s.position",
             (self.sweep,),
         )
+
+    def _running_progress(self, rows) -> list[dict]:
+        """For each running run: what it is, its last stored epoch (None before the first) and that epoch's accuracy."""
+        running = [row for row in rows if row["status"] == "running"]
+        if not running:
+            return []
+        ids = [row["id"] for row in running]
+        marks = ", ".join("?" for _ in ids)
+        last = {
+            record["run_id"]: record
+            for record in self.store.query(
+                f"SELECT run_id, MAX(epoch) AS epoch, valid_accuracy FROM epochs WHERE run_id IN ({marks}) "
+                "GROUP BY run_id", ids)  # SQLite takes the bare column from the row holding the MAX
+        }
+        progress = []
+        for row in running:
+            record = last.get(row["id"])
+            progress.append({
+                "run": f"{row['arch']} d={row['d_model']} L={row['seq_len']} lr={row['lr']:g} seed={row['seed']}",
+                "epoch": record["epoch"] if record else None,
+                "max_epochs": json.loads(row["config"])["recipe"]["epochs"],
+                "valid_accuracy": record["valid_accuracy"] if record else None,
+            })
+        return progress
 
     def snapshot(self) -> dict:
         rows = self._rows()
@@ -58,7 +88,7 @@ class SweepView:
         # Throughput of this session (all slots together): finished runs per second so far.
         eta = elapsed / finished_now * left if finished_now > 0 else None
         return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
-                "elapsed_s": elapsed, "finished_now": finished_now}
+                "elapsed_s": elapsed, "finished_now": finished_now, "running": self._running_progress(rows)}
 
     # Rendering ------------------------------------------------------------------------------------------
     def _render(self, snap: dict):
@@ -84,7 +114,18 @@ class SweepView:
             table.add_column(f"d={width}", justify="right")
         for arch in archs:
             table.add_row(arch, *(f"{snap['best'][(arch, w)]:.3f}" if (arch, w) in snap["best"] else "-" for w in widths))
-        return Group(line, Text("best validation accuracy so far:", style="italic"), table) if archs else line
+        parts = [line]
+        if archs:
+            parts += [Text("best validation accuracy so far:", style="italic"), table]
+        if snap["running"]:
+            running = Table(box=None)
+            for column, justify in (("running", "left"), ("epoch", "right"), ("acc", "right")):
+                running.add_column(column, justify=justify)
+            for entry in snap["running"][:MAX_RUNNING_SHOWN]:
+                running.add_row(entry["run"], f"{entry['epoch'] or 0}/{entry['max_epochs']}",
+                                "-" if entry["valid_accuracy"] is None else f"{entry['valid_accuracy']:.3f}")
+            parts.append(running)
+        return Group(*parts)
 
     def _print_finished(self, snap: dict) -> None:
         for row in snap["rows"]:
@@ -100,6 +141,19 @@ class SweepView:
                 outcome = f"FAILED: {last_line[0][:160]}"
             print(f"{progress} {row['id']} {what}: {outcome}", file=self.stream, flush=True)
 
+    def _print_status(self, snap: dict) -> None:
+        """Log mode, every STATUS_EVERY_S while runs are going: counts and how far the running runs have come."""
+        if not snap["running"] or time.monotonic() - self._last_status < STATUS_EVERY_S:
+            return
+        self._last_status = time.monotonic()
+        counts = snap["counts"]
+        epochs = sorted(entry["epoch"] or 0 for entry in snap["running"])
+        maxima = sorted({entry["max_epochs"] for entry in snap["running"]})
+        span = f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
+        print(f"[status] {counts.get('done', 0)} done, {counts.get('running', 0)} running (epoch {span} of "
+              f"{'/'.join(map(str, maxima))}), {counts.get('failed', 0)} failed, {counts.get('pending', 0)} left; "
+              f"elapsed {format_seconds(snap['elapsed_s'])}", file=self.stream, flush=True)
+
     def refresh(self) -> dict:
         first = self.finished_at_start is None
         snap = self.snapshot()
@@ -109,6 +163,7 @@ class SweepView:
             self._live.update(self._render(snap))
         elif not self.live:
             self._print_finished(snap)
+            self._print_status(snap)
         return snap
 
     def __enter__(self) -> "SweepView":
