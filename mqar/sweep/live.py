@@ -8,11 +8,12 @@ with their epochs, so a log file tells the same story and a long run is not sile
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import defaultdict
 from typing import Optional, TextIO
+
+import pandas as pd
 
 from mqar.sweep.store import Store
 
@@ -40,34 +41,21 @@ class SweepView:
     def _rows(self):
         return self.store.query(
             "SELECT r.id, r.status, r.arch, r.d_model, r.seq_len, r.num_kv_pairs, r.lr, r.seed, "
-            "r.best_valid_accuracy, r.seconds, r.error, r.config FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
+            "r.best_valid_accuracy, r.seconds, r.error FROM sweep_runs s JOIN runs r ON r.id = s.run_id "
             "WHERE s.sweep = ? ORDER BY s.position",
             (self.sweep,),
         )
 
-    def _running_progress(self, rows) -> list[dict]:
+    def _running_progress(self) -> list[dict]:
         """For each running run: what it is, its last stored epoch (None before the first) and that epoch's accuracy."""
-        running = [row for row in rows if row["status"] == "running"]
-        if not running:
-            return []
-        ids = [row["id"] for row in running]
-        marks = ", ".join("?" for _ in ids)
-        last = {
-            record["run_id"]: record
-            for record in self.store.query(
-                f"SELECT run_id, MAX(epoch) AS epoch, valid_accuracy FROM epochs WHERE run_id IN ({marks}) "
-                "GROUP BY run_id", ids)  # SQLite takes the bare column from the row holding the MAX
-        }
-        progress = []
-        for row in running:
-            record = last.get(row["id"])
-            progress.append({
-                "run": f"{row['arch']} d={row['d_model']} L={row['seq_len']} lr={row['lr']:g} seed={row['seed']}",
-                "epoch": record["epoch"] if record else None,
-                "max_epochs": json.loads(row["config"])["recipe"]["epochs"],
-                "valid_accuracy": record["valid_accuracy"] if record else None,
-            })
-        return progress
+        from mqar.results import progress_table
+
+        return [
+            {"run": f"{row.arch} d={row.d_model} L={row.seq_len} lr={row.lr:g} seed={row.seed}",
+             "epoch": None if pd.isna(row.epoch) else int(row.epoch), "max_epochs": row.max_epochs,
+             "valid_accuracy": None if pd.isna(row.valid_accuracy) else float(row.valid_accuracy)}
+            for row in progress_table(self.store.path, self.sweep).itertuples(index=False)
+        ]
 
     def snapshot(self) -> dict:
         rows = self._rows()
@@ -88,7 +76,8 @@ class SweepView:
         # Throughput of this session (all slots together): finished runs per second so far.
         eta = elapsed / finished_now * left if finished_now > 0 else None
         return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
-                "elapsed_s": elapsed, "finished_now": finished_now, "running": self._running_progress(rows)}
+                "elapsed_s": elapsed, "finished_now": finished_now,
+                "running": self._running_progress() if counts["running"] else []}
 
     # Rendering ------------------------------------------------------------------------------------------
     def _render(self, snap: dict):
