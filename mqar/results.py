@@ -114,7 +114,7 @@ PROGRESS_COLUMNS = ("sweep", "run_id", "arch", "d_model", "seq_len", "num_kv_pai
 def progress_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
     """The running runs and how far each has come: its last stored epoch (of the recipe's maximum), that epoch's
     validation accuracy, the best so far and the run's seconds at that epoch. Epoch columns are empty for a run
-    that has not finished an epoch yet, and for runs on the Ray executor, whose epochs are stored when they end.
+    that has not finished an epoch yet (NaN).
     """
     runs = load(store, sweep)
     running = runs[runs["status"] == "running"].copy()
@@ -125,7 +125,7 @@ def progress_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.
     running = running.drop(columns=["best_valid_accuracy", "seconds"])
     if epochs.empty:
         for column in ("epoch", "valid_accuracy", "best_valid_accuracy", "seconds"):
-            running[column] = None
+            running[column] = float("nan")  # as the join leaves a run without epochs below
     else:
         best = epochs.groupby("run_id")["valid_accuracy"].max().rename("best_valid_accuracy")
         last = epochs.sort_values("epoch").groupby("run_id").tail(1).set_index("run_id")

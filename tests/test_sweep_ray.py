@@ -13,7 +13,7 @@ from mqar.sweep import run_sweep
 from test_sweep import TINY_RECIPE, tiny_spec
 import json
 
-from test_sweep_fakes import CRASH_SEED, FAIL_SEED, fake_train
+from test_sweep_fakes import CRASH_SEED, FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, fake_train
 
 ray = pytest.importorskip("ray")
 TESTS_DIR = Path(__file__).resolve().parent
@@ -41,6 +41,54 @@ def test_ray_backend_runs_the_grid_and_records_failures(tmp_path, local_ray):
     assert len(load_epochs(store)) == 2 * TINY_RECIPE.epochs
     again = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
     assert again.finished_now == 0
+
+
+def test_ray_workers_epochs_reach_the_store_while_their_runs_train(tmp_path, local_ray):
+    # The run fails after its first epoch: that epoch is stored all the same, so it came through the collector
+    # while the run was going, not with the result (a failed run has none).
+    store = tmp_path / "s.db"
+    run_sweep(tiny_spec(seeds=(FAIL_AFTER_FIRST_EPOCH_SEED,), d_models=(16,)), store, backend="ray",
+              train_fn=fake_train, cache_dir=tmp_path / "cache")
+    failed = load(store, sweep="t")
+    assert list(failed.status) == ["failed"]
+    assert list(load_epochs(store, failed.run_id).epoch) == [1]
+
+
+def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatch):
+    import threading
+
+    from mqar.results import progress_table
+    from mqar.sweep import ray_backend
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "1.5")  # per epoch; 2 epochs
+    monkeypatch.setattr(ray_backend, "PROGRESS_S", 0.2)
+    store = tmp_path / "s.db"
+    seen: set = set()  # (run id, epoch) of running runs, as another process reading the store would see them
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if store.exists():
+                try:
+                    progress = progress_table(store)
+                except Exception:  # the store is being created
+                    progress = None
+                if progress is not None:
+                    seen.update((row.run_id, int(row.epoch)) for row in progress.itertuples() if row.epoch > 0)
+            done.wait(0.1)
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_sweep(tiny_spec(seeds=(0,), d_models=(16,)), store, backend="ray", train_fn=fake_train,
+                  cache_dir=tmp_path / "cache")
+    finally:
+        done.set()
+        watcher.join()
+        ray.shutdown()
+    assert any(epoch == 1 for _, epoch in seen), seen  # epoch 1 was in the store while epoch 2 trained
 
 
 @pytest.fixture

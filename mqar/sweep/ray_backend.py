@@ -10,6 +10,10 @@ tasks), so each run paid a Python + torch + CUDA start-up; with 2-second runs th
 local executor on one (results/bench/sweep-scaling/2026-11-30-fast-runs). An actor keeps its process and its GPU
 share from run to run, like a local worker.
 
+Progress: workers report each finished epoch to a small collector actor; the driver moves what it holds into the
+store every PROGRESS_S (and before recording each outcome), so running runs show their epochs here as with the
+local executor.
+
 A worker that dies mid-run (killed, out of host memory) fails that run, as in the local executor, and a fresh actor
 takes its place; `mqar sweep --retry-failed` runs it again. A driver killed mid-sweep leaves its in-flight runs
 'running'; they are reclaimed on the next `mqar sweep` (their owner, the driver, is dead).
@@ -25,14 +29,32 @@ from mqar.sweep.store import Store
 from mqar.sweep.worker import Outcome, TrainFn, run_one
 
 HEARTBEAT_S = 60.0
+PROGRESS_S = 5.0  # how often the driver stores the epochs the workers reported
+
+
+class EpochCollector:
+    """A Ray actor holding the epochs workers report until the driver takes them (only the driver has the store)."""
+
+    def __init__(self) -> None:
+        self._epochs: list[tuple[str, dict]] = []
+
+    def add(self, run_id: str, record: dict) -> None:
+        self._epochs.append((run_id, record))
+
+    def take(self) -> list[tuple[str, dict]]:
+        taken, self._epochs = self._epochs, []
+        return taken
 
 
 class RunWorker:
     """A Ray actor: trains runs one after another in one process, on the GPU share Ray gave it (or the CPU)."""
 
     def run(self, config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str],
-            checkpoint_dir: Optional[str] = None) -> dict:
-        """One run, its outcome as a plain dict (never raises for a failed run)."""
+            checkpoint_dir: Optional[str] = None, collector=None) -> dict:
+        """One run, its outcome as a plain dict (never raises for a failed run). Each finished epoch goes to
+        `collector` (an EpochCollector), all of them delivered before the outcome returns."""
+        import dataclasses
+
         import ray
 
         from mqar.runs import RunConfig
@@ -40,7 +62,23 @@ class RunWorker:
         config = RunConfig.from_dict(config_dict)
         # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU, so the first visible GPU is ours.
         device = "cuda:0" if ray.get_gpu_ids() else "cpu"
-        return run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir).to_dict()
+        reports: list = []
+        on_epoch = None
+        if collector is not None:
+            on_epoch = lambda record: reports.append(  # noqa: E731
+                collector.add.remote(config.id, dataclasses.asdict(record)))
+        outcome = run_one(config, device, train_fn, cache_dir, on_epoch=on_epoch, checkpoint_dir=checkpoint_dir)
+        ray.get(reports)  # the driver drains the collector when the outcome arrives: let it find every epoch
+        return outcome.to_dict()
+
+
+def _store_reported_epochs(store: Store, collector) -> None:
+    import ray
+
+    from mqar.runs import EpochRecord
+
+    for run_id, record in ray.get(collector.take.remote()):
+        store.record_epoch(run_id, EpochRecord(**record))
 
 
 def run_ray(
@@ -82,7 +120,8 @@ def run_ray(
 
     idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
     in_flight: dict = {}  # ObjectRef -> (run id, actor)
-    last_heartbeat = time.monotonic()
+    collector = ray.remote(num_cpus=0)(EpochCollector).remote()
+    last_heartbeat = last_progress = time.monotonic()
     try:
         while True:
             while len(in_flight) < capacity:
@@ -92,10 +131,14 @@ def run_ray(
                 if not idle:
                     idle.append(actor_class.remote())
                 actor = idle.pop()
-                in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir, checkpoint_dir)] = (config.id, actor)
+                in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir, checkpoint_dir, collector)] = (
+                    config.id, actor)
             if not in_flight:
                 break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            if ready or time.monotonic() - last_progress > PROGRESS_S:
+                _store_reported_epochs(store, collector)  # before the outcomes: their runs are still 'running'
+                last_progress = time.monotonic()
             for ref in ready:
                 run_id, actor = in_flight.pop(ref)
                 try:
@@ -121,3 +164,4 @@ def run_ray(
     finally:
         for actor in idle:
             ray.kill(actor)  # give their GPU shares back to the cluster
+        ray.kill(collector)

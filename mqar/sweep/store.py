@@ -6,8 +6,8 @@ Tables
                 owner (host + pid) while running, error with traceback when failed.
     sweeps      one row per sweep name (its spec as JSON, when given).
     sweep_runs  which runs belong to which sweep (a run shared by two sweeps is trained and stored once).
-    epochs      the learning curve, one row per (run, epoch): written as each epoch ends (local executor),
-                and rewritten whole when the run finishes.
+    epochs      the learning curve, one row per (run, epoch): written as each epoch ends (by the local workers;
+                by the Ray driver within seconds), and rewritten whole when the run finishes.
 
 Status of a run: 'pending' -> 'running' (claimed atomically by one process) -> 'done' | 'failed'.
 A 'running' run whose owner process is dead (same host) or whose heartbeat is older than the lease (any host)
