@@ -3,9 +3,10 @@
 #   OUT=/some/dir bash results/bench/mps-packing/run.sh
 # For N in 1, 2, 4, 8: N `mqar bench train` processes at once on GPU 0 without MPS, and at the same moment N on
 # GPU 1 under an MPS daemon that sees only GPU 1. Each process writes its tokens/s; summary.md adds them up per
-# GPU, so the two columns are measured side by side in one run. The MPS clients set CUDA_VISIBLE_DEVICES=0: a
-# client's device numbers are relative to the daemon's, and without it torch counts 2 GPUs (NVML) while the CUDA
-# runtime under this daemon has 1, which fails at the first CUDA call.
+# GPU, so the two columns are measured side by side in one run. The MPS clients set CUDA_VISIBLE_DEVICES=0. The
+# server remaps the daemon's devices, so the client's device 0 is physical GPU 1. NVIDIA's MPS guide advises leaving
+# it unset in clients, but torch counts GPUs through NVML, which ignores MPS. Unset, torch counts 2 while the CUDA
+# runtime under this daemon has 1, and the first CUDA call fails an internal assert (seen 2026-11-30).
 set -u
 OUT=${OUT:?set OUT}; CASES=${CASES:-rebased:16:256,rebased:48:256}; STEPS=${STEPS:-150}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
