@@ -1,0 +1,82 @@
+"""results/run-figure-on-device.sh carries unfinished runs' checkpoints from one session's machine to the next.
+
+Run with stand-ins for python3 and nvidia-smi (no GPU, no training), so only the script's own plumbing is tested:
+PACK_CHECKPOINTS=1 returns the checkpoint folder as pieces no larger than the device returns, and a later call on a
+fresh machine restores them, byte for byte, from .scratch/checkpoints/FIGURE/ unless the machine still has its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "results" / "run-figure-on-device.sh"
+PIECE_LIMIT = 16 * 2**20  # the device returns files of at most 16 MiB
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A checkout with the script, and PATH stand-ins: python3 prints one device, nvidia-smi nothing."""
+    if shutil.which("tar") is None or shutil.which("split") is None:
+        pytest.skip("needs tar and split")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\necho cuda:0\n")
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "results" / "fig").mkdir(parents=True)
+    shutil.copy(SCRIPT, repo / "run.sh")
+
+    def run(out: Path, **env: str) -> None:
+        environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUT": str(out), **env}
+        subprocess.run(["bash", "run.sh", "fig"], cwd=repo, env=environment, check=True, capture_output=True)
+
+    return repo, run
+
+
+def test_checkpoints_travel_in_pieces_and_are_restored_on_a_fresh_machine(tmp_path, machine):
+    repo, run = machine
+    checkpoints = repo / "results" / "fig" / "mqar.db.checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "a.pt").write_bytes(os.urandom(20 * 2**20))  # larger than one returned file may be
+    (checkpoints / "b.pt").write_bytes(b"small")
+    before = digests(checkpoints)
+
+    run(tmp_path / "out1", PACK_CHECKPOINTS="1")
+    pieces = sorted((tmp_path / "out1").glob("checkpoints.tar.part-*"))
+    assert len(pieces) >= 2 and all(piece.stat().st_size <= PIECE_LIMIT for piece in pieces)
+
+    shutil.rmtree(checkpoints)  # the next session's machine is fresh
+    carried = repo / ".scratch" / "checkpoints" / "fig"
+    carried.mkdir(parents=True)
+    for piece in pieces:
+        shutil.copy(piece, carried)
+    run(tmp_path / "out2")
+    assert digests(checkpoints) == before
+    assert not list((tmp_path / "out2").glob("checkpoints.tar.part-*"))  # not asked to pack this time
+
+
+def test_a_warm_machines_own_checkpoints_win_over_carried_ones(tmp_path, machine):
+    repo, run = machine
+    checkpoints = repo / "results" / "fig" / "mqar.db.checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "a.pt").write_bytes(b"older")
+    run(tmp_path / "out1", PACK_CHECKPOINTS="1")
+    carried = repo / ".scratch" / "checkpoints" / "fig"
+    carried.mkdir(parents=True)
+    for piece in (tmp_path / "out1").glob("checkpoints.tar.part-*"):
+        shutil.copy(piece, carried)
+    (checkpoints / "a.pt").write_bytes(b"newer: written on this machine after the pieces left")
+    run(tmp_path / "out2")
+    assert (checkpoints / "a.pt").read_bytes().startswith(b"newer")
