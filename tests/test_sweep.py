@@ -322,9 +322,22 @@ def test_live_view_and_log_show_the_running_runs_epochs(tmp_path, monkeypatch):
         monkeypatch.setattr(live, "STATUS_EVERY_S", 0.0)
         log = io.StringIO()
         live.SweepView(store, "t", live=False, stream=log).refresh()
-        assert log.getvalue() == "[status] 0 done, 2 running (epoch 0-1 of 2), 0 failed, 2 left; elapsed 0s\n"
+        assert log.getvalue() == ("[status] 0 done, 2 running (epoch 0-1 of 2), 0 failed, 2 left; "
+                                  "elapsed 0s, ETA 10s\n")  # (3 s left + 6 s × 3 runs) / 2 slots
         store.release(running.id)
         store.release(store.running_owned_by(os.getpid())[0])
         quiet = io.StringIO()
         live.SweepView(store, "t", live=False, stream=quiet).refresh()
         assert quiet.getvalue() == ""
+
+
+def test_eta_from_the_running_runs_epochs():
+    from mqar.sweep.live import eta_from_epochs
+
+    entry = lambda epoch, seconds, max_epochs=4: {"epoch": epoch, "seconds": seconds, "max_epochs": max_epochs}
+    assert eta_from_epochs([], 3) is None
+    assert eta_from_epochs([entry(None, None)], 3) is None  # no epoch finished yet
+    # Two slots at 10 s and 20 s an epoch, 1 and 2 of 4 epochs done: 30 s + 40 s left; one run without an epoch
+    # yet and 3 pending count the mean full length, (40 + 80) / 2 = 60 s, each: (70 + 4 * 60) / 3 slots.
+    running = [entry(1, 10.0), entry(2, 40.0), entry(None, None)]
+    assert eta_from_epochs(running, 3) == pytest.approx((30 + 40 + 4 * 60) / 3)

@@ -53,7 +53,8 @@ class SweepView:
         return [
             {"run": f"{row.arch} d={row.d_model} L={row.seq_len} lr={row.lr:g} seed={row.seed}",
              "epoch": None if pd.isna(row.epoch) else int(row.epoch), "max_epochs": row.max_epochs,
-             "valid_accuracy": None if pd.isna(row.valid_accuracy) else float(row.valid_accuracy)}
+             "valid_accuracy": None if pd.isna(row.valid_accuracy) else float(row.valid_accuracy),
+             "seconds": None if pd.isna(row.seconds) else float(row.seconds)}
             for row in progress_table(self.store.path, self.sweep).itertuples(index=False)
         ]
 
@@ -73,11 +74,12 @@ class SweepView:
         finished_now = finished - self.finished_at_start
         left = counts["pending"] + counts["running"]
         elapsed = time.monotonic() - self.started
-        # Throughput of this session (all slots together): finished runs per second so far.
-        eta = elapsed / finished_now * left if finished_now > 0 else None
+        running = self._running_progress() if counts["running"] else []
+        # Throughput of this session (all slots together): finished runs per second so far. Before the first run
+        # ends (a long run can take most of an hour), the running runs' epochs give a rougher estimate.
+        eta = elapsed / finished_now * left if finished_now > 0 else eta_from_epochs(running, counts["pending"])
         return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
-                "elapsed_s": elapsed, "finished_now": finished_now,
-                "running": self._running_progress() if counts["running"] else []}
+                "elapsed_s": elapsed, "finished_now": finished_now, "running": running}
 
     # Rendering ------------------------------------------------------------------------------------------
     def _render(self, snap: dict):
@@ -141,7 +143,8 @@ class SweepView:
         span = f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
         print(f"[status] {counts.get('done', 0)} done, {counts.get('running', 0)} running (epoch {span} of "
               f"{'/'.join(map(str, maxima))}), {counts.get('failed', 0)} failed, {counts.get('pending', 0)} left; "
-              f"elapsed {format_seconds(snap['elapsed_s'])}", file=self.stream, flush=True)
+              f"elapsed {format_seconds(snap['elapsed_s'])}, ETA {format_seconds(snap['eta_s'])}", file=self.stream,
+              flush=True)
 
     def refresh(self) -> dict:
         first = self.finished_at_start is None
@@ -172,6 +175,24 @@ class SweepView:
             if self._live is not None:
                 self._live.__exit__(*exc)
                 self._live = None
+
+
+def eta_from_epochs(running: list[dict], pending: int) -> Optional[float]:
+    """Seconds until the sweep ends, from the running runs' epochs (None until one has finished an epoch).
+
+    Each running run goes on at its own seconds per epoch to its maximum epochs; a pending run (or a running one
+    without an epoch yet) is counted as the mean full length of those; the slots are the running runs. Early stops
+    make it shorter, and a grid whose later runs are larger makes it longer, so it is a rough guide, replaced by
+    the finished-runs rate as soon as a run ends.
+    """
+    timed = [entry for entry in running if entry["epoch"] and entry["seconds"]]
+    if not timed:
+        return None
+    per_epoch = [entry["seconds"] / entry["epoch"] for entry in timed]
+    mean_full = sum(rate * entry["max_epochs"] for rate, entry in zip(per_epoch, timed)) / len(timed)
+    remaining = sum(rate * (entry["max_epochs"] - entry["epoch"]) for rate, entry in zip(per_epoch, timed))
+    remaining += mean_full * (len(running) - len(timed) + pending)
+    return remaining / len(running)
 
 
 def format_seconds(seconds: Optional[float]) -> str:
