@@ -323,7 +323,7 @@ def test_live_view_and_log_show_the_running_runs_epochs(tmp_path, monkeypatch):
         log = io.StringIO()
         live.SweepView(store, "t", live=False, stream=log).refresh()
         assert log.getvalue() == ("[status] 0 done, 2 running (epoch 0-1 of 2), 0 failed, 2 left; "
-                                  "elapsed 0s, ETA 10s\n")  # (3 s left + 6 s × 3 runs) / 2 slots
+                                  "elapsed 0s, ETA ~10s\n")  # (3 s left + 6 s × 3 runs) / 2 slots
         store.release(running.id)
         store.release(store.running_owned_by(os.getpid())[0])
         quiet = io.StringIO()

@@ -79,7 +79,8 @@ class SweepView:
         # ends (a long run can take most of an hour), the running runs' epochs give a rougher estimate.
         eta = elapsed / finished_now * left if finished_now > 0 else eta_from_epochs(running, counts["pending"])
         return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
-                "elapsed_s": elapsed, "finished_now": finished_now, "running": running}
+                "eta_rough": finished_now == 0, "elapsed_s": elapsed, "finished_now": finished_now,
+                "running": running}
 
     # Rendering ------------------------------------------------------------------------------------------
     def _render(self, snap: dict):
@@ -95,7 +96,7 @@ class SweepView:
             (f"{counts.get('failed', 0)} failed", "red"), "  ",
             f"{counts.get('pending', 0)} left of {snap['total']}", "  ",
             f"elapsed {format_seconds(snap['elapsed_s'])}", "  ",
-            f"ETA {format_seconds(snap['eta_s']) if snap['eta_s'] is not None else '?'}",
+            f"ETA {format_eta(snap)}",
         )
         table = Table(box=None)
         widths = sorted({d for _, d in snap["best"]})
@@ -143,7 +144,7 @@ class SweepView:
         span = f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
         print(f"[status] {counts.get('done', 0)} done, {counts.get('running', 0)} running (epoch {span} of "
               f"{'/'.join(map(str, maxima))}), {counts.get('failed', 0)} failed, {counts.get('pending', 0)} left; "
-              f"elapsed {format_seconds(snap['elapsed_s'])}, ETA {format_seconds(snap['eta_s'])}", file=self.stream,
+              f"elapsed {format_seconds(snap['elapsed_s'])}, ETA {format_eta(snap)}", file=self.stream,
               flush=True)
 
     def refresh(self) -> dict:
@@ -193,6 +194,13 @@ def eta_from_epochs(running: list[dict], pending: int) -> Optional[float]:
     remaining = sum(rate * (entry["max_epochs"] - entry["epoch"]) for rate, entry in zip(per_epoch, timed))
     remaining += mean_full * (len(running) - len(timed) + pending)
     return remaining / len(running)
+
+
+def format_eta(snap: dict) -> str:
+    """'12m30s' from finished runs, '~12m30s' from the running runs' epochs (rough), '?' without either."""
+    if snap["eta_s"] is None:
+        return "?"
+    return ("~" if snap["eta_rough"] else "") + format_seconds(snap["eta_s"])
 
 
 def format_seconds(seconds: Optional[float]) -> str:
