@@ -112,13 +112,19 @@ def test_a_killed_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_pat
     """A worker SIGKILLed mid-run: that run is failed (with the signal), the others finish, a replacement worker takes
     over; `--retry-failed` then trains it once more: nothing lost, nothing else trained twice."""
     monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
+    check_crash_fails_one_run_and_retry_recovers_it(tmp_path, "killed by signal 9", devices="cpu", runs_per_device=1)
+
+
+def check_crash_fails_one_run_and_retry_recovers_it(tmp_path, message: str, **executor) -> None:
+    """The killed-worker scenario on any executor (`executor`: run_sweep's backend options); `message`: what the
+    failed run's error says. MQAR_FAKE_CRASH_MARKER must point into tmp_path before the workers start."""
     store = tmp_path / "s.db"
     spec = tiny_spec(seeds=(0, CRASH_SEED, 1))
-    summary = run_sweep(spec, store, devices="cpu", runs_per_device=1, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    summary = run_sweep(spec, store, train_fn=fake_train, cache_dir=tmp_path / "cache", **executor)
     assert (summary.done, summary.failed, summary.pending, summary.running) == (5, 1, 0, 0)  # one crash
     failed = load(store).query("status == 'failed'")
-    assert set(failed.seed) == {CRASH_SEED} and failed.error.str.contains("killed by signal 9").all()
-    retried = run_sweep(spec, store, devices="cpu", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert set(failed.seed) == {CRASH_SEED} and failed.error.str.contains(message).all()
+    retried = run_sweep(spec, store, retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache", **executor)
     # The marker exists now, so the crashed run trains normally this time.
     assert (retried.retried, retried.done, retried.failed) == (1, 6, 0)
     runs = load(store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,10 +11,8 @@ import pytest
 from mqar.results import load, load_epochs
 from mqar.sweep import run_sweep
 
-from test_sweep import TINY_RECIPE, tiny_spec
-import json
-
-from test_sweep_fakes import CRASH_SEED, FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, fake_train
+from test_sweep import TINY_RECIPE, check_crash_fails_one_run_and_retry_recovers_it, tiny_spec
+from test_sweep_fakes import FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, fake_train
 
 ray = pytest.importorskip("ray")
 TESTS_DIR = Path(__file__).resolve().parent
@@ -113,13 +112,4 @@ def test_gpu_runs_reuse_one_process_per_slot(tmp_path, local_ray_with_gpus):
 
 
 def test_a_killed_ray_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_path, local_ray):
-    store = tmp_path / "s.db"
-    spec = tiny_spec(seeds=(0, CRASH_SEED, 1))
-    summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
-    assert (summary.done, summary.failed, summary.pending, summary.running) == (5, 1, 0, 0)  # one crash
-    failed = load(store).query("status == 'failed'")
-    assert set(failed.seed) == {CRASH_SEED} and failed.error.str.contains("Ray worker failed").all()
-    retried = run_sweep(spec, store, backend="ray", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
-    assert (retried.retried, retried.done, retried.failed) == (1, 6, 0)
-    runs = load(store)
-    assert runs.run_id.is_unique and sorted(runs.attempts) == [1, 1, 1, 1, 1, 2]
+    check_crash_fails_one_run_and_retry_recovers_it(tmp_path, "Ray worker failed", backend="ray")
