@@ -42,11 +42,12 @@ def _connect(store: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
-def load(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
+def load(store: str | os.PathLike, sweep: Optional[str] = None, status: Optional[str] = None) -> pd.DataFrame:
     """One row per (sweep, run) with the run's config fields, status, metrics, timings and config JSON.
 
-    `sweep` keeps only that sweep's runs (an unknown name is a UserError). Runs stored without a sweep
-    (e.g. by `record_result` alone) appear with sweep = None when no sweep is asked for.
+    `sweep` keeps only that sweep's runs (an unknown name is a UserError); `status` only runs in that status
+    (filtered in the query: the live view asks for the few running runs of a large grid twice a second). Runs
+    stored without a sweep (e.g. by `record_result` alone) appear with sweep = None when no sweep is asked for.
     """
     conn = _connect(store)
     try:
@@ -61,10 +62,11 @@ def load(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.DataFrame:
             f"SELECT s.sweep AS sweep, r.id AS run_id, {run_fields} "
             "FROM runs r LEFT JOIN sweep_runs s ON s.run_id = r.id"
         )
-        params: tuple = ()
-        if sweep is not None:
-            query += " WHERE s.sweep = ?"
-            params = (sweep,)
+        conditions = [(column, value) for column, value in (("s.sweep", sweep), ("r.status", status))
+                      if value is not None]
+        if conditions:
+            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)
+        params = tuple(value for _, value in conditions)
         query += " ORDER BY s.sweep, s.position, r.id"
         frame = pd.read_sql_query(query, conn, params=params)
     finally:
@@ -116,8 +118,7 @@ def progress_table(store: str | os.PathLike, sweep: Optional[str] = None) -> pd.
     validation accuracy, the best so far and the run's seconds at that epoch. Epoch columns are empty for a run
     that has not finished an epoch yet (NaN).
     """
-    runs = load(store, sweep)
-    running = runs[runs["status"] == "running"].copy()
+    running = load(store, sweep, status="running")
     if running.empty:
         return pd.DataFrame(columns=list(PROGRESS_COLUMNS))
     running["max_epochs"] = [json.loads(config)["recipe"]["epochs"] for config in running["config"]]

@@ -50,6 +50,8 @@ def test_register_claim_record_load(tmp_path):
     assert runs.loc[0, "status"] == "done" and runs.loc[0, "best_valid_accuracy"] == 0.75
     assert runs.loc[0, "stopped_early"] is False
     assert {"sweep", "arch", "d_model", "seq_len", "num_kv_pairs", "config", "error", "host"} <= set(runs.columns)
+    assert list(load(path, sweep="s", status="done").run_id) == [configs[0].id]
+    assert load(path, status="running").empty
     epochs = load_epochs(path, [configs[0].id])
     assert list(epochs.epoch) == [1, 2] and list(epochs.columns) == ["run_id", "epoch", "train_loss", "valid_loss",
                                                                      "valid_accuracy", "lr", "seconds"]
