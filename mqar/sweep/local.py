@@ -107,8 +107,8 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             if config is None:
                 break
             current = config.id
-            outcome = run_one(config, device, train_fn, cache_dir, on_epoch=lambda record: store.record_epoch(config.id, record),
-                              checkpoint_dir=checkpoint_dir)
+            outcome = run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir,
+                              on_epoch=lambda record: store.record_epoch(config.id, record))
             outcome.record_in(store)
             current = None
     except KeyboardInterrupt:
