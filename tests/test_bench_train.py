@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from typer.testing import CliRunner
 
@@ -27,3 +31,15 @@ def test_bench_train_bad_case_is_one_line(tmp_path) -> None:
     for cases, message in [("rebased-128-512", "arch:d_model:seq_len"), ("rebased:128:300", "Figure-1 kv")]:
         result = runner.invoke(app, ["bench", "train", "--cases", cases, "--device", "cpu", "--out", str(tmp_path)])
         assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.gpu
+def test_bench_train_on_an_explicit_cuda_device_in_a_fresh_process(tmp_path) -> None:
+    # "cuda:0" as the process's first CUDA call once failed in the allocator (seen on the device, 2026-11-30).
+    result = subprocess.run(
+        [sys.executable, "-m", "mqar", "bench", "train", "--cases", "rebased:24:128", "--device", "cuda:0",
+         "--paths", "mqar", "--batch-size", "8", "--warmup", "1", "--steps", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "train.json").read_text())["rows"][0]["mqar"]["tokens_per_s"] > 0

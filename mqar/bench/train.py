@@ -60,6 +60,9 @@ def _peak_memory(device: str) -> Optional[int]:
 
 def _reset_peak_memory(device: str) -> None:
     if device.startswith("cuda"):
+        # An explicit "cuda:N" skips torch's lazy CUDA start-up, and the allocator then rejects the device
+        # ("Invalid device argument") when this is the process's first CUDA call: start CUDA first.
+        torch.cuda.init()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
