@@ -16,7 +16,7 @@ from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
 from mqar.results import load, load_epochs
 from mqar.runs import Recipe
-from mqar.sweep import Store, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
+from mqar.sweep import Store, SweepSpec, load_sweep_spec, preset_names, run_sweep, tasks_from_lists
 from mqar.sweep.spec import parse_list
 
 from test_sweep_fakes import CRASH_SEED, FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, NAN_SEED, fake_train
@@ -54,6 +54,20 @@ def test_presets_load_and_overrides_rename_the_sweep():
     assert quick.with_overrides(d_models=[48], name="mine").name == "mine"
     figure = load_sweep_spec("rebased-figure1")
     assert {t.seq_len: t.num_kv_pairs for t in figure.tasks}[512] == 128
+
+
+def test_every_preset_loads_under_its_file_name():
+    for name in preset_names():
+        spec = load_sweep_spec(name)
+        assert spec.name == name and spec.size == len({config.id for config in spec.expand()}) > 0
+
+
+def test_the_lr_check_reuses_the_reduced_table1_runs_at_its_lr():
+    # The check's lr-3e-3 runs must be the reduced Table-1 sweep's runs (same ids), or it would train them again.
+    reduced = {config.id for config in load_sweep_spec("rebased-table1-reduced").expand()}
+    check = load_sweep_spec("rebased-table1-lr-check").expand()
+    shared = {config.id for config in check if config.lr == 3e-3}
+    assert len(shared) == 12 and shared <= reduced
 
 
 def test_spec_errors_are_user_errors(tmp_path):
