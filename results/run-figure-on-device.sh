@@ -9,6 +9,9 @@
 # checkpoints as $OUT/checkpoints.tar.part-* (15 MiB pieces: the device returns at most 16 MiB a file). Put those
 # pieces in .scratch/checkpoints/FIGURE/ here and carry .scratch: the next call restores them before the sweep
 # starts, unless the machine still holds newer ones.
+# ALSO_SWEEP=PRESET trains that sweep preset at the same time, into the same store and under the same time limit
+# (e.g. a follow-up grid that shares runs with the figure's: the store's atomic claims give each run to one process
+# only). Each process packs RUNS_PER_DEVICE runs per GPU, so the GPUs hold twice that.
 # MPS=1 runs the sweep under the CUDA MPS daemon (pipe and log dirs in /tmp, stopped at the end) so that packed
 # runs' kernels overlap instead of taking turns; compare the runs' tokens/s with and without it.
 set -u
@@ -26,10 +29,16 @@ if [ ! -d "$CKPT" ] && ls "$CARRIED"/checkpoints.tar.part-* > /dev/null 2>&1; th
   cat "$CARRIED"/checkpoints.tar.part-* | tar xf - -C "results/$FIGURE" && echo "restored $(ls "$CKPT" | wc -l) checkpoints from $CARRIED" >> "$OUT/r/gpu.txt"
 fi
 START=$(date +%s)
+if [ -n "${ALSO_SWEEP:-}" ]; then
+  ( timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar sweep --preset "$ALSO_SWEEP" --store "results/$FIGURE/mqar.db" \
+      --devices "$DEVICES" --runs-per-device "${RUNS_PER_DEVICE:-4}" --no-live > "$OUT/r/also-$ALSO_SWEEP-$START.log" 2>&1
+    echo "rc=$? seconds=$(( $(date +%s) - START ))" >> "$OUT/r/also-$ALSO_SWEEP-$START.log" ) &
+fi
 timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar figure "$FIGURE" --scale reduced --run \
   --store "results/$FIGURE/mqar.db" --out "results/$FIGURE" --curves --devices "$DEVICES" \
   --runs-per-device "${RUNS_PER_DEVICE:-4}" > "$OUT/r/sweep-$START.log" 2>&1
 echo "rc=$? seconds=$(( $(date +%s) - START )) devices=$DEVICES mps=${MPS:-0}" >> "$OUT/r/sweep-$START.log"
+wait  # for ALSO_SWEEP, before the store and checkpoints are packed
 [ "${MPS:-0}" = 1 ] && echo quit | nvidia-cuda-mps-control
 cp "results/$FIGURE"/*.* "$OUT/r/" 2>/dev/null
 tar czf "$OUT/figure.tgz" -C "$OUT" r && rm -rf "$OUT/r"

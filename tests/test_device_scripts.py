@@ -30,7 +30,8 @@ def machine(tmp_path):
         pytest.skip("needs tar and split")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").write_text("#!/bin/sh\necho cuda:0\n")
+    # Each call's arguments go to python3-calls.txt (one line per call); the device query reads "cuda:0".
+    (bin_dir / "python3").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/python3-calls.txt\necho cuda:0\n')
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
@@ -80,3 +81,15 @@ def test_a_warm_machines_own_checkpoints_win_over_carried_ones(tmp_path, machine
     (checkpoints / "a.pt").write_bytes(b"newer: written on this machine after the pieces left")
     run(tmp_path / "out2")
     assert (checkpoints / "a.pt").read_bytes().startswith(b"newer")
+
+
+def test_also_sweep_trains_a_second_preset_into_the_same_store(tmp_path, machine):
+    repo, run = machine
+    run(tmp_path / "out", ALSO_SWEEP="follow-up", RUNS_PER_DEVICE="3")
+    calls = (tmp_path / "python3-calls.txt").read_text().splitlines()
+    sweeps = [call for call in calls if call.startswith("-m mqar ")]
+    assert len(sweeps) == 2
+    assert any(call.startswith("-m mqar figure fig --scale reduced --run") for call in sweeps)
+    assert any(call.startswith("-m mqar sweep --preset follow-up --store results/fig/mqar.db --devices cuda:0 "
+                               "--runs-per-device 3") for call in sweeps)
+    assert all("--store results/fig/mqar.db" in call for call in sweeps)
