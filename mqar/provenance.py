@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 from importlib import metadata
+from pathlib import Path
 
 import mqar
 
@@ -15,13 +18,29 @@ def _version(package: str) -> str:
         return "absent"
 
 
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """sha256 (first 12 hex digits) of mqar's own Python source: every mqar/**/*.py, by relative path and bytes.
+
+    Why not the git commit: a sweep may run from a copy of the working tree (a lent GPU machine gets the files,
+    not always a current .git), and uncommitted edits change results too. Equal digests mean the same code; the
+    same digest over a commit's files finds the commit."""
+    root = Path(mqar.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def versions() -> dict[str, str]:
-    """Versions of mqar and the libraries its numbers depend on (torch's own string, so "+cu128" shows)."""
+    """Versions of mqar (release and source digest) and the libraries its numbers depend on (torch's own string,
+    so "+cu128" shows)."""
     import numpy
     import torch
 
     found = {
         "mqar": mqar.__version__,
+        "mqar_source": source_digest(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

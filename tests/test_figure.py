@@ -139,3 +139,19 @@ def test_figure_without_finished_runs_says_how_to_run_them(tmp_path):
     assert result.exit_code == 2
     assert ("none of the 96 runs of zoology-figure2-reduced has finished" in result.output
             and "mqar figure zoology-figure2 --scale reduced --run" in result.output)
+
+
+def test_figure_writes_its_provenance_from_the_store(tmp_path, table1_configs):
+    store, out = tmp_path / "mqar.db", tmp_path / "figures"
+    done = [run for run in table1_configs if run.arch == "based"]
+    write_results(store, done)
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = (out / f"{TABLE1_REDUCED}-provenance.md").read_text()
+    assert f"- runs: {len(done)} done, {48 - len(done)} absent" in text
+    assert "sweep preset: sweeps/rebased-table1-reduced.toml" in text and "reduced protocol: 1 lr (0.003)" in text
+    assert f"| cpu on host " in text and f"| {len(done)} |" in text  # fake runs: device "cpu", this host
+    assert "mqar test (source not recorded)" in text and "more than one software stack" not in text
+    assert f"mqar figure rebased-table1 --scale reduced --run --store {store}" in text
+    assert f"training time of the {len(done)} finished runs" in text

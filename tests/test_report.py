@@ -195,7 +195,8 @@ def test_report_command_writes_the_report_of_a_partial_grid(store, tmp_path):
     result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--curves"])
     assert result.exit_code == 0, result.output
     assert {path.name for path in out.iterdir()} == {
-        "grid.png", "grid.pdf", "grid-curves.png", "grid-curves.pdf", "grid.md", "grid.csv", "grid-missing.csv"}
+        "grid.png", "grid.pdf", "grid-curves.png", "grid-curves.pdf", "grid.md", "grid.csv", "grid-missing.csv",
+        "grid-provenance.md"}
     assert "PARTIAL: 2 of 32 runs missing" in result.output
     missing = pd.read_csv(out / "grid-missing.csv")
     assert sorted(missing["status"]) == ["failed", "pending"]
@@ -352,3 +353,25 @@ def test_title_and_notes_of_a_one_panel_figure_fit_inside_it():
     for text in figure.texts:
         extent = text.get_window_extent(renderer)
         assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width, text.get_text()
+
+
+def test_provenance_flags_runs_trained_with_different_code():
+    import json
+
+    from mqar.report.provenance import provenance_markdown
+
+    def row(run_id, source, status="done"):
+        return {"run_id": run_id, "status": status, "device": "cuda:0 (NVIDIA H200)", "host": "gpu1",
+                "versions": json.dumps({"mqar": "0.1.0", "mqar_source": source, "torch": "2.11.0"}),
+                "seconds": 600.0, "tokens_per_s": 4e6, "attempts": 1,
+                "started_at": "2026-11-30T05:00:00+00:00", "ended_at": "2026-11-30T05:10:00+00:00"}
+
+    runs = pd.DataFrame([row("a", "aaaaaaaaaaaa"), row("b", "bbbbbbbbbbbb"), row("c", None, status="pending")])
+    text = provenance_markdown(runs, name="grid", planned=4)
+    assert "- runs: 2 done, 1 pending, 1 absent" in text
+    assert "mqar 0.1.0 (source aaaaaaaaaaaa), torch 2.11.0" in text and "(source bbbbbbbbbbbb)" in text
+    assert "more than one software stack" in text
+    assert "training time of the 2 finished runs: 0.33 run-hours (per run 10.0-10.0 min)" in text
+    assert "| cuda:0 (NVIDIA H200) on host gpu1 | 2 |" in text
+    same = provenance_markdown(runs.assign(versions=runs["versions"].iloc[0]), name="grid", planned=3)
+    assert "more than one software stack" not in same and "- runs: 2 done, 1 pending\n" in same

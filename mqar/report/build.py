@@ -20,6 +20,7 @@ from mqar.report.aggregate import (
 )
 from mqar.report.diagnose import memorisation_note
 from mqar.report.paper import FIGURES, KERNEL_LABELS, SCALES, FigurePreset, reference_numbers
+from mqar.report.provenance import write_provenance
 from mqar.report.state_size import STATE_SIZE_FORMULAS, state_size
 from mqar.report.plots import X_AXES, plot_accuracy, plot_by_arch, plot_learning_curves, save_figure
 from mqar.report.tables import missing_summary, missing_table, points_table, to_markdown
@@ -77,7 +78,8 @@ def build_report(
     Given `epochs`, the report also states what the curves show (mqar.report.diagnose: memorisation).
 
     Files, all named after `name` in `out_dir`: NAME.png/.pdf (accuracy), NAME-curves.png/.pdf, NAME.md (the
-    table, the missing runs), NAME.csv (the table), NAME-missing.csv (when runs are missing).
+    table, the missing runs), NAME.csv (the table), NAME-missing.csv (when runs are missing). (`report` and
+    `figure` add NAME-provenance.md.)
     """
     metric_column(metric)  # validates the name
     if x_axis not in X_AXES:
@@ -192,8 +194,13 @@ def report(
     for name in names:
         selected = filter_runs(runs[runs["sweep"] == name], archs, seq_lens, num_kv_pairs, d_models)
         epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
-        reports.append(build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
-                                    panel_by=panel_by, epochs=epochs, curves=curves))
+        result = build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
+                              panel_by=panel_by, epochs=epochs, curves=curves)
+        redraw = f"mqar report --store {store} --sweep {name} --out {out_dir} --metric {metric}"
+        result.files.append(write_provenance(
+            Path(out_dir) / f"{name}-provenance.md", unique_runs(selected), name=name, planned=result.total_runs,
+            notes=result.notes, commands=[redraw]))
+        reports.append(result)
     return reports
 
 
@@ -258,6 +265,13 @@ def figure(
     if reference is not None and scale == "reduced":
         notes.append("paper: full protocol (4 lrs × 5 seeds)")
     title = preset.title + (" (reduced)" if scale == "reduced" else "")
-    return build_report(runs, name=spec.name, out_dir=out_dir, metric=metric or preset.metric, epochs=epochs,
-                        expected=expected, title=title, notes=notes, reference=reference,
-                        arch_order=preset.arch_order, by_arch=preset.reference is not None, curves=curves)
+    result = build_report(runs, name=spec.name, out_dir=out_dir, metric=metric or preset.metric, epochs=epochs,
+                          expected=expected, title=title, notes=notes, reference=reference,
+                          arch_order=preset.arch_order, by_arch=preset.reference is not None, curves=curves)
+    commands = [f"mqar figure {name} --scale {scale} --run --store {store}   # train what is missing (resumable)",
+                f"mqar figure {name} --scale {scale} --store {store} --out {out_dir}{' --curves' if curves else ''}"
+                "   # redraw"]
+    result.files.append(write_provenance(
+        Path(out_dir) / f"{spec.name}-provenance.md", runs, name=spec.name, planned=len(expected),
+        notes=[f"sweep preset: sweeps/{spec.name}.toml", *result.notes], commands=commands))
+    return result
