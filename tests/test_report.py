@@ -375,3 +375,21 @@ def test_provenance_flags_runs_trained_with_different_code():
     assert "| cuda:0 (NVIDIA H200) on host gpu1 | 2 |" in text
     same = provenance_markdown(runs.assign(versions=runs["versions"].iloc[0]), name="grid", planned=3)
     assert "more than one software stack" not in same and "- runs: 2 done, 1 pending\n" in same
+
+
+def test_saved_figures_are_the_same_bytes_when_redrawn(tmp_path):
+    import hashlib
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from mqar.report.plots import save_figure
+
+    digests = []
+    for attempt in range(2):
+        figure = plt.figure()
+        figure.gca().plot([0, 1], [0, 1])
+        paths = save_figure(figure, tmp_path / str(attempt), "figure")
+        digests.append([hashlib.sha256(path.read_bytes()).hexdigest() for path in paths])
+        time.sleep(1.1)  # a PDF creation date (1 s resolution) would differ
+    assert digests[0] == digests[1]

@@ -314,10 +314,12 @@ def plot_learning_curves(
 
 
 def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write `<stem>.png` (150 dpi) and `<stem>.pdf` into out_dir; close the figure; return the paths."""
+    """Write `<stem>.png` (150 dpi) and `<stem>.pdf` into out_dir; close the figure; return the paths.
+
+    The PDF carries no creation date, so redrawing a committed figure from the same store changes no bytes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
     figure.savefig(paths[0], dpi=150)
-    figure.savefig(paths[1])
+    figure.savefig(paths[1], metadata={"CreationDate": None})
     plt.close(figure)
     return paths

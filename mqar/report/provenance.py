@@ -51,7 +51,7 @@ def provenance_markdown(runs: pd.DataFrame, *, name: str, planned: int, notes: S
         "device-hours are fewer: the README beside this file says how many runs shared each device",
         f"- tokens/s per run: {tokens_per_s.min() / 1e6:.2f}-{tokens_per_s.max() / 1e6:.2f} M "
         f"(median {tokens_per_s.median() / 1e6:.2f} M)",
-        f"- trained between {done['started_at'].min()} and {done['ended_at'].max()} (UTC)",
+        f"- finished between {done['ended_at'].min()} and {done['ended_at'].max()} (UTC)",
         f"- runs that needed more than one attempt (resumed from a checkpoint, or retried): {resumed}",
     ]
     return "\n".join(lines) + "\n"
