@@ -47,8 +47,8 @@ def provenance_markdown(runs: pd.DataFrame, *, name: str, planned: int, notes: S
     lines += [
         "\n## Cost\n",
         f"- training time of the {len(done)} finished runs: {seconds.sum() / 3600:.2f} run-hours "
-        f"(per run {seconds.min() / 60:.1f}-{seconds.max() / 60:.1f} min). Runs that shared a device overlap, so "
-        "device-hours are fewer: the README beside this file says how many runs shared each device",
+        f"(per run {seconds.min() / 60:.1f}-{seconds.max() / 60:.1f} min); runs that shared a device overlapped in "
+        "time, so the device-hours are fewer",
         f"- tokens/s per run: {tokens_per_s.min() / 1e6:.2f}-{tokens_per_s.max() / 1e6:.2f} M "
         f"(median {tokens_per_s.median() / 1e6:.2f} M)",
         f"- finished between {done['ended_at'].min()} and {done['ended_at'].max()} (UTC)",
