@@ -351,13 +351,22 @@ def test_live_view_and_log_show_the_running_runs_epochs(tmp_path, monkeypatch):
         assert quiet.getvalue() == ""
 
 
-def test_eta_from_the_running_runs_epochs():
-    from mqar.sweep.live import eta_from_epochs
+def test_eta_shares_the_work_left_among_the_running_slots():
+    from mqar.sweep.live import estimate_eta
 
     entry = lambda epoch, seconds, max_epochs=4: {"epoch": epoch, "seconds": seconds, "max_epochs": max_epochs}
-    assert eta_from_epochs([], 3) is None
-    assert eta_from_epochs([entry(None, None)], 3) is None  # no epoch finished yet
+    assert estimate_eta([], 3, []) is None
+    assert estimate_eta([entry(None, None)], 3, []) is None  # no length known yet
     # Two slots at 10 s and 20 s an epoch, 1 and 2 of 4 epochs done: 30 s + 40 s left; one run without an epoch
-    # yet and 3 pending count the mean full length, (40 + 80) / 2 = 60 s, each: (70 + 4 * 60) / 3 slots.
+    # yet and 3 pending count the mean projected length, (40 + 80) / 2 = 60 s, each: (70 + 4 * 60) / 3 slots.
     running = [entry(1, 10.0), entry(2, 40.0), entry(None, None)]
-    assert eta_from_epochs(running, 3) == pytest.approx((30 + 40 + 4 * 60) / 3)
+    assert estimate_eta(running, 3, []) == pytest.approx((30 + 40 + 4 * 60) / 3)
+    # Finished runs' lengths join the mean: (40 + 80 + 30) / 3 = 50 s.
+    assert estimate_eta(running, 3, [30.0]) == pytest.approx((30 + 40 + 4 * 50) / 3)
+    # The last run going: its own rest, however little else is left.
+    assert estimate_eta([entry(1, 100.0)], 0, [10.0, 10.0]) == pytest.approx(300.0)
+    # The case that motivated it: 8 slots 45 of 64 epochs in at 6 s an epoch, 2 early stoppers done (60 s, 100 s),
+    # 38 pending. Finished runs per elapsed second said 46 left × 150 s = 1h55m; the work left says ~26 min.
+    wave = [entry(45, 270.0, max_epochs=64)] * 8
+    typical = (60 + 100 + 8 * 384) / 10
+    assert estimate_eta(wave, 38, [60.0, 100.0]) == pytest.approx((8 * 19 * 6 + 38 * typical) / 8)

@@ -75,11 +75,10 @@ class SweepView:
         left = counts["pending"] + counts["running"]
         elapsed = time.monotonic() - self.started
         running = self._running_progress() if counts["running"] else []
-        # Throughput of this session (all slots together): finished runs per second so far. Before the first run
-        # ends (a long run can take most of an hour), the running runs' epochs give a rougher estimate.
-        eta = elapsed / finished_now * left if finished_now > 0 else eta_from_epochs(running, counts["pending"])
+        finished_seconds = [row["seconds"] for row in rows if row["status"] == "done" and row["seconds"]]
+        eta = estimate_eta(running, counts["pending"], finished_seconds)
         return {"rows": rows, "counts": dict(counts), "best": best, "total": len(rows), "eta_s": eta,
-                "eta_rough": finished_now == 0, "elapsed_s": elapsed, "finished_now": finished_now,
+                "eta_rough": not finished_seconds, "elapsed_s": elapsed, "finished_now": finished_now,
                 "running": running}
 
     # Rendering ------------------------------------------------------------------------------------------
@@ -178,22 +177,28 @@ class SweepView:
                 self._live = None
 
 
-def eta_from_epochs(running: list[dict], pending: int) -> Optional[float]:
-    """Seconds until the sweep ends, from the running runs' epochs (None until one has finished an epoch).
+def estimate_eta(running: list[dict], pending: int, finished_seconds: list[float]) -> Optional[float]:
+    """Seconds until the sweep ends: the work left, shared by the slots (the running runs).
 
-    Each running run goes on at its own seconds per epoch to its maximum epochs; a pending run (or a running one
-    without an epoch yet) is counted as the mean full length of those; the slots are the running runs. Early stops
-    make it shorter, and a grid whose later runs are larger makes it longer, so it is a rough guide, replaced by
-    the finished-runs rate as soon as a run ends.
+    A run's length is known for finished runs (`finished_seconds`) and projected for running ones (seconds per
+    epoch so far × their maximum epochs); the mean of these is the length of each pending run and of a running
+    run without an epoch yet. A running run with epochs has its own projected rest. The work left, divided by the
+    slots, is the ETA, but never less than the longest rest of one running run.
+
+    Why not finished runs per elapsed second: the first runs to end are the ones that stop early, and a grid
+    packed on 8 slots ends runs in waves: five minutes into the Table-1 sweep of 2026-11-30 that rate said 1h55m,
+    and the next 28 runs took 21 minutes. None until some length is known; early stops make the truth shorter.
     """
     timed = [entry for entry in running if entry["epoch"] and entry["seconds"]]
-    if not timed:
-        return None
     per_epoch = [entry["seconds"] / entry["epoch"] for entry in timed]
-    mean_full = sum(rate * entry["max_epochs"] for rate, entry in zip(per_epoch, timed)) / len(timed)
-    remaining = sum(rate * (entry["max_epochs"] - entry["epoch"]) for rate, entry in zip(per_epoch, timed))
-    remaining += mean_full * (len(running) - len(timed) + pending)
-    return remaining / len(running)
+    lengths = list(finished_seconds) + [rate * entry["max_epochs"] for rate, entry in zip(per_epoch, timed)]
+    if not lengths:
+        return None
+    typical = sum(lengths) / len(lengths)
+    rests = [rate * (entry["max_epochs"] - entry["epoch"]) for rate, entry in zip(per_epoch, timed)]
+    rests += [typical] * (len(running) - len(timed))
+    work = sum(rests) + typical * pending
+    return max(work / max(len(running), 1), max(rests, default=0.0))
 
 
 def format_eta(snap: dict) -> str:
