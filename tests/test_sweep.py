@@ -232,6 +232,41 @@ def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
         assert db.counts("t")["running"] == 0 and db.counts("t")["done"] == int(done)
 
 
+OVERLAPPING_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from mqar.sweep import run_sweep
+    from test_sweep import tiny_spec
+    from test_sweep_fakes import fake_train
+    name, first_seed = sys.argv[3], int(sys.argv[4])
+    summary = run_sweep(tiny_spec(name=name, seeds=tuple(range(first_seed, first_seed + 4))), sys.argv[1],
+                        devices="cpu", runs_per_device=2, train_fn=fake_train, cache_dir=sys.argv[2])
+    print(summary.done, summary.running)
+    """
+)
+
+
+def test_two_sweeps_sharing_runs_at_once_train_each_run_once(tmp_path):
+    # What `run-figure-on-device.sh` does with ALSO_SWEEP: a figure's sweep and a follow-up grid that shares runs
+    # with it, on one store at the same time. Seeds 2 and 3 belong to both.
+    store, cache = tmp_path / "s.db", tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "MQAR_FAKE_SLEEP": "0.2"}
+    Store(store).close()  # both drivers open an existing store
+    drivers = [subprocess.Popen([sys.executable, "-c", OVERLAPPING_DRIVER, str(store), str(cache), name, first],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name, first in (("a", "0"), ("b", "2"))]
+    for driver in drivers:
+        out, err = driver.communicate(timeout=120)
+        assert driver.returncode == 0, err
+    runs = load(store)
+    assert set(runs["sweep"]) == {"a", "b"} and (runs["status"] == "done").all()
+    per_run = runs.drop_duplicates("run_id")
+    assert len(per_run) == 12 and (per_run["attempts"] == 1).all()  # 6 seeds × 2 widths, each trained once
+    epochs = load_epochs(store)
+    assert len(epochs) == 12 * TINY_RECIPE.epochs and not epochs.duplicated(["run_id", "epoch"]).any()
+
+
 def test_two_workers_share_the_queue(tmp_path, monkeypatch):
     monkeypatch.setenv("MQAR_FAKE_SLEEP", "0.2")  # long enough that the second worker is up before the queue is empty
     store = tmp_path / "s.db"
