@@ -12,6 +12,7 @@ multiple of 8 ≥ max(F, D) (noted per row).
 from __future__ import annotations
 
 import platform
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ import torch
 
 from mqar.bench import write_report
 from mqar.errors import UserError
+from mqar.provenance import source_digest
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,15 @@ def bench_shape(shape: KernelShape, names: list[str] | None, warmup_ms: int, rep
     return row
 
 
+def command_line() -> str:
+    """The command as it can be pasted back into a shell: 'mqar …' (also under `python -m mqar`), each argument
+    quoted where it needs it (--method 'ours auto rebased' is one argument)."""
+    program = sys.argv[0] if sys.argv else "mqar"
+    if Path(program).name in ("mqar", "__main__.py"):
+        program = "mqar"
+    return shlex.join([program] + sys.argv[1:])
+
+
 def environment() -> dict:
     import triton
 
@@ -176,7 +187,8 @@ def environment() -> dict:
         "triton": triton.__version__,
         "python": platform.python_version(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "command": " ".join(["mqar"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("mqar") else " ".join(sys.argv),
+        "command": command_line(),
+        "mqar_source": source_digest(),  # tells apart the trees of a side-by-side run (mqar.provenance)
     }
     try:
         import fla
@@ -202,7 +214,8 @@ def markdown(payload: dict) -> str:
     lines = [
         "# Kernel benchmark: Based / ReBased linear attention",
         "",
-        f"Device: {env['device']}; torch {env['torch']}, triton {env['triton']}, FLA {env['fla']}; {env['date_utc']} UTC.",
+        f"Device: {env['device']}; torch {env['torch']}, triton {env['triton']}, FLA {env['fla']}; "
+        f"mqar source {env.get('mqar_source', 'not recorded')}; {env['date_utc']} UTC.",
         f"Command: `{env['command']}`. Median of `triton.testing.do_bench`, milliseconds. Shapes are "
         "B, T, H, F (q/k dim), D (v dim). 'err': the kernel cannot run that shape (see kernels.json).",
         "",
