@@ -16,6 +16,8 @@
 # runs' kernels overlap instead of taking turns; compare the runs' tokens/s with and without it.
 set -u
 FIGURE=${1:?usage: run-figure-on-device.sh FIGURE}
+# `timeout 0` means no limit, which would run past the call's own and lose the packing at the end.
+[ "${SECONDS_LIMIT:-500}" -ge 1 ] 2>/dev/null || { echo "SECONDS_LIMIT must be a whole number of seconds ≥ 1" >&2; exit 2; }
 OUT=${OUT:-/tmp/figure-out}; mkdir -p "$OUT/r"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 DEVICES=$(python3 -c "import torch; print(','.join(f'cuda:{i}' for i in range(torch.cuda.device_count())))")

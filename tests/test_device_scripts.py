@@ -39,9 +39,10 @@ def machine(tmp_path):
     (repo / "results" / "fig").mkdir(parents=True)
     shutil.copy(SCRIPT, repo / "run.sh")
 
-    def run(out: Path, **env: str) -> None:
+    def run(out: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUT": str(out), **env}
-        subprocess.run(["bash", "run.sh", "fig"], cwd=repo, env=environment, check=True, capture_output=True)
+        return subprocess.run(["bash", "run.sh", "fig"], cwd=repo, env=environment, check=check, capture_output=True,
+                              text=True)
 
     return repo, run
 
@@ -93,3 +94,11 @@ def test_also_sweep_trains_a_second_preset_into_the_same_store(tmp_path, machine
     assert any(call.startswith("-m mqar sweep --preset follow-up --store results/fig/mqar.db --devices cuda:0 "
                                "--runs-per-device 3") for call in sweeps)
     assert all("--store results/fig/mqar.db" in call for call in sweeps)
+
+
+@pytest.mark.parametrize("limit", ["0", "-30", "soon"])
+def test_a_time_limit_that_timeout_would_read_as_none_is_refused(tmp_path, machine, limit):
+    repo, run = machine
+    result = run(tmp_path / "out", check=False, SECONDS_LIMIT=limit)
+    assert result.returncode == 2 and "SECONDS_LIMIT must be" in result.stderr
+    assert not (tmp_path / "python3-calls.txt").exists()  # nothing started
