@@ -1,7 +1,11 @@
-"""Is the kernel's eps what keeps the unnormalised kernels (x², (γx)², (γx+β)²) at chance? Prints the numbers quoted in
-README.md: the similarity normaliser Σ_j≤i A_ij at the labelled (query) positions, compared with the eps (1e-6) added
-to it, at initialisation and in stuck runs' mid-run checkpoints; and each model's accuracy on 256 validation examples
-(to check that the checkpoint is read right: it must match the store's valid accuracy at that epoch).
+"""What keeps the unnormalised kernels (x², (γx)², (γx+β)²) at chance? Prints the numbers quoted in README.md:
+- the similarity normaliser Σ_j≤i A_ij at the labelled (query) positions, against the eps (1e-6) added to it, at
+  initialisation and in stuck runs' mid-run checkpoints (is it the eps?);
+- in the checkpoints, the attention weight A_ij / Σ_j A_ij that a query puts on its pair's value position (where the
+  short convolution has mixed the key in), best head, against the weight on another pair's value position (does
+  the layer match keys at all?);
+- each model's accuracy on 256 validation examples (to check that the checkpoint is read right: it must match the
+  store's valid accuracy at that epoch).
 
 Run from the repository root (CPU, ~1 min):
     python results/rebased-table1/2026-11-30-reduced-100k/diagnose.py [CHECKPOINT_DIR]
@@ -22,12 +26,13 @@ from mqar.runs import RunConfig
 
 STORE = Path(__file__).parents[1] / "mqar.db"
 STUCK = {"3d8e0b2a3eb4fa29": "(γx)² d48 seed 0", "c294bc7342fd2e16": "(γx)² d48 seed 1",
-         "8c3c5b41fca6c2e1": "(γx+β)² d24 seed 0", "788c65a6aa842593": "(γx+β)² d24 seed 1 (leaving the plateau)"}
+         "8c3c5b41fca6c2e1": "(γx+β)² d24 seed 0", "788c65a6aa842593": "(γx+β)² d24 seed 1 (leaving the plateau)",
+         "01928ee2f1820c4d": "(γx+β)² d16 seed 0"}
 QUANTILES = torch.tensor([0.01, 0.1, 0.5])
 
 
-def normaliser_at_queries(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Σ_j≤i s_ij² per (query position, head) of the model's linear-attention layer (s = q·k/√16, as the kernel)."""
+def similarities(model, inputs: torch.Tensor) -> torch.Tensor:
+    """A_ij = s_ij² (j ≤ i, else 0) of the model's linear-attention layer, s = q·k/√16 as in the kernel: [B, H, T, T]."""
     mixer = model.blocks[1].mixer
     captured = {}
     hook = mixer.register_forward_hook(lambda module, args, output: captured.setdefault("x", args[0]))
@@ -40,7 +45,26 @@ def normaliser_at_queries(model, inputs: torch.Tensor, labels: torch.Tensor) -> 
         q = mixer.q_transform(mixer.q_proj(hidden)).view(shape)
         k = mixer.k_transform(mixer.k_proj(hidden)).view(shape)
         s = torch.einsum("bihf,bjhf->bhij", q, k) / mixer.feature_dim**0.5
-        return (s**2).tril().sum(-1).permute(0, 2, 1)[labels != -100]  # [queries, heads]
+        return (s**2).tril()
+
+
+def normaliser_at_queries(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Σ_j≤i A_ij per (query position, head): [queries, heads]."""
+    return similarities(model, inputs).sum(-1).permute(0, 2, 1)[labels != -100]
+
+
+def weight_on_pairs(model, inputs: torch.Tensor, labels: torch.Tensor, num_pairs: int) -> tuple[float, float]:
+    """Median over queries of the best head's attention weight on the queried pair's value position, and on the
+    value position of the pair 7 places further on (cyclically): equal when the layer does not match keys."""
+    weights = similarities(model, inputs)
+    weights = weights / (weights.sum(-1, keepdim=True) + model.blocks[1].mixer.eps)
+    on_pair, on_other = [], []
+    for example, position in (labels != -100).nonzero().tolist():
+        (key_position,) = (inputs[example, : 2 * num_pairs : 2] == inputs[example, position]).nonzero()[0].tolist()
+        other_position = (key_position + 7) % num_pairs
+        on_pair.append(weights[example, :, position, 2 * key_position + 1].max().item())
+        on_other.append(weights[example, :, position, 2 * other_position + 1].max().item())
+    return torch.tensor(on_pair).median().item(), torch.tensor(on_other).median().item()
 
 
 def describe(name: str, model, inputs, labels) -> None:
@@ -75,6 +99,9 @@ def main() -> None:
         run_inputs, run_labels = (torch.as_tensor(a).long()
                                   for a in generate(config.task, 256, config.recipe.data_seed, split="valid"))
         describe(f"{name}, epoch {epoch} (store: valid accuracy {accuracy:.4f})", model, run_inputs, run_labels)
+        on_pair, on_other = weight_on_pairs(model, run_inputs[:64], run_labels[:64], config.task.num_kv_pairs)
+        print(f"    attention on the queried pair's value {on_pair:.3f}, on another pair's {on_other:.3f} "
+              "(best head, median over queries)")
 
 
 if __name__ == "__main__":
