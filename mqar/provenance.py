@@ -24,7 +24,8 @@ def source_digest() -> str:
 
     Why not the git commit: a sweep may run from a copy of the working tree (a lent GPU machine gets the files,
     not always a current .git), and uncommitted edits change results too. Equal digests mean the same code; the
-    same digest over a commit's files finds the commit."""
+    same digest over a commit's files finds the commit. Hashed once per process, at the first call (a long-lived
+    worker: when its first run ends), so a checkout edited while a sweep runs is not caught."""
     root = Path(mqar.__file__).parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):

@@ -35,12 +35,8 @@ from mqar.errors import UserError
 from mqar.models import build_model, count_params
 from mqar.models.language_model import LabelledLoss, LanguageModel
 from mqar.models.registry import check_arch
-from mqar.provenance import describe_device, resolve_device, source_digest, versions
+from mqar.provenance import describe_device, resolve_device, versions
 from mqar.runs import EpochRecord, RunConfig, RunResult
-
-# Hash mqar's source now, as the training code is imported, rather than when a long-lived worker ends its first run:
-# a checkout changed in between would otherwise be recorded instead of the code that ran (versions() reuses it).
-source_digest()
 
 # How often (in steps) the loss is read back from the device: to catch a NaN early and to feed the progress bar,
 # without a host-device sync every step.
