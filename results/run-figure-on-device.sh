@@ -17,7 +17,8 @@
 set -u
 FIGURE=${1:?usage: run-figure-on-device.sh FIGURE}
 # `timeout 0` means no limit, which would run past the call's own and lose the packing at the end.
-[ "${SECONDS_LIMIT:-500}" -ge 1 ] 2>/dev/null || { echo "SECONDS_LIMIT must be a whole number of seconds ≥ 1" >&2; exit 2; }
+LIMIT=${SECONDS_LIMIT:-500} RUNS=${RUNS_PER_DEVICE:-4}
+[ "$LIMIT" -ge 1 ] 2>/dev/null || { echo "SECONDS_LIMIT must be a whole number of seconds ≥ 1" >&2; exit 2; }
 OUT=${OUT:-/tmp/figure-out}; mkdir -p "$OUT/r"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 DEVICES=$(python3 -c "import torch; print(','.join(f'cuda:{i}' for i in range(torch.cuda.device_count())))")
@@ -32,13 +33,13 @@ if [ ! -d "$CKPT" ] && ls "$CARRIED"/checkpoints.tar.part-* > /dev/null 2>&1; th
 fi
 START=$(date +%s)
 if [ -n "${ALSO_SWEEP:-}" ]; then
-  ( timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar sweep --preset "$ALSO_SWEEP" --store "results/$FIGURE/mqar.db" \
-      --devices "$DEVICES" --runs-per-device "${RUNS_PER_DEVICE:-4}" --no-live > "$OUT/r/also-$ALSO_SWEEP-$START.log" 2>&1
+  ( timeout -s INT "$LIMIT" python3 -m mqar sweep --preset "$ALSO_SWEEP" --store "results/$FIGURE/mqar.db" \
+      --devices "$DEVICES" --runs-per-device "$RUNS" --no-live > "$OUT/r/also-$ALSO_SWEEP-$START.log" 2>&1
     echo "rc=$? seconds=$(( $(date +%s) - START ))" >> "$OUT/r/also-$ALSO_SWEEP-$START.log" ) &
 fi
-timeout -s INT "${SECONDS_LIMIT:-500}" python3 -m mqar figure "$FIGURE" --scale reduced --run \
+timeout -s INT "$LIMIT" python3 -m mqar figure "$FIGURE" --scale reduced --run \
   --store "results/$FIGURE/mqar.db" --out "results/$FIGURE" --curves --devices "$DEVICES" \
-  --runs-per-device "${RUNS_PER_DEVICE:-4}" > "$OUT/r/sweep-$START.log" 2>&1
+  --runs-per-device "$RUNS" > "$OUT/r/sweep-$START.log" 2>&1
 echo "rc=$? seconds=$(( $(date +%s) - START )) devices=$DEVICES mps=${MPS:-0}" >> "$OUT/r/sweep-$START.log"
 wait  # for ALSO_SWEEP, before the store and checkpoints are packed
 [ "${MPS:-0}" = 1 ] && echo quit | nvidia-cuda-mps-control
