@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,10 +28,36 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     assert "mqar / plain" in (tmp_path / "train-cpu.md").read_text()
 
 
+def test_packed_processes_can_time_the_same_window(tmp_path) -> None:
+    # Packed-run benches add up processes' tokens/s: each must time the agreed interval, for the agreed duration.
+    start_at = time.time() + 3
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "4",
+                                 "--warmup", "1", "--paths", "eager", "--seconds", "0.5", "--start-at", str(start_at),
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    measured = json.loads((tmp_path / "train-cpu.json").read_text())["rows"][0]["eager"]
+    window_start, window_end = measured["window"]
+    assert start_at <= window_start < start_at + 0.5 and "late_start_s" not in measured
+    assert window_end - window_start >= 0.5 and measured["timed_steps"] >= 5
+    assert "timed for 0.5 s" in (tmp_path / "train-cpu.md").read_text()
+
+
+def test_a_start_time_already_past_is_recorded_as_late(tmp_path) -> None:
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "4",
+                                 "--warmup", "1", "--steps", "1", "--paths", "eager", "--start-at",
+                                 str(time.time() - 60), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    measured = json.loads((tmp_path / "train-cpu.json").read_text())["rows"][0]["eager"]
+    assert measured["late_start_s"] >= 60 and measured["timed_steps"] == 1
+
+
 def test_bench_train_bad_case_is_one_line(tmp_path) -> None:
     for cases, message in [("rebased-128-512", "arch:d_model:seq_len"), ("rebased:128:300", "Figure-1 kv")]:
         result = runner.invoke(app, ["bench", "train", "--cases", cases, "--device", "cpu", "--out", str(tmp_path)])
         assert result.exit_code == 2 and message in result.output
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--seconds", "0",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--seconds must be positive" in result.output
 
 
 @pytest.mark.gpu

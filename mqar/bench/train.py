@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -42,16 +43,50 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(step: Callable[[], object], device: str, warmup: int, steps: int) -> float:
-    """Seconds per step after `warmup` untimed steps."""
+@dataclass(frozen=True)
+class Timing:
+    """When and how long the timed steps ran.
+
+    Packed-run benches (several processes on one GPU) add up the processes' tokens/s, which is only right if their
+    timed windows are the same interval: `start_at` (a wall-clock time, after the warm-up) and `seconds` (time
+    for a duration, not a step count) line them up, and the recorded window lets a summary check that they did.
+    """
+
+    steps: int = 10
+    seconds: Optional[float] = None  # time steps for this long instead of `steps` of them
+    start_at: Optional[float] = None  # Unix time at which the first timed window starts
+
+
+def _timed(step: Callable[[], object], device: str, warmup: int, timing: Timing) -> dict:
+    """Seconds per step after `warmup` untimed steps, and the timed window's wall-clock bounds."""
     for _ in range(warmup):
         step()
     _synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
+    late_s = None
+    if timing.start_at is not None:
+        wait = timing.start_at - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            late_s = -wait  # the warm-up outlasted the agreed start: this window starts late
+    window_start, started = time.time(), time.perf_counter()
+    steps = 0
+    while True:
         step()
+        steps += 1
+        if timing.seconds is None:
+            if steps == timing.steps:
+                break
+        elif steps % 5 == 0:  # a sync every step would add a bubble per step; every 5 bounds the overshoot
+            _synchronize(device)
+            if time.perf_counter() - started >= timing.seconds:
+                break
     _synchronize(device)
-    return (time.perf_counter() - started) / steps
+    elapsed = time.perf_counter() - started
+    result = {"seconds_per_step": elapsed / steps, "timed_steps": steps, "window": [window_start, window_start + elapsed]}
+    if late_s is not None:
+        result["late_start_s"] = late_s
+    return result
 
 
 def _peak_memory(device: str) -> Optional[int]:
@@ -67,20 +102,22 @@ def _reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _measurement(tokens_per_step: int, seconds_per_step: float, device: str) -> dict:
+def _measurement(tokens_per_step: int, timed: dict, device: str) -> dict:
+    seconds_per_step = timed.pop("seconds_per_step")
     return {"tokens_per_s": tokens_per_step / seconds_per_step, "step_ms": 1e3 * seconds_per_step,
-            "peak_memory_bytes": _peak_memory(device)}
+            "peak_memory_bytes": _peak_memory(device), **timed}
 
 
 def measure_mqar_step(
-    config: RunConfig, arrays, device: str, warmup: int, steps: int, cuda_graphs: bool = True
+    config: RunConfig, arrays, device: str, warmup: int, timing: Timing, cuda_graphs: bool = True
 ) -> dict:
     """tokens/s of `mqar train`'s own training step (CUDA graph captured during the warm-up, if on)."""
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
     if cuda_graphs:
         warmup = max(warmup, Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2)
-    trainer = Trainer(config, device, "auto", steps_total=warmup + steps, cuda_graphs=cuda_graphs)
+    # The schedule's length only shapes the lr; a duration-timed bench may take more steps than it is told.
+    trainer = Trainer(config, device, "auto", steps_total=warmup + timing.steps, cuda_graphs=cuda_graphs)
     split = DeviceSplit(arrays, device, "train", config.task.seq_len, config.task.vocab_size)
     generator = torch.Generator().manual_seed(config.seed)
     batch_size = config.recipe.batch_size
@@ -89,11 +126,10 @@ def measure_mqar_step(
         batch = torch.randint(len(split), (batch_size,), generator=generator).to(device)
         trainer.train_step(split, batch)
 
-    seconds = _timed(step, device, warmup, steps)
-    return _measurement(batch_size * config.task.seq_len, seconds, device)
+    return _measurement(batch_size * config.task.seq_len, _timed(step, device, warmup, timing), device)
 
 
-def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, steps: int) -> dict:
+def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, timing: Timing) -> dict:
     """tokens/s of the plain path: DataLoader, full logits, fp32, torch reference kernels."""
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
@@ -122,8 +158,7 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, step
         optimizer.step()
 
     model.train()
-    seconds = _timed(step, device, warmup, steps)
-    return _measurement(config.recipe.batch_size * task.seq_len, seconds, device)
+    return _measurement(config.recipe.batch_size * task.seq_len, _timed(step, device, warmup, timing), device)
 
 
 PATHS: dict[str, Callable[..., dict]] = {
@@ -149,6 +184,8 @@ def run(
     precision: str = "fp32",
     warmup: int = 3,
     steps: int = 10,
+    seconds: Optional[float] = None,
+    start_at: Optional[float] = None,
     paths: tuple[str, ...] = ("mqar", "eager", "plain"),
     out_dir: Optional[Path] = None,
 ) -> dict:
@@ -156,6 +193,9 @@ def run(
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
         raise UserError(f"unknown path(s) {', '.join(unknown)}; use any of {', '.join(PATHS)}")
+    if seconds is not None and seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    timing = Timing(steps=steps, seconds=seconds, start_at=start_at)
     rows = []
     for arch, d_model, seq_len in cases:
         if seq_len not in KV_PAIRS_FOR_SEQ_LEN:
@@ -168,7 +208,7 @@ def run(
                "batch_size": batch_size, "precision": precision}
         for path in paths:
             try:
-                row[path] = PATHS[path](config, arrays, device, warmup, steps)
+                row[path] = PATHS[path](config, arrays, device, warmup, timing)
             except torch.cuda.OutOfMemoryError as error:
                 row[path] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
         if "tokens_per_s" in row.get("mqar", {}) and "tokens_per_s" in row.get("plain", {}):
@@ -178,7 +218,8 @@ def run(
             row["vs_reference_h100"] = row["mqar"]["tokens_per_s"] / anchor
         rows.append(row)
     report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
-              "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "rows": rows}
+              "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "timed_seconds": seconds, "start_at": start_at,
+              "rows": rows}
     if out_dir is not None:
         write_report(out_dir, "train" if device.startswith("cuda") else "train-cpu", report, markdown)
     return report
@@ -193,13 +234,19 @@ def _cell(measurement: Optional[dict], key: str, scale: float, fmt: str) -> str:
     return "–" if value is None else format(value / scale, fmt)
 
 
+def _timed_text(report: dict) -> str:
+    if report.get("timed_seconds") is None:
+        return f"{report['timed_steps']} timed steps"
+    return f"steps timed for {report['timed_seconds']:g} s"
+
+
 def markdown(report: dict) -> str:
     versions_text = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
     paths = [path for path in PATHS if any(path in row for row in report["rows"])]
     lines = [
         "# mqar bench train",
         "",
-        f"Device: {report['device']}; {versions_text}. {report['timed_steps']} timed steps after "
+        f"Device: {report['device']}; {versions_text}. {_timed_text(report)} after "
         f"{report['warmup_steps']} warm-up steps (the mqar path at least {Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2}: "
         "its CUDA graph is captured during the warm-up). Command: `mqar bench train`.",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -69,6 +70,11 @@ def bench_train(
     precision: str = typer.Option("fp32", help="mqar path's precision: fp32 or bf16 (the plain path is fp32)."),
     warmup: int = typer.Option(3, help="Untimed steps first."),
     steps: int = typer.Option(10, help="Timed steps."),
+    seconds: Optional[float] = typer.Option(
+        None, help="Time steps for this many seconds instead of --steps (packed processes then end together)."),
+    start_at: Optional[float] = typer.Option(
+        None, help="Unix time at which the first timed window starts, after the warm-up: processes started "
+                   "together time the same interval (see results/bench/mps-packing/run.sh)."),
     paths: str = typer.Option("mqar,eager,plain", help="Which training paths: mqar (CUDA graph), eager, plain."),
     out: Path = typer.Option(BENCH_DIR, help="Folder for train.json and train.md (train-cpu.* on the CPU)."),
 ) -> None:
@@ -77,5 +83,5 @@ def bench_train(
 
     parsed = tuple(parse_case(case) for case in cases.split(",") if case.strip())
     report = run(parsed, device=device, batch_size=batch_size, precision=precision, warmup=warmup, steps=steps,
-                 paths=tuple(p.strip() for p in paths.split(",") if p.strip()), out_dir=out)
+                 seconds=seconds, start_at=start_at, paths=tuple(p.strip() for p in paths.split(",") if p.strip()), out_dir=out)
     Console().print(Markdown(markdown(report)))
