@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mqar.cli import app
 from mqar.errors import UserError
-from mqar.report.aggregate import aggregate_points, filter_runs, missing_runs
+from mqar.report.aggregate import aggregate_points, filter_runs, missing_runs, per_lr_table
 from mqar.report.build import build_report, expected_frame
 from mqar.report.plots import plot_accuracy, plot_learning_curves
 from mqar.report.state_size import state_size
@@ -60,6 +60,31 @@ def test_ties_go_to_the_smaller_lr_and_error_bars_are_clipped():
     point = aggregate_points(runs, "best-valid").iloc[0]
     assert point["std"] == pytest.approx(np.std([1.0, 0.8, 1.0]))
     assert point["upper"] == 1.0 and point["lower"] == pytest.approx(point["mean"] - point["std"])
+
+
+def test_every_lr_of_a_cell_is_listed_with_its_seeds_and_the_chosen_one_marked():
+    runs = pd.DataFrame([
+        run_row(lr=1e-3, seed=1, valid=0.9, test=0.4), run_row(lr=1e-3, seed=0, valid=0.7, test=0.6),
+        run_row(lr=1e-2, seed=0, valid=0.1), run_row(lr=1e-2, seed=1, status="pending"),
+        run_row(d_model=32, lr=1e-3, valid=0.2),
+    ])
+    table = per_lr_table(runs, aggregate_points(runs, "test"), "test")
+    assert table[["d_model", "lr", "n_seeds", "seeds", "chosen"]].values.tolist() == [
+        [32, 1e-3, 1, "0: 0.200", True],
+        [64, 1e-3, 2, "0: 0.600, 1: 0.400", True],  # seeds in order; test values, the lr chosen on valid
+        [64, 1e-2, 1, "0: 0.100", False],  # the pending seed is not a value
+    ]
+    assert table.loc[1, "mean"] == pytest.approx(0.5) and table.loc[1, "std"] == pytest.approx(0.1)
+
+
+def test_the_report_lists_every_lr_only_where_a_cell_tried_several(tmp_path):
+    one_lr = pd.DataFrame([run_row(seed=0, valid=0.5), run_row(seed=1, valid=0.7)])
+    build_report(one_lr, name="one", out_dir=tmp_path, curves=False)
+    assert "## Every lr" not in (tmp_path / "one.md").read_text()
+    two_lrs = pd.DataFrame([run_row(lr=1e-3, valid=0.5), run_row(lr=1e-2, valid=0.7)])
+    build_report(two_lrs, name="two", out_dir=tmp_path, curves=False)
+    text = (tmp_path / "two.md").read_text()
+    assert "## Every lr" in text and "| 0.01 | 0.700 | 0.000 | 1 | 0: 0.700 | yes |" in text
 
 
 def test_unfinished_runs_count_as_expected_but_not_as_seeds():

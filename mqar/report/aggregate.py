@@ -95,6 +95,30 @@ def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
     return best[columns].sort_values(CELL_COLUMNS).reset_index(drop=True)
 
 
+def per_lr_table(runs: pd.DataFrame, points: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
+    """Every (cell, lr) with a finished run: the metric's mean/std over seeds, each seed's value, and whether the
+    point kept that lr. The plotted numbers hide how much a cell depends on its lr; this shows it.
+
+    Columns: CELL_COLUMNS, lr, mean, std, n_seeds, seeds ("seed: value, ..." in seed order), chosen.
+    """
+    value_column = metric_column(metric)
+    done = unique_runs(runs)
+    done = done[done["status"] == DONE]
+    columns = CELL_COLUMNS + ["lr", "mean", "std", "n_seeds", "seeds", "chosen"]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for key, group in done.sort_values("seed").groupby(CELL_COLUMNS + ["lr"], sort=True):
+        values = group[value_column].to_numpy(dtype=float)
+        seeds = ", ".join(f"{seed}: {value:.3f}" for seed, value in zip(group["seed"], values))
+        rows.append((*key, float(values.mean()), float(np.std(values)), len(values), seeds))
+    table = pd.DataFrame(rows, columns=columns[:-1])
+    chosen = points[CELL_COLUMNS + ["lr"]].assign(chosen=True)
+    table = table.merge(chosen, on=CELL_COLUMNS + ["lr"], how="left")
+    table["chosen"] = table["chosen"].eq(True)
+    return table[columns].sort_values(CELL_COLUMNS + ["lr"]).reset_index(drop=True)
+
+
 def best_runs(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     """The finished runs behind the plotted points (every seed at each cell's chosen lr)."""
     done = unique_runs(runs)

@@ -15,8 +15,8 @@ import pandas as pd
 
 from mqar.errors import UserError
 from mqar.report.aggregate import (
-    RUN_COLUMNS, aggregate_points, best_runs, filter_runs, metric_column, missing_runs, status_counts,
-    unique_runs,
+    CELL_COLUMNS, RUN_COLUMNS, aggregate_points, best_runs, filter_runs, metric_column, missing_runs,
+    per_lr_table, status_counts, unique_runs,
 )
 from mqar.report.diagnose import memorisation_note
 from mqar.report.paper import FIGURES, KERNEL_LABELS, SCALES, FigurePreset, reference_numbers
@@ -38,6 +38,7 @@ class Report:
     table: pd.DataFrame  # points_table(): the plotted numbers (beside the paper's, where given)
     missing: pd.DataFrame  # missing_runs()
     total_runs: int
+    per_lr: pd.DataFrame = field(default_factory=pd.DataFrame)  # per_lr_table(): every lr of every cell
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -112,7 +113,7 @@ def build_report(
         reference = reference.merge(points[["seq_len", "num_kv_pairs", "vocab_size"]].drop_duplicates())
     title = title or f"{name}: MQAR accuracy vs " + ("model dimension" if x_axis == "d-model" else "recurrent state size")
     report = Report(name=name, points=points, table=points_table(points, reference), missing=missing,
-                    total_runs=total, notes=notes)
+                    total_runs=total, per_lr=per_lr_table(runs, points, metric), notes=notes)
 
     out_dir = Path(out_dir)
     try:
@@ -140,13 +141,18 @@ def build_report(
 
 
 def write_tables(report: Report, out_dir: Path, metric: str) -> list[Path]:
-    """NAME.md (numbers + missing runs), NAME.csv (numbers), NAME-missing.csv (when any are missing)."""
+    """NAME.md (numbers, every lr where a cell tried several, missing runs), NAME.csv (numbers),
+    NAME-missing.csv (when any are missing)."""
     markdown = [f"# {report.name}\n", f"Metric: {metric} ({metric_column(metric)}); mean ± std over seeds at the "
                 "lr with the best seed-mean validation accuracy; n_seeds finished of n_expected planned.\n"]
     if "paper_mean" in report.table:
         markdown.append("paper_mean ± paper_std: the published numbers; diff = mean - paper_mean.\n")
     markdown += [f"**{note}**\n" for note in report.notes]
     markdown.append(to_markdown(report.table))
+    if report.per_lr.groupby(CELL_COLUMNS)["lr"].nunique().gt(1).any():
+        # Only where some cell tried several lrs: a one-lr sweep's table would repeat the one above.
+        markdown += ["\n## Every lr\n", f"{metric} per seed at each lr; chosen: the lr the point above kept.\n",
+                     to_markdown(report.per_lr.assign(chosen=report.per_lr["chosen"].map({True: "yes", False: ""})))]
     if report.partial:
         markdown += ["\n## Missing runs\n", to_markdown(missing_table(report.missing))]
     paths = [out_dir / f"{report.name}.md", out_dir / f"{report.name}.csv"]
