@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 
 def write_report(out_dir: Path, stem: str, report: dict, markdown: Callable[[dict], str]) -> None:
@@ -12,3 +12,21 @@ def write_report(out_dir: Path, stem: str, report: dict, markdown: Callable[[dic
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / f"{stem}.md").write_text(markdown(report))
+
+
+def measure_each(cases: Iterable, measure: Callable[[object], dict], label: Callable[[dict], str], out_dir: Path,
+                 stem: str, markdown: Callable[[dict], str], environment: Callable[[], dict]) -> dict:
+    """Measure each case in turn (a row with {method: {fwdbwd_ms, ...} or {error}} under "results"), print its
+    forward+backward milliseconds, and write stem.json/.md after every one, so a run cut short (a device call's time
+    limit) keeps what it measured. Returns the payload: {"environment": ..., "rows": [...]}."""
+    rows = []
+    payload = {"environment": environment(), "rows": rows}
+    for case in cases:
+        row = measure(case)
+        rows.append(row)
+        summary = ", ".join(f"{name} {'err' if 'error' in result else format(result['fwdbwd_ms'], '.3f')}"
+                            for name, result in row["results"].items())
+        print(f"[{label(row)}] fwd+bwd ms: {summary}", flush=True)
+        payload = {"environment": environment(), "rows": rows}
+        write_report(out_dir, stem, payload, markdown)
+    return payload

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from mqar.bench import write_report
+from mqar.bench import measure_each
 from mqar.errors import UserError
 from mqar.provenance import source_digest
 
@@ -251,14 +251,11 @@ def run(out_dir: Path, quick: bool = False, names: list[str] | None = None, warm
     if not torch.cuda.is_available():
         raise UserError("mqar bench kernels needs a CUDA GPU (the Triton kernels and the baselines run there)")
     shapes = QUICK_SHAPES if quick else ISSUE_SHAPES + MQAR_SHAPES
-    rows = []
-    for shape in shapes:
+
+    def measure(shape: KernelShape) -> dict:
         row = bench_shape(shape, names, warmup_ms, rep_ms)
         row["label"] = shape.label
-        rows.append(row)
-        summary = ", ".join(f"{name} {_cell(res, 'fwdbwd_ms')}" for name, res in row["results"].items())
-        print(f"[{shape.label} {shape.dtype}] fwd+bwd ms: {summary}", flush=True)
-        # written after every shape, so a run cut short keeps what it measured
-        payload = {"environment": environment(), "rows": rows}
-        write_report(out_dir, "kernels", payload, markdown)
-    return payload
+        return row
+
+    return measure_each(shapes, measure, lambda row: f"{row['label']} {row['dtype']}", out_dir, "kernels", markdown,
+                        environment)

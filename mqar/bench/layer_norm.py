@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mqar.bench import write_report
+from mqar.bench import measure_each
 from mqar.errors import UserError
 
 SHAPES = [(512 * 512, 128), (512 * 512, 192), (512 * 256, 16)]  # (rows, columns)
@@ -104,14 +104,8 @@ def run(out_dir: Path, quick: bool = False, warmup_ms: int = 25, rep_ms: int = 1
         raise UserError("mqar bench layer-norm needs a CUDA GPU (the Triton kernel and torch's run there)")
     from mqar.bench.kernels import environment
 
-    rows = []
-    for rows_count, columns in QUICK_SHAPES if quick else SHAPES:
-        for precision in PRECISIONS:
-            row = bench_shape(rows_count, columns, precision, warmup_ms, rep_ms)
-            rows.append(row)
-            summary = ", ".join(f"{name} {result['fwdbwd_ms']:.3f}" for name, result in row["results"].items())
-            print(f"[{rows_count} × {columns} {precision}] fwd+bwd ms: {summary}", flush=True)
-            # written after every row, so a run cut short keeps what it measured
-            payload = {"environment": environment(), "rows": rows}
-            write_report(out_dir, "layer-norm", payload, markdown)
-    return payload
+    cases = [(rows, columns, precision) for rows, columns in (QUICK_SHAPES if quick else SHAPES)
+             for precision in PRECISIONS]
+    return measure_each(cases, lambda case: bench_shape(*case, warmup_ms, rep_ms),
+                        lambda row: f"{row['rows']} × {row['columns']} {row['precision']}", out_dir, "layer-norm",
+                        markdown, environment)
