@@ -50,6 +50,20 @@ def unique_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop_duplicates("run_id", keep="first")
 
 
+def _per_lr(done: pd.DataFrame, value_column: str) -> pd.DataFrame:
+    """Per (cell, lr) of finished runs: the selection score and the metric's mean/std over seeds, and n_seeds."""
+    return (
+        done.groupby(CELL_COLUMNS + ["lr"], sort=True)
+        .agg(
+            selection_score=(SELECTION_COLUMN, "mean"),
+            mean=(value_column, "mean"),
+            std=(value_column, lambda values: float(np.std(values.to_numpy(dtype=float)))),
+            n_seeds=("seed", "size"),
+        )
+        .reset_index()
+    )
+
+
 def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
     """One row per cell (task, arch, d_model): the chosen lr and the mean/std over seeds of `metric` there.
 
@@ -68,17 +82,7 @@ def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame(columns=columns)
 
-    # Per (cell, lr): the selection score and the metric's mean/std over seeds.
-    per_lr = (
-        done.groupby(CELL_COLUMNS + ["lr"], sort=True)
-        .agg(
-            selection_score=(SELECTION_COLUMN, "mean"),
-            mean=(value_column, "mean"),
-            std=(value_column, lambda values: float(np.std(values.to_numpy(dtype=float)))),
-            n_seeds=("seed", "size"),
-        )
-        .reset_index()
-    )
+    per_lr = _per_lr(done, value_column)
     # Best lr per cell: highest score, then the smaller lr on a tie.
     per_lr = per_lr.sort_values(CELL_COLUMNS + ["selection_score", "lr"], ascending=[True] * 5 + [False, True])
     best = per_lr.groupby(CELL_COLUMNS, sort=True).head(1).copy()
@@ -107,12 +111,13 @@ def per_lr_table(runs: pd.DataFrame, points: pd.DataFrame, metric: str = "test")
     columns = CELL_COLUMNS + ["lr", "mean", "std", "n_seeds", "seeds", "chosen"]
     if done.empty:
         return pd.DataFrame(columns=columns)
-    rows = []
-    for key, group in done.sort_values("seed").groupby(CELL_COLUMNS + ["lr"], sort=True):
-        values = group[value_column].to_numpy(dtype=float)
-        seeds = ", ".join(f"{seed}: {value:.3f}" for seed, value in zip(group["seed"], values))
-        rows.append((*key, float(values.mean()), float(np.std(values)), len(values), seeds))
-    table = pd.DataFrame(rows, columns=columns[:-1])
+    seeds = (
+        done.sort_values("seed").groupby(CELL_COLUMNS + ["lr"], sort=True)[["seed", value_column]]
+        .apply(lambda group: ", ".join(f"{seed}: {value:.3f}" for seed, value in group.itertuples(index=False)))
+        .rename("seeds")
+        .reset_index()
+    )
+    table = _per_lr(done, value_column).merge(seeds, on=CELL_COLUMNS + ["lr"])
     chosen = points[CELL_COLUMNS + ["lr"]].assign(chosen=True)
     table = table.merge(chosen, on=CELL_COLUMNS + ["lr"], how="left")
     table["chosen"] = table["chosen"].eq(True)
