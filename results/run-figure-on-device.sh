@@ -2,13 +2,17 @@
 # Run (or continue) a paper figure's reduced sweep on a lent GPU machine within one call's time limit, then pack the
 # store, figure and logs into $OUT/figure.tgz. Usage, from the repo root on the device:
 #   SECONDS_LIMIT=500 RUNS_PER_DEVICE=4 [MPS=1] bash results/run-figure-on-device.sh rebased-table1
-# The store is results/<figure>/mqar.db: copy the returned one back into the checkout before the next call, so the
-# next call continues it. Unfinished runs continue from results/<figure>/mqar.db.checkpoints/ (git-ignored; it stays
+# The store is results/<figure>/mqar.db: copy the returned one back into the checkout after each call (on a fresh
+# machine, the next call starts from the checkout's store; on a warm one, see below). Unfinished runs continue from results/<figure>/mqar.db.checkpoints/ (git-ignored; it stays
 # on a machine that is still warm, else those runs restart from epoch 1).
 # Across sessions (a fresh machine has no checkpoints): PACK_CHECKPOINTS=1 also returns the unfinished runs'
 # checkpoints as $OUT/checkpoints.tar.part-* (15 MiB pieces: the device returns at most 16 MiB a file). Put those
 # pieces in .scratch/checkpoints/FIGURE/ here and carry .scratch: the next call restores them before the sweep
 # starts, unless the machine still holds newer ones.
+# Between calls of one warm stretch there is no need to copy the store back: the machine keeps the store each call
+# ends with in /tmp/mqar-keep/ (KEEP_DIR), and the next call continues from it when the checkout's store is still
+# the one the previous call started from (the device copies the checkout afresh each call). A store changed in the
+# checkout since (e.g. the returned one copied back, or runs deleted) is used as it is.
 # ALSO_SWEEP=PRESET trains that sweep preset at the same time, into the same store and under the same time limit
 # (e.g. a follow-up grid that shares runs with the figure's: the store's atomic claims give each run to one process
 # only). Each process packs RUNS_PER_DEVICE runs per GPU, so the GPUs hold twice that.
@@ -31,17 +35,24 @@ CKPT=results/$FIGURE/mqar.db.checkpoints CARRIED=.scratch/checkpoints/$FIGURE
 if [ ! -d "$CKPT" ] && ls "$CARRIED"/checkpoints.tar.part-* > /dev/null 2>&1; then
   cat "$CARRIED"/checkpoints.tar.part-* | tar xf - -C "results/$FIGURE" && echo "restored $(ls "$CKPT" | wc -l) checkpoints from $CARRIED" >> "$OUT/r/gpu.txt"
 fi
+STORE=results/$FIGURE/mqar.db KEEP=${KEEP_DIR:-/tmp/mqar-keep}/$FIGURE; mkdir -p "$KEEP"
+digest() { sha256sum "$1" 2>/dev/null | cut -c1-64; }
+if [ -f "$KEEP/ended.db" ] && [ "$(digest "$STORE")" = "$(cat "$KEEP/started.sha256" 2>/dev/null)" ]; then
+  cp "$KEEP/ended.db" "$STORE" && echo "continued from the store the previous call on this machine ended with" >> "$OUT/r/gpu.txt"
+fi
+digest "$STORE" > "$KEEP/started.sha256"
 START=$(date +%s)
 if [ -n "${ALSO_SWEEP:-}" ]; then
-  ( timeout -s INT "$LIMIT" python3 -m mqar sweep --preset "$ALSO_SWEEP" --store "results/$FIGURE/mqar.db" \
+  ( timeout -s INT "$LIMIT" python3 -m mqar sweep --preset "$ALSO_SWEEP" --store "$STORE" \
       --devices "$DEVICES" --runs-per-device "$RUNS" --no-live > "$OUT/r/also-$ALSO_SWEEP-$START.log" 2>&1
     echo "rc=$? seconds=$(( $(date +%s) - START ))" >> "$OUT/r/also-$ALSO_SWEEP-$START.log" ) &
 fi
 timeout -s INT "$LIMIT" python3 -m mqar figure "$FIGURE" --scale reduced --run \
-  --store "results/$FIGURE/mqar.db" --out "results/$FIGURE" --curves --devices "$DEVICES" \
+  --store "$STORE" --out "results/$FIGURE" --curves --devices "$DEVICES" \
   --runs-per-device "$RUNS" > "$OUT/r/sweep-$START.log" 2>&1
 echo "rc=$? seconds=$(( $(date +%s) - START )) devices=$DEVICES mps=${MPS:-0}" >> "$OUT/r/sweep-$START.log"
 wait  # for ALSO_SWEEP, before the store and checkpoints are packed
+[ -f "$STORE" ] && cp "$STORE" "$KEEP/ended.db"
 [ "${MPS:-0}" = 1 ] && echo quit | nvidia-cuda-mps-control
 cp "results/$FIGURE"/*.* "$OUT/r/" 2>/dev/null
 tar czf "$OUT/figure.tgz" -C "$OUT" r && rm -rf "$OUT/r"

@@ -1,8 +1,10 @@
-"""results/run-figure-on-device.sh carries unfinished runs' checkpoints from one session's machine to the next.
+"""results/run-figure-on-device.sh carries unfinished runs' checkpoints from one session's machine to the next, and
+the store from one call to the next on a machine that stays warm.
 
 Run with stand-ins for python3 and nvidia-smi (no GPU, no training), so only the script's own plumbing is tested:
 PACK_CHECKPOINTS=1 returns the checkpoint folder as pieces no larger than the device returns, and a later call on a
-fresh machine restores them, byte for byte, from .scratch/checkpoints/FIGURE/ unless the machine still has its own.
+fresh machine restores them, byte for byte, from .scratch/checkpoints/FIGURE/ unless the machine still has its own;
+and a call continues from the store the previous call ended with unless the checkout's store has changed since.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ def machine(tmp_path):
         pytest.skip("needs tar and split")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    # Each call's arguments go to python3-calls.txt (one line per call); the device query reads "cuda:0".
-    (bin_dir / "python3").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/python3-calls.txt\necho cuda:0\n')
+    # Each call's arguments go to python3-calls.txt (one line per call); the device query reads "cuda:0"; the
+    # figure's sweep "trains" by adding a line to the store.
+    (bin_dir / "python3").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/python3-calls.txt\necho cuda:0\n'
+        'case "$*" in "-m mqar figure"*) echo trained >> results/fig/mqar.db;; esac\n'
+    )
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
@@ -40,7 +46,8 @@ def machine(tmp_path):
     shutil.copy(SCRIPT, repo / "run.sh")
 
     def run(out: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-        environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUT": str(out), **env}
+        environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUT": str(out),
+                       "KEEP_DIR": str(tmp_path / "machine-tmp"), **env}
         return subprocess.run(["bash", "run.sh", "fig"], cwd=repo, env=environment, check=check, capture_output=True,
                               text=True)
 
@@ -102,3 +109,29 @@ def test_a_time_limit_that_timeout_would_read_as_none_is_refused(tmp_path, machi
     result = run(tmp_path / "out", check=False, SECONDS_LIMIT=limit)
     assert result.returncode == 2 and "SECONDS_LIMIT must be" in result.stderr
     assert not (tmp_path / "python3-calls.txt").exists()  # nothing started
+
+
+def test_a_warm_machine_continues_from_the_store_its_last_call_ended_with(tmp_path, machine):
+    # Each call gets a fresh copy of the checkout, whose store is the committed one: without the kept store the
+    # second call would start again from it and the first call's runs would be lost from what comes back.
+    repo, run = machine
+    store = repo / "results" / "fig" / "mqar.db"
+    store.write_text("committed\n")
+    run(tmp_path / "out1")
+    assert store.read_text() == "committed\ntrained\n"
+    store.write_text("committed\n")  # the next call's fresh copy of the checkout
+    run(tmp_path / "out2")
+    assert store.read_text() == "committed\ntrained\ntrained\n"
+
+
+def test_a_store_changed_in_the_checkout_since_the_last_call_is_used_as_it_is(tmp_path, machine):
+    repo, run = machine
+    store = repo / "results" / "fig" / "mqar.db"
+    store.write_text("committed\n")
+    run(tmp_path / "out1")
+    store.write_text("committed\ntrained\n")  # the returned store, copied back: the same as the kept one
+    run(tmp_path / "out2")
+    assert store.read_text() == "committed\ntrained\ntrained\n"
+    store.write_text("edited by hand\n")  # neither the committed nor the kept store: the user's choice wins
+    run(tmp_path / "out3")
+    assert store.read_text() == "edited by hand\ntrained\n"
