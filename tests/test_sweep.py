@@ -62,12 +62,23 @@ def test_every_preset_loads_under_its_file_name():
         assert spec.name == name and spec.size == len({config.id for config in spec.expand()}) > 0
 
 
-def test_the_lr_check_reuses_the_reduced_table1_runs_at_its_lr():
-    # The check's lr-3e-3 runs must be the reduced Table-1 sweep's runs (same ids), or it would train them again.
-    reduced = {config.id for config in load_sweep_spec("rebased-table1-reduced").expand()}
-    check = load_sweep_spec("rebased-table1-lr-check").expand()
-    shared = {config.id for config in check if config.lr == 3e-3}
-    assert len(shared) == 12 and shared <= reduced
+@pytest.mark.parametrize(
+    "follow_up, reduced, shared_part, count",
+    [
+        ("rebased-table1-lr-check", "rebased-table1-reduced", lambda config: config.lr == 3e-3, 12),
+        ("rebased-figure1-d128-lr-check", "rebased-figure1-reduced", lambda config: config.lr == 3e-3, 2),
+        ("rebased-figure1-d128-seeds", "rebased-figure1-reduced", lambda config: config.seed == 0, 2),
+    ],
+    ids=["table1-lr-check", "figure1-lr-check", "figure1-seeds"],
+)
+def test_a_follow_up_sweep_reuses_the_reduced_sweeps_runs(follow_up, reduced, shared_part, count):
+    # A follow-up's runs at the reduced protocol's lr and seed must be the reduced sweep's runs (same ids), or it
+    # would train them again; the rest of its grid is new.
+    reduced_ids = {config.id for config in load_sweep_spec(reduced).expand()}
+    follow_up_configs = load_sweep_spec(follow_up).expand()
+    shared = {config.id for config in follow_up_configs if shared_part(config)}
+    assert len(shared) == count and shared <= reduced_ids
+    assert not {config.id for config in follow_up_configs if not shared_part(config)} & reduced_ids
 
 
 def test_spec_errors_are_user_errors(tmp_path):
