@@ -100,16 +100,28 @@ def test_non_contiguous_inputs(algorithm):
 
 
 @pytest.mark.parametrize(
-    "blocks", [(16, 16, None), (16, 32, None), (32, 16, None), (32, 32, 16)], ids=["16x16", "BM16BN32", "BM32BN16", "bwd16"]
+    "blocks",
+    [(16, 16, None, None), (16, 32, None, None), (32, 16, None, None), (32, 32, 16, None), (32, 32, 16, 32)],
+    ids=["16x16", "BM16BN32", "BM32BN16", "bwd16", "bwd16x32"],
 )
 def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     # The backward's dq sums over key-block programs through fp32 atomics: T = 100 gives 4 to 7 blocks each way, a
-    # ragged last block, and (BM ≠ BN) diagonals that cut through tiles; bwd16: its own backward tile size.
+    # ragged last block, and (BM ≠ BN) diagonals that cut through tiles; bwd16: its own backward tile size, and
+    # bwd16x32 its own key-block size too (query steps of 16 rows, key blocks of 32).
     from mqar.kernels import triton_ops
 
-    block_m, block_n, bwd_block = blocks
-    config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block)
+    block_m, block_n, bwd_block, bwd_block_n = blocks
+    config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block, bwd_block_n=bwd_block_n)
     monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
+    grids = []  # the backward's launch grids: (batch·heads, key blocks)
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return real_kernel[grid]
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
     for kernel in ("based", "rebased"):
         q, k, v, grad = _inputs((2, 100, 2, 16, 8), seed=zlib.crc32(repr((blocks, kernel)).encode()))
         ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
@@ -117,6 +129,8 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         _assert_close("o", out, ref_out)
         for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
             _assert_close(name, actual, expected)
+    key_rows_per_program = bwd_block_n or bwd_block or block_n
+    assert grids == [(4, -(-100 // key_rows_per_program))] * 2
 
 
 def test_chunked_and_parallel_agree_at_default_chunk_size():

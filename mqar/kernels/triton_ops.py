@@ -75,7 +75,8 @@ class _Config:
     block_e: int  # expanded features per program (chunked)
     num_warps: int
     num_stages: int
-    bwd_block: int | None = None  # parallel backward: key rows per program = query rows per step (None: as above)
+    bwd_block: int | None = None  # parallel backward: query rows per step (None: as above) ...
+    bwd_block_n: int | None = None  # ... and key rows per program (None: bwd_block); larger = fewer dq atomics
     bwd_warps: int | None = None
 
 
@@ -214,7 +215,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     scale = 1.0 / math.sqrt(feature_dim)
     block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.num_warps
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
-        block_m = block_n = cfg.bwd_block
+        block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
         warps = cfg.bwd_warps or warps
     parallel_bwd_kernel[(batch * heads, triton.cdiv(seq, block_n))](
         q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
