@@ -14,6 +14,15 @@ def write_report(out_dir: Path, stem: str, report: dict, markdown: Callable[[dic
     (out_dir / f"{stem}.md").write_text(markdown(report))
 
 
+def format_cell(result: dict | None, key: str) -> str:
+    """One measurement's `key` for a table or log line: '–' when not measured, 'err' when it failed, else 3 decimals."""
+    if result is None:
+        return "–"
+    if "error" in result:
+        return "err"
+    return f"{result[key]:.3f}"
+
+
 def measure_each(cases: Iterable, measure: Callable[[object], dict], label: Callable[[dict], str], out_dir: Path,
                  stem: str, markdown: Callable[[dict], str], environment: Callable[[], dict]) -> dict:
     """Measure each case in turn (a row with {method: {fwdbwd_ms, ...} or {error}} under "results"), print its
@@ -24,8 +33,7 @@ def measure_each(cases: Iterable, measure: Callable[[object], dict], label: Call
     for case in cases:
         row = measure(case)
         rows.append(row)
-        summary = ", ".join(f"{name} {'err' if 'error' in result else format(result['fwdbwd_ms'], '.3f')}"
-                            for name, result in row["results"].items())
+        summary = ", ".join(f"{name} {format_cell(result, 'fwdbwd_ms')}" for name, result in row["results"].items())
         print(f"[{label(row)}] fwd+bwd ms: {summary}", flush=True)
         payload = {"environment": environment(), "rows": rows}
         write_report(out_dir, stem, payload, markdown)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from mqar.bench import measure_each
+from mqar.bench import format_cell, measure_each
 from mqar.errors import UserError
 from mqar.provenance import source_digest
 
@@ -199,14 +199,6 @@ def environment() -> dict:
     return env
 
 
-def _cell(result: dict | None, key: str) -> str:
-    if result is None:
-        return "–"
-    if "error" in result:
-        return "err"
-    return f"{result[key]:.3f}"
-
-
 def markdown(payload: dict) -> str:
     rows = payload["rows"]
     env = payload["environment"]
@@ -225,7 +217,7 @@ def markdown(payload: dict) -> str:
                   "|---|---|" + "---|" * len(names)]
         for row in rows:
             label = f"{row['batch']}, {row['seq']}, {row['heads']}, {row['feature_dim']}, {row['value_dim']}"
-            cells = [_cell(row["results"].get(name), key) for name in names]
+            cells = [format_cell(row["results"].get(name), key) for name in names]
             lines.append(f"| {label} | {row['dtype']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Issue targets (forward + backward, ours = auto rebased)", "",
@@ -237,9 +229,9 @@ def markdown(payload: dict) -> str:
         ours = res.get("ours auto rebased", {}).get("fwdbwd_ms")
         met = "yes" if ours is not None and ours <= row["target_fwdbwd_ms"] else "no"
         label = f"{row['batch']}, {row['seq']}, {row['heads']}, {row['feature_dim']}, {row['value_dim']}"
-        lines.append(f"| {label} | {row['dtype']} | {row['target_fwdbwd_ms']} | {_cell(res.get('ours auto rebased'), 'fwdbwd_ms')} | "
-                     f"{row['auto_choice']} | {_cell(res.get('fla parallel_rebased'), 'fwdbwd_ms')} | "
-                     f"{_cell(res.get('sdpa'), 'fwdbwd_ms')} | {met} |")
+        lines.append(f"| {label} | {row['dtype']} | {row['target_fwdbwd_ms']} | {format_cell(res.get('ours auto rebased'), 'fwdbwd_ms')} | "
+                     f"{row['auto_choice']} | {format_cell(res.get('fla parallel_rebased'), 'fwdbwd_ms')} | "
+                     f"{format_cell(res.get('sdpa'), 'fwdbwd_ms')} | {met} |")
     notes = sorted({f"{row['label']}: {row['results']['sdpa']['note']}" for row in rows if "note" in row["results"].get("sdpa", {})})
     if notes:
         lines += ["", "SDPA inputs: " + "; ".join(notes) + "."]

@@ -218,8 +218,8 @@ def run(
             row["vs_reference_h100"] = row["mqar"]["tokens_per_s"] / anchor
         rows.append(row)
     report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
-              "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "timed_seconds": seconds, "start_at": start_at,
-              "rows": rows}
+              "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "timed_seconds": seconds,
+              "start_at": start_at, "rows": rows}
     if out_dir is not None:
         write_report(out_dir, "train" if device.startswith("cuda") else "train-cpu", report, markdown)
     return report

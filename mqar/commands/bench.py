@@ -83,5 +83,6 @@ def bench_train(
 
     parsed = tuple(parse_case(case) for case in cases.split(",") if case.strip())
     report = run(parsed, device=device, batch_size=batch_size, precision=precision, warmup=warmup, steps=steps,
-                 seconds=seconds, start_at=start_at, paths=tuple(p.strip() for p in paths.split(",") if p.strip()), out_dir=out)
+                 seconds=seconds, start_at=start_at, paths=tuple(p.strip() for p in paths.split(",") if p.strip()),
+                 out_dir=out)
     Console().print(Markdown(markdown(report)))
