@@ -31,11 +31,11 @@ if [ "${MPS:-0}" = 1 ]; then
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY" && nvidia-cuda-mps-control -d && echo "MPS on" >> "$OUT/r/gpu.txt"
 fi
-CKPT=results/$FIGURE/mqar.db.checkpoints CARRIED=.scratch/checkpoints/$FIGURE
+STORE=results/$FIGURE/mqar.db; CKPT=$STORE.checkpoints CARRIED=.scratch/checkpoints/$FIGURE
 if [ ! -d "$CKPT" ] && ls "$CARRIED"/checkpoints.tar.part-* > /dev/null 2>&1; then
   cat "$CARRIED"/checkpoints.tar.part-* | tar xf - -C "results/$FIGURE" && echo "restored $(ls "$CKPT" | wc -l) checkpoints from $CARRIED" >> "$OUT/r/gpu.txt"
 fi
-STORE=results/$FIGURE/mqar.db KEEP=${KEEP_DIR:-/tmp/mqar-keep}/$FIGURE; mkdir -p "$KEEP"
+KEEP=${KEEP_DIR:-/tmp/mqar-keep}/$FIGURE; mkdir -p "$KEEP"
 digest() { sha256sum "$1" 2>/dev/null | cut -c1-64; }
 if [ -f "$KEEP/ended.db" ] && [ "$(digest "$STORE")" = "$(cat "$KEEP/started.sha256" 2>/dev/null)" ]; then
   cp "$KEEP/ended.db" "$STORE" && echo "continued from the store the previous call on this machine ended with" >> "$OUT/r/gpu.txt"
