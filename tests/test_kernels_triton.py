@@ -27,6 +27,7 @@ SHAPES = [
     (3, 16, 2, 16, 24),
     (1, 20, 1, 32, 8),
     (1, 18, 1, 64, 16),
+    (1, 33, 1, 9, 8),  # odd F: the chunked kernels' pair numbering has no half-distance row then
 ]
 
 

@@ -131,7 +131,8 @@ def _precise() -> str:
 
 
 def _num_features(kernel: str, feature_dim: int) -> int:
-    return feature_dim * feature_dim + (feature_dim + 1 if kernel == "based" else 0)
+    """Expanded features of the chunked kernels: unordered pairs (+ singles and the constant for based)."""
+    return feature_dim * (feature_dim + 1) // 2 + (feature_dim + 1 if kernel == "based" else 0)
 
 
 def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
