@@ -9,8 +9,10 @@ so E = F(F+1)/2 (rebased) or F(F+1)/2 + F + 1 (based) features: 136 or 153 at F 
 ordered pairs, and the states, their prefix sums and the feature loops shrink by as much. The pairs are numbered by
 their cyclic distance: e = d·F + a is the pair (a, (a + d) mod F), d = 0 … ⌊F/2⌋; at d = F/2 (F even) only a < F/2,
 since (a, a + F/2) and (a + F/2, a) are one pair. Decoding needs no table, and the pairs are contiguous from 0.
-Each feature is the product of two entries of q (or k), fetched by indexed loads, so the expansion never reaches
-memory as a [T, E] tensor.
+Each feature is the product of two entries of q (or k). Both are picked out of the chunk's [C, F] tile, loaded
+once, by products with one-hot [F, BE] matrices (tensor-core work, exact: the tile holds input values and the
+one-hots are 0/1), so the expansion never reaches memory as a [T, E] tensor. (Indexed loads did the picking
+before: 2 · C · BE gathers per feature block, each program and pass.)
 
 Three steps, each fully parallel over batch·head and chunks (no sequential scan inside a program):
 1. `chunk_state_kernel`: per chunk c and block of BE features, the chunk's own state
@@ -58,11 +60,30 @@ def _feature_index(pid_e, F, KERNEL: tl.constexpr, BE: tl.constexpr, SCALE_F):
 
 
 @triton.jit
-def _factors(base, rows, mask_t, stride_t, stride_f, ia, ib):
-    """x_a and x_b for each row and feature: [C, BE] each, 1 where the index is −1, 0 on rows past T."""
-    row_off = rows[:, None] * stride_t
-    xa = tl.load(base + row_off + ia[None, :] * stride_f, mask=mask_t[:, None] & (ia >= 0)[None, :], other=0.0).to(tl.float32)
-    xb = tl.load(base + row_off + ib[None, :] * stride_f, mask=mask_t[:, None] & (ib >= 0)[None, :], other=0.0).to(tl.float32)
+def _load_rows(base, rows, mask_t, stride_t, stride_f, F, BF: tl.constexpr):
+    """The rows' first F entries as an fp32 [C, BF] tile, 0 past F and on rows past T."""
+    offs_f = tl.arange(0, BF)
+    mask = mask_t[:, None] & (offs_f < F)[None, :]
+    return tl.load(base + rows[:, None] * stride_t + offs_f[None, :] * stride_f, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _pick(x, onehot, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """x @ onehot, exactly: one dot in the input dtype for half inputs (x holds their values, so nothing rounds),
+    tf32x3 (≈ fp32) for fp32 inputs."""
+    if DOT_DTYPE == tl.float32:
+        return tl.dot(x, onehot, input_precision=PRECISE)
+    else:
+        return tl.dot(x.to(DOT_DTYPE), onehot.to(DOT_DTYPE))
+
+
+@triton.jit
+def _factors(x, mask_t, ia, ib, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """x_a and x_b for each row of the tile x [C, BF] and each feature: [C, BE] each, 1 where the index is −1,
+    0 on rows past T."""
+    offs_f = tl.arange(0, BF)
+    xa = _pick(x, (offs_f[:, None] == ia[None, :]).to(tl.float32), DOT_DTYPE, PRECISE)  # a = −1 picks nothing
+    xb = _pick(x, (offs_f[:, None] == ib[None, :]).to(tl.float32), DOT_DTYPE, PRECISE)
     xa = tl.where((ia < 0)[None, :] & mask_t[:, None], 1.0, xa)
     xb = tl.where((ib < 0)[None, :] & mask_t[:, None], 1.0, xb)
     return xa, xb
@@ -85,8 +106,8 @@ def chunk_state_kernel(
     sxb, sxt, sxh, sxf,
     syb, syt, syh, syd,
     T, H, F, D, scale_f,
-    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BD: tl.constexpr,
-    IS_QUERY: tl.constexpr, PRECISION: tl.constexpr,
+    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+    IS_QUERY: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr,
 ):
     """One chunk's state into its slot of STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD].
 
@@ -105,7 +126,8 @@ def chunk_state_kernel(
     offs_d = tl.arange(0, BD)
     mask_d = offs_d < D
 
-    xa, xb = _factors(X + b * sxb + h * sxh, rows, mask_t, sxt, sxf, ia, ib)
+    x = _load_rows(X + b * sxb + h * sxh, rows, mask_t, sxt, sxf, F, BF)
+    xa, xb = _factors(x, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
     if IS_QUERY:
         phi = xa * xb * coef[None, :]
     else:
@@ -134,13 +156,15 @@ def chunk_state_kernel(
 
 
 @triton.jit
-def inter_forward(acc, z, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-                  KERNEL: tl.constexpr, BE: tl.constexpr, PRECISION: tl.constexpr):
-    """acc += φq(Q_c) S_c, z += φq(Q_c)·z_c over all feature blocks (S_c, z_c in `slot`)."""
+def inter_forward(acc, z, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+                  KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
+                  PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+    """acc += φq(Q_c) S_c, z += φq(Q_c)·z_c over all feature blocks (S_c, z_c in `slot`; q: the chunk's fp32
+    [C, BF] tile)."""
     slot_base = slot * (NUM_EB * BE)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
-        qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
+        qa, qb = _factors(q, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
         phi = qa * qb * coef[None, :]  # [C, BE]
         offs_e = eb * BE + tl.arange(0, BE)
         state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
@@ -151,10 +175,11 @@ def inter_forward(acc, z, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D
 
 
 @triton.jit
-def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr,
-             PRECISE: tl.constexpr):
-    """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian. -> [C, BF] fp32."""
+def inter_dq(g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
+             PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+    """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian (q: the chunk's fp32
+    [C, BF] tile). -> [C, BF] fp32."""
     slot_base = slot * (NUM_EB * BE)
     dq = tl.zeros([g.shape[0], BF], dtype=tl.float32)
     for eb in range(0, NUM_EB):
@@ -164,22 +189,23 @@ def inter_dq(g, delta, q_base, rows, mask_t, sqt, sqf, STATE, VEC, slot, F, D, o
         norm = tl.load(VEC + slot_base + offs_e)
         dphi = tl.dot(g, tl.trans(state), input_precision=PRECISE) - delta[:, None] * norm[None, :]  # [C, BE]
         dphi = dphi * coef[None, :]
-        qa, qb = _factors(q_base, rows, mask_t, sqt, sqf, ia, ib)
+        qa, qb = _factors(q, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
         dq += _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)
     return dq
 
 
 @triton.jit
-def inter_dkdv(v, k_base, rows, mask_t, skt, skf, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr,
-               PRECISE: tl.constexpr):
-    """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32."""
+def inter_dkdv(v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
+               PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+    """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32,
+    k: the chunk's fp32 [C, BF] tile."""
     slot_base = slot * (NUM_EB * BE)
     dk = tl.zeros([v.shape[0], BF], dtype=tl.float32)
     dv = tl.zeros(v.shape, dtype=tl.float32)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
-        ka, kb = _factors(k_base, rows, mask_t, skt, skf, ia, ib)
+        ka, kb = _factors(k, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
         keep = valid_e[None, :] & mask_t[:, None]
         phi = tl.where(keep, ka * kb, 0.0)  # [C, BE]
         offs_e = eb * BE + tl.arange(0, BE)

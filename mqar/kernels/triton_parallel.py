@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from mqar.kernels.triton_chunked import inter_dkdv, inter_dq, inter_forward
+from mqar.kernels.triton_chunked import _load_rows, inter_dkdv, inter_dq, inter_forward
 
 KERNEL_IDS = {"based": 0, "rebased": 1}
 
@@ -119,8 +119,8 @@ def parallel_fwd_kernel(
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
         slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
-        acc, z = inter_forward(acc, z, q_base, rows_m, mask_m, sqt, sqf, STATE, VEC, slot, F, D, offs_d, mask_d,
-                               NUM_EB, scale_f, KERNEL, BE, PRECISION)
+        acc, z = inter_forward(acc, z, q.to(tl.float32), mask_m, STATE, VEC, slot, F, D, offs_d, mask_d,
+                               NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
     z = z + eps
     o = acc / z[:, None]
     o_base = O + b * sob + h * soh
@@ -231,13 +231,14 @@ def parallel_bwd_kernel(
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
         # the chunks before this one (slot pid_n of the prefix states) for dq
-        dq += inter_dq(g, delta, q_base, rows_m, mask_m, sqt, sqf, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
-                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+        q = _load_rows(q_base, rows_m, mask_m, sqt, sqf, F, BF)
+        dq += inter_dq(g, delta, q, mask_m, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
+                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
         tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
         # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
         slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
-        dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), K + b * skb + h * skh, rows_n, mask_n, skt, skf, RSTATE, WVEC, slot, F, D,
-                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+        dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
+                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
         dk += dk_inter
         dv += dv_inter
     else:
