@@ -86,7 +86,7 @@ def test_mqar_training_shape(algorithm):
 def test_offsets_past_two_to_the_31(algorithm, feature_dim):
     # v, o, dv hold 110000·160·1·128 ≈ 2.25e9 elements > 2³¹: element offsets of the last batches need int64.
     # Batches are independent, so the first and last two are checked against the reference on their own.
-    # (The chunked form's per-chunk states take (chunks + 1)·F²·D floats per batch·head: F = 8 keeps them ~14 GB.)
+    # (The chunked form's per-chunk states take (chunks + 1)·F(F+1)/2·D floats per batch·head: F = 8 keeps them ~14 GB.)
     from mqar.kernels.triton_ops import linear_attention_triton
 
     batch, seq, heads, value_dim = 110_000, 160, 1, 128

@@ -6,7 +6,8 @@ with q, k [batch, seq, heads, F], v [batch, seq, heads, D] -> o [batch, seq, hea
 normaliser is accumulated and applied in fp32. Two algorithms:
 - "parallel" (`triton_parallel`): flash-attention style tiles, O(T²) work, no T×T memory;
 - "chunked" (`triton_chunked` + the parallel kernels on the diagonal): O(T) work through the expanded feature
-  state (F² + F + 1 features for based, F² for rebased), quadratic only within chunks.
+  state (1 + F + F(F+1)/2 features for based, F(F+1)/2 for rebased: s² counts each unordered pair of
+  feature indices once), quadratic only within chunks.
 The backward recomputes similarity tiles / states; it stores only o and the fp32 denominator [B, H, T].
 
 Under the Triton interpreter (TRITON_INTERPRET=1, set before this module is imported) the kernels run on CPU
@@ -53,7 +54,7 @@ def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_d
     12.7. At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat; with
     the backward's precision modes of those commits they cross between T ≈ 6k and 12k. The later hi+lo bf16 split
     (fd662b7) makes the parallel backward cheaper than at 836403d, so the rule keeps the crossover at 12k; it is
-    not re-measured. The chunked state has ~F² features per head, so its cost and the crossover grow with F²;
+    not re-measured. The chunked state has ~F²/2 features per head, so its cost and the crossover grow with F²;
     for F < 16 the F = 16 crossover is kept (not measured).
     """
     if seq <= 1:
