@@ -68,22 +68,21 @@ def _load_rows(base, rows, mask_t, stride_t, stride_f, F, BF: tl.constexpr):
 
 
 @triton.jit
-def _pick(x, onehot, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """x @ onehot, exactly: one dot in the input dtype for half inputs (x holds their values, so nothing rounds),
-    tf32x3 (≈ fp32) for fp32 inputs."""
-    if DOT_DTYPE == tl.float32:
-        return tl.dot(x, onehot, input_precision=PRECISE)
-    else:
-        return tl.dot(x.to(DOT_DTYPE), onehot.to(DOT_DTYPE))
+def _pick(x, onehot, PRECISION: tl.constexpr):
+    """x @ onehot, exactly for half inputs: x holds their values, which tf32 represents exactly (bf16 and fp16 both
+    fit its 8-bit exponent and 10-bit mantissa), so one tf32 pass neither rounds nor loses anything. fp32 inputs get
+    tf32x3 (≈ fp32). A dot in the input dtype would be as exact and cheaper, but Triton 3.6 miscompiled it on the
+    H200 at F = 64 (shared-memory reads out of bounds under compute-sanitizer; NaN grads and illegal accesses)."""
+    return tl.dot(x, onehot, input_precision=PRECISION)
 
 
 @triton.jit
-def _factors(x, mask_t, ia, ib, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+def _factors(x, mask_t, ia, ib, BF: tl.constexpr, PRECISION: tl.constexpr):
     """x_a and x_b for each row of the tile x [C, BF] and each feature: [C, BE] each, 1 where the index is −1,
     0 on rows past T."""
     offs_f = tl.arange(0, BF)
-    xa = _pick(x, (offs_f[:, None] == ia[None, :]).to(tl.float32), DOT_DTYPE, PRECISE)  # a = −1 picks nothing
-    xb = _pick(x, (offs_f[:, None] == ib[None, :]).to(tl.float32), DOT_DTYPE, PRECISE)
+    xa = _pick(x, (offs_f[:, None] == ia[None, :]).to(tl.float32), PRECISION)  # a = −1 picks nothing
+    xb = _pick(x, (offs_f[:, None] == ib[None, :]).to(tl.float32), PRECISION)
     xa = tl.where((ia < 0)[None, :] & mask_t[:, None], 1.0, xa)
     xb = tl.where((ib < 0)[None, :] & mask_t[:, None], 1.0, xb)
     return xa, xb
@@ -107,7 +106,7 @@ def chunk_state_kernel(
     syb, syt, syh, syd,
     T, H, F, D, scale_f,
     KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-    IS_QUERY: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr,
+    IS_QUERY: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """One chunk's state into its slot of STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD].
 
@@ -127,7 +126,7 @@ def chunk_state_kernel(
     mask_d = offs_d < D
 
     x = _load_rows(X + b * sxb + h * sxh, rows, mask_t, sxt, sxf, F, BF)
-    xa, xb = _factors(x, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
+    xa, xb = _factors(x, mask_t, ia, ib, BF, PRECISION)
     if IS_QUERY:
         phi = xa * xb * coef[None, :]
     else:
@@ -157,14 +156,13 @@ def chunk_state_kernel(
 
 @triton.jit
 def inter_forward(acc, z, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-                  KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                  PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+                  KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, PRECISION: tl.constexpr):
     """acc += φq(Q_c) S_c, z += φq(Q_c)·z_c over all feature blocks (S_c, z_c in `slot`; q: the chunk's fp32
     [C, BF] tile)."""
     slot_base = slot * (NUM_EB * BE)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
-        qa, qb = _factors(q, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
+        qa, qb = _factors(q, mask_t, ia, ib, BF, PRECISION)
         phi = qa * qb * coef[None, :]  # [C, BE]
         offs_e = eb * BE + tl.arange(0, BE)
         state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
@@ -176,7 +174,7 @@ def inter_forward(acc, z, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM
 
 @triton.jit
 def inter_dq(g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
+             KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
              PRECISION: tl.constexpr, PRECISE: tl.constexpr):
     """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian (q: the chunk's fp32
     [C, BF] tile). -> [C, BF] fp32."""
@@ -189,14 +187,14 @@ def inter_dq(g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB
         norm = tl.load(VEC + slot_base + offs_e)
         dphi = tl.dot(g, tl.trans(state), input_precision=PRECISE) - delta[:, None] * norm[None, :]  # [C, BE]
         dphi = dphi * coef[None, :]
-        qa, qb = _factors(q, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
+        qa, qb = _factors(q, mask_t, ia, ib, BF, PRECISION)
         dq += _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)
     return dq
 
 
 @triton.jit
 def inter_dkdv(v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
-               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr,
+               KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
                PRECISION: tl.constexpr, PRECISE: tl.constexpr):
     """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32,
     k: the chunk's fp32 [C, BF] tile."""
@@ -205,7 +203,7 @@ def inter_dkdv(v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, s
     dv = tl.zeros(v.shape, dtype=tl.float32)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
-        ka, kb = _factors(k, mask_t, ia, ib, BF, DOT_DTYPE, PRECISE)
+        ka, kb = _factors(k, mask_t, ia, ib, BF, PRECISION)
         keep = valid_e[None, :] & mask_t[:, None]
         phi = tl.where(keep, ka * kb, 0.0)  # [C, BE]
         offs_e = eb * BE + tl.arange(0, BE)

@@ -161,7 +161,7 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
         *_strides4(x), *_strides4(y),
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], C=cfg.block_m, BE=cfg.block_e, BF=_pad(feature_dim), BD=block_d, IS_QUERY=backward,
-        DOT_DTYPE=_DOT_DTYPES[x.dtype], PRECISION=precision, PRECISE=_precise(), num_warps=cfg.num_warps, num_stages=1,
+        PRECISION=precision, num_warps=cfg.num_warps, num_stages=1,
     )
     # [B·H, NC + 1, E_PAD, D]: inclusive sums over slots = exclusive sums over chunks
     return state.cumsum_(dim=1), vec.cumsum_(dim=1), num_blocks

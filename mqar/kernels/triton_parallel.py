@@ -120,7 +120,7 @@ def parallel_fwd_kernel(
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
         slot = pid_bh * (tl.cdiv(T, BM) + 1) + pid_m
         acc, z = inter_forward(acc, z, q.to(tl.float32), mask_m, STATE, VEC, slot, F, D, offs_d, mask_d,
-                               NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
+                               NUM_EB, scale_f, KERNEL, BE, BF, PRECISION)
     z = z + eps
     o = acc / z[:, None]
     o_base = O + b * sob + h * soh
@@ -233,12 +233,12 @@ def parallel_bwd_kernel(
         # the chunks before this one (slot pid_n of the prefix states) for dq
         q = _load_rows(q_base, rows_m, mask_m, sqt, sqf, F, BF)
         dq += inter_dq(g, delta, q, mask_m, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
-                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
+                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
         # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
         slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
         dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
-                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, DOT_DTYPE, PRECISION, PRECISE)
+                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         dk += dk_inter
         dv += dv_inter
     else:
