@@ -134,6 +134,26 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     assert grids == [(4, -(-100 // key_rows_per_program))] * 2
 
 
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "recomputed"])
+def test_chunked_backward_reuses_the_forward_prefix_states_when_kept(monkeypatch, keep):
+    # Kept, the backward builds only its own (query-side) states: one state pass instead of two; either way the
+    # gradients match the reference.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "KEEP_CHUNK_STATES", keep)
+    passes = []
+    real_prefix_states = triton_ops._prefix_states
+    monkeypatch.setattr(triton_ops, "_prefix_states",
+                        lambda *args, backward: passes.append(backward) or real_prefix_states(*args, backward=backward))
+    q, k, v, grad = _inputs((2, 45, 2, 16, 8), seed=12)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
+    out, grads = _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
+    assert passes == ([False, True] if keep else [False, False, True])
+    _assert_close("o", out, ref_out)
+    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+        _assert_close(name, actual, expected)
+
+
 def test_chunked_and_parallel_agree_at_default_chunk_size():
     # The default chunk (32 in the interpreter) with a T that leaves a partial last chunk.
     q, k, v, _ = _inputs((1, 45, 1, 16, 16), seed=11)

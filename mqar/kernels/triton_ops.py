@@ -81,6 +81,11 @@ class _Config:
     bwd_warps: int | None = None
 
 
+# The chunked form's forward prefix states (Σ φk vᵀ and Σ φk per chunk boundary, fp32 [B·H, T/C + 1, E, D]) are
+# kept for the backward instead of recomputed there: one state pass and its cumsum fewer per step, for memory of
+# ~E·D·4/C bytes per token and head (E = F(F+1)/2 padded: at F = 16, D = 64, C = 64 about 640 B, 5× a bf16 v).
+KEEP_CHUNK_STATES = True
+
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
@@ -168,6 +173,8 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
 
 
 def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
+    """-> out, out32 (fp32 out for half inputs, else out itself), denominator [B, H, T] fp32, and for the chunked
+    form its prefix states (state, vec) when KEEP_CHUNK_STATES, else None."""
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
     cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
@@ -191,10 +198,12 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
         PRECISE=_precise(), SAVE_O32=save_o32, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    return out, out32, denominator
+    kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
+    return out, out32, denominator, kept_states
 
 
-def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None):
+def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,
+              forward_states: tuple[torch.Tensor, torch.Tensor] | None = None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
     cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
@@ -208,7 +217,10 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     chunked = algorithm == "chunked"
     if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)
-        state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
+        if forward_states is None:
+            state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
+        else:
+            (state, vec), num_blocks = forward_states, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e)
         rstate, wvec, _ = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision, backward=True)
     else:  # dq sums over key blocks (programs): fp32 atomics into a zeroed buffer
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
@@ -237,15 +249,17 @@ class LinearAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int | None):
-        out, out32, denominator = _forward(q, k, v, kernel, eps, algorithm, chunk_size)
-        ctx.save_for_backward(q, k, v, out32, denominator)  # out32 is out itself for fp32 inputs
+        out, out32, denominator, kept_states = _forward(q, k, v, kernel, eps, algorithm, chunk_size)
+        # out32 is out itself for fp32 inputs; the chunked form's prefix states ride along when kept
+        ctx.save_for_backward(q, k, v, out32, denominator, *(kept_states or ()))
         ctx.kernel, ctx.algorithm, ctx.chunk_size = kernel, algorithm, chunk_size
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, denominator = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, denominator, grad_out, ctx.kernel, ctx.algorithm, ctx.chunk_size)
+        q, k, v, out, denominator, *kept_states = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, out, denominator, grad_out, ctx.kernel, ctx.algorithm, ctx.chunk_size,
+                               tuple(kept_states) or None)
         return dq, dk, dv, None, None, None, None
 
 
