@@ -134,6 +134,43 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     assert grids == [(4, -(-100 // key_rows_per_program))] * 2
 
 
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+def test_state_scan_builds_the_same_prefix_states_as_chunk_states_and_cumsum(monkeypatch, backward):
+    # D = 40: two blocks of SCAN_BLOCK_D = 32 value columns, the second ragged; T = 45 with chunks of 16: a partial
+    # last chunk; based: the singles and the constant features too.
+    from mqar.kernels import triton_ops
+
+    q, k, v, grad = _inputs((2, 45, 2, 16, 40), seed=13)
+    x, y = [t.to(DEVICE, torch.float32) for t in ((q, grad) if backward else (k, v))]
+    denominator = delta = None
+    if backward:
+        denominator = torch.rand(2, 2, 45, device=DEVICE) + 0.5  # [B, H, T]
+        delta = torch.randn(2, 2, 45, device=DEVICE)
+    config = triton_ops._config("chunked", 16, torch.float32, 40, 16)
+    results = {}
+    for scan in (True, False):
+        monkeypatch.setattr(triton_ops, "STATE_SCAN", scan)
+        results[scan] = triton_ops._prefix_states(x, y, denominator, delta, "based", config, 64, "ieee",
+                                                  backward=backward)
+    (scan_state, scan_vec, blocks), (sum_state, sum_vec, blocks_again) = results[True], results[False]
+    assert blocks == blocks_again
+    torch.testing.assert_close(scan_state, sum_state, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scan_vec, sum_vec, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scan", [True, False], ids=["scan", "cumsum"])
+def test_chunked_gradients_with_either_way_of_building_the_states(monkeypatch, scan):
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "STATE_SCAN", scan)
+    q, k, v, grad = _inputs((1, 50, 2, 16, 40), seed=14)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "based")
+    out, grads = _triton_grads(q, k, v, grad, "based", "chunked", chunk_size=16)
+    _assert_close("o", out, ref_out)
+    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+        _assert_close(name, actual, expected)
+
+
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "recomputed"])
 def test_chunked_backward_reuses_the_forward_prefix_states_when_kept(monkeypatch, keep):
     # Kept, the backward builds only its own (query-side) states: one state pass instead of two; either way the

@@ -14,13 +14,14 @@ once, by products with one-hot [F, BE] matrices (tensor-core work, exact: the ti
 one-hots are 0/1), so the expansion never reaches memory as a [T, E] tensor. (Indexed loads did the picking
 before: 2 · C · BE gathers per feature block, each program and pass.)
 
-Three steps, each fully parallel over batch·head and chunks (no sequential scan inside a program):
-1. `chunk_state_kernel`: per chunk c and block of BE features, the chunk's own state
-   Σ_{t∈c} φk(k_t) v_tᵀ [BE, D] and normaliser Σ_{t∈c} φk(k_t) [BE] (fp32), written one slot after (or, for
-   the backward's reverse direction, before) the chunk in a buffer of NC + 1 slots whose slot 0 is zero;
-2. a cumulative sum over the slots (torch), which leaves in each chunk's slot the sum over all earlier
-   (or later) chunks;
-3. the parallel kernels in chunked mode (triton_parallel, INTER) compute the within-chunk tile and add the
+Two steps:
+1. the prefix states: for each chunk c and block of BE features, the sum over all earlier chunks (or, for the
+   backward's reverse direction, all later ones) of Σ_{t∈c} φk(k_t) v_tᵀ [BE, D] and the normaliser Σ_{t∈c} φk(k_t)
+   [BE] (fp32), in a buffer of NC + 1 slots whose slot 0 is zero. Either `chunk_scan_kernel`, one sequential pass
+   over the chunks per (batch·head, feature block, block of value columns) that keeps the running sum in registers,
+   or `chunk_state_kernel`, every chunk's own sums in parallel, one slot along, then a cumulative sum over the
+   slots (torch); `STATE_SCAN` in triton_ops picks;
+2. the parallel kernels in chunked mode (triton_parallel, INTER) compute the within-chunk tile and add the
    state's contribution through `inter_forward` / `inter_dq` / `inter_dkdv` below, looping over feature blocks.
 
 Backward (g_i = do_i / Z_i, δ_i = g_i·o_i):
@@ -100,6 +101,37 @@ def _scatter_to_inputs(dphi, xa, xb, ia, ib, BF: tl.constexpr, PRECISION: tl.con
 
 
 @triton.jit
+def _chunk_sums(x_base, y_base, Z, DELTA, zt_base, chunk, T, F, D, sxt, sxf, syt, syd, offs_d, mask_d,
+                ia, ib, coef, valid_e, C: tl.constexpr, BF: tl.constexpr, IS_QUERY: tl.constexpr,
+                PRECISION: tl.constexpr):
+    """One chunk's own sums for one block of features and the value columns offs_d: [BE, BD] and [BE] fp32.
+
+    Forward (IS_QUERY False): Σ_t φk(k_t) v_tᵀ and Σ_t φk(k_t). Backward (IS_QUERY True): Σ_t φq(q_t) g_tᵀ and
+    Σ_t δ_t φq(q_t), with g = do / Z (z, δ at zt_base + t of [B, H, T] buffers).
+    """
+    offs_t = chunk * C + tl.arange(0, C)
+    mask_t = offs_t < T
+    rows = offs_t.to(tl.int64)
+    x = _load_rows(x_base, rows, mask_t, sxt, sxf, F, BF)
+    xa, xb = _factors(x, mask_t, ia, ib, BF, PRECISION)
+    if IS_QUERY:
+        phi = xa * xb * coef[None, :]
+    else:
+        phi = tl.where(valid_e[None, :], xa * xb, 0.0)
+    phi = tl.where(mask_t[:, None], phi, 0.0)  # [C, BE]
+    y = tl.load(y_base + rows[:, None] * syt + offs_d[None, :] * syd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
+    if IS_QUERY:
+        zi = tl.load(Z + zt_base + rows, mask=mask_t, other=1.0)
+        weight = tl.load(DELTA + zt_base + rows, mask=mask_t, other=0.0)
+        y = y / zi[:, None]
+    else:
+        weight = tl.where(mask_t, 1.0, 0.0)
+    state = tl.dot(tl.trans(phi), y, input_precision=PRECISION)  # [BE, BD]
+    vec = tl.sum(phi * weight[:, None], axis=0)  # [BE]
+    return state, vec
+
+
+@triton.jit
 def chunk_state_kernel(
     X, Y, Z, DELTA, STATE, VEC,  # X: k (or q), Y: v (or do) [B, T, H, *]; z, delta [B, H, T] fp32 (IS_QUERY)
     sxb, sxt, sxh, sxf,
@@ -108,10 +140,11 @@ def chunk_state_kernel(
     KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     IS_QUERY: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    """One chunk's state into its slot of STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD].
+    """One chunk's state into its slot of STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD]; a cumulative
+    sum over the slots (torch) then makes them prefix sums.
 
-    Forward (IS_QUERY False): Σ φk(k_t) v_tᵀ and Σ φk(k_t), into slot c + 1.
-    Backward (IS_QUERY True): Σ φq(q_t) g_tᵀ and Σ δ_t φq(q_t) with g = do / Z, into slot NC − c (reverse order).
+    Forward (IS_QUERY False): the chunk's Σ φk(k_t) v_tᵀ and Σ φk(k_t), into slot c + 1.
+    Backward (IS_QUERY True): its Σ φq(q_t) g_tᵀ and Σ δ_t φq(q_t) with g = do / Z, into slot NC − c (reverse order).
     """
     pid_bh = tl.program_id(0).to(tl.int64)
     pid_c = tl.program_id(1)
@@ -119,28 +152,10 @@ def chunk_state_kernel(
     b = pid_bh // H
     h = pid_bh % H
     ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
-    offs_t = pid_c * C + tl.arange(0, C)
-    mask_t = offs_t < T
-    rows = offs_t.to(tl.int64)
     offs_d = tl.arange(0, BD)
     mask_d = offs_d < D
-
-    x = _load_rows(X + b * sxb + h * sxh, rows, mask_t, sxt, sxf, F, BF)
-    xa, xb = _factors(x, mask_t, ia, ib, BF, PRECISION)
-    if IS_QUERY:
-        phi = xa * xb * coef[None, :]
-    else:
-        phi = tl.where(valid_e[None, :], xa * xb, 0.0)
-    phi = tl.where(mask_t[:, None], phi, 0.0)  # [C, BE]
-    y = tl.load(Y + b * syb + h * syh + rows[:, None] * syt + offs_d[None, :] * syd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
-    if IS_QUERY:
-        zi = tl.load(Z + pid_bh * T + rows, mask=mask_t, other=1.0)
-        weight = tl.load(DELTA + pid_bh * T + rows, mask=mask_t, other=0.0)
-        y = y / zi[:, None]
-    else:
-        weight = tl.where(mask_t, 1.0, 0.0)
-    state = tl.dot(tl.trans(phi), y, input_precision=PRECISION)  # [BE, BD]
-    vec = tl.sum(phi * weight[:, None], axis=0)  # [BE]
+    state, vec = _chunk_sums(X + b * sxb + h * sxh, Y + b * syb + h * syh, Z, DELTA, pid_bh * T, pid_c, T, F, D,
+                             sxt, sxf, syt, syd, offs_d, mask_d, ia, ib, coef, valid_e, C, BF, IS_QUERY, PRECISION)
 
     num_chunks = tl.cdiv(T, C)
     if IS_QUERY:
@@ -152,6 +167,50 @@ def chunk_state_kernel(
     offs_e = pid_e * BE + tl.arange(0, BE)
     tl.store(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], state, mask=mask_d[None, :])
     tl.store(VEC + slot_base + offs_e, vec)
+
+
+@triton.jit
+def chunk_scan_kernel(
+    X, Y, Z, DELTA, STATE, VEC,  # as chunk_state_kernel's
+    sxb, sxt, sxh, sxf,
+    syb, syt, syh, syd,
+    T, H, F, D, scale_f,
+    KERNEL: tl.constexpr, C: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+    IS_QUERY: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """The prefix states themselves, without the cumulative sum: one program per (batch·head, feature block, block
+    of BD value columns) walks the chunks in order (reverse order for the backward), adds each chunk's own sums to
+    a running total in registers and stores the total into the chunk's slot: slot i + 1 after the i-th chunk
+    walked, as chunk_state_kernel + cumsum leave it (slot 0 is zeroed by the caller). The local states never reach
+    memory, and no cumsum reads and rewrites the buffer; the price is a sequential loop over the chunks."""
+    pid_bh = tl.program_id(0).to(tl.int64)
+    pid_e = tl.program_id(1)
+    pid_d = tl.program_id(2)
+    b = pid_bh // H
+    h = pid_bh % H
+    ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
+    offs_d = pid_d * BD + tl.arange(0, BD)
+    mask_d = offs_d < D
+    x_base = X + b * sxb + h * sxh
+    y_base = Y + b * syb + h * syh
+    num_chunks = tl.cdiv(T, C)
+    e_pad = tl.num_programs(1) * BE
+    offs_e = pid_e * BE + tl.arange(0, BE)
+    state = tl.zeros([BE, BD], dtype=tl.float32)
+    vec = tl.zeros([BE], dtype=tl.float32)
+    for i in range(0, num_chunks):
+        if IS_QUERY:
+            chunk = num_chunks - 1 - i
+        else:
+            chunk = i
+        chunk_state, chunk_vec = _chunk_sums(x_base, y_base, Z, DELTA, pid_bh * T, chunk, T, F, D, sxt, sxf, syt,
+                                             syd, offs_d, mask_d, ia, ib, coef, valid_e, C, BF, IS_QUERY, PRECISION)
+        state += chunk_state
+        vec += chunk_vec
+        slot_base = (pid_bh * (num_chunks + 1) + i + 1) * e_pad
+        tl.store(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], state, mask=mask_d[None, :])
+        if pid_d == 0:  # every value block computes the normaliser; one stores it
+            tl.store(VEC + slot_base + offs_e, vec)
 
 
 @triton.jit

@@ -29,7 +29,7 @@ from mqar.kernels.triton_compat import patch_interpreter_index
 
 patch_interpreter_index()
 
-from mqar.kernels.triton_chunked import chunk_state_kernel  # noqa: E402
+from mqar.kernels.triton_chunked import chunk_scan_kernel, chunk_state_kernel  # noqa: E402
 from mqar.kernels.triton_parallel import (  # noqa: E402
     KERNEL_IDS,
     parallel_bwd_kernel,
@@ -85,6 +85,13 @@ class _Config:
 # kept for the backward instead of recomputed there: one state pass and its cumsum fewer per step, for memory of
 # ~E·D·4/C bytes per token and head (E = F(F+1)/2 padded: at F = 16, D = 64, C = 64 about 640 B, 5× a bf16 v).
 KEEP_CHUNK_STATES = True
+
+# How the chunked form builds its prefix states: True, one sequential pass over the chunks per (batch·head, feature
+# block, SCAN_BLOCK_D value columns) that keeps the running sum in registers (chunk_scan_kernel); False, every
+# chunk's own state in parallel (chunk_state_kernel), then a torch cumsum over the chunks, which reads and rewrites
+# the whole [B·H, T/C + 1, E, D] buffer once more.
+STATE_SCAN = True
+SCAN_BLOCK_D = 32
 
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
@@ -150,7 +157,8 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
 
     Returns STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD] (fp32) and the number of feature blocks.
     Forward: slot c holds Σ_{chunks < c} φk vᵀ and Σ φk. Backward: slot NC − 1 − c holds Σ_{chunks > c} φq gᵀ and
-    Σ δ φq. Each chunk's own sum is written one slot further along, then a cumulative sum over slots does the rest.
+    Σ δ φq. Built by one sequential pass over the chunks (STATE_SCAN), or by writing each chunk's own sum one slot
+    further along and a cumulative sum over the slots.
     """
     batch, seq, heads, feature_dim = x.shape
     value_dim = y.shape[-1]
@@ -161,6 +169,16 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
     vec = torch.empty(batch * heads, num_chunks + 1, e_pad, dtype=torch.float32, device=x.device)
     state[:, 0].zero_()
     vec[:, 0].zero_()
+    if STATE_SCAN:
+        block_ds = min(block_d, SCAN_BLOCK_D)
+        chunk_scan_kernel[(batch * heads, num_blocks, triton.cdiv(value_dim, block_ds))](
+            x, y, denominator, delta, state, vec,
+            *_strides4(x), *_strides4(y),
+            seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim),
+            KERNEL=KERNEL_IDS[kernel], C=cfg.block_m, BE=cfg.block_e, BF=_pad(feature_dim), BD=block_ds,
+            IS_QUERY=backward, PRECISION=precision, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        return state, vec, num_blocks
     chunk_state_kernel[(batch * heads, num_chunks, num_blocks)](
         x, y, denominator, delta, state, vec,
         *_strides4(x), *_strides4(y),
