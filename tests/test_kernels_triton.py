@@ -147,6 +147,7 @@ def test_state_scan_builds_the_same_prefix_states_as_chunk_states_and_cumsum(mon
         denominator = torch.rand(2, 2, 45, device=DEVICE) + 0.5  # [B, H, T]
         delta = torch.randn(2, 2, 45, device=DEVICE)
     config = triton_ops._config("chunked", 16, torch.float32, 40, 16)
+    monkeypatch.setattr(triton_ops, "SCAN_BLOCK_D", 32)
     results = {}
     for scan in (True, False):
         monkeypatch.setattr(triton_ops, "STATE_SCAN", scan)
@@ -203,6 +204,10 @@ def test_chunked_and_parallel_agree_at_default_chunk_size():
 def test_auto_algorithm_and_dtype_follow_q():
     assert choose_algorithm(512, 256, 12, 16, 8, torch.bfloat16) == "parallel"
     assert choose_algorithm(2, 32768, 8, 16, 64, torch.bfloat16) == "chunked"
+    # the measured crossover (choose_algorithm's table): parallel at 2k, chunked at 8k, and later for larger F
+    assert choose_algorithm(64, 2048, 12, 16, 16, torch.bfloat16) == "parallel"
+    assert choose_algorithm(8, 8192, 8, 16, 64, torch.bfloat16) == "chunked"
+    assert choose_algorithm(8, 8192, 8, 32, 64, torch.bfloat16) == "parallel"
     assert choose_algorithm(1, 1, 1, 16, 16, torch.float32) == "parallel"
     q, k, v, _ = _inputs((1, 5, 1, 16, 4), seed=5)
     out = linear_attention_triton(q, k, v, kernel="based")  # fp64 in: computed in fp32, returned as fp64

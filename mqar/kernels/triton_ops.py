@@ -43,26 +43,27 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
     """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    Measured at commit 48a9a9b (bf16, rebased, F = 16; ms, do_bench median; results/bench/kernels-tune.txt):
+    Measured on the H200 at 2026-11-30 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median; parallel with the
+    backward tiles of _config below, chunked with kept states and the chunk scan at SCAN_BLOCK_D = 64;
+    results/bench/kernels-state-scan/2026-11-30/):
         B, T, H, D          parallel  chunked
-        64, 1024, 8, 64       1.99     11.8
-        32, 2048, 8, 64       3.42     11.7
-        16, 4096, 8, 64       6.11     11.7
-        32, 2048, 12, 16      2.51     13.9
-        16, 4096, 12, 16      4.58     13.8
-    and at 836403d (results/bench/kernels.md): 8×8192×8, D = 64: parallel 17.7, chunked 12.4; 2×32768×8: 68.2 vs
-    12.7. At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat; with
-    the backward's precision modes of those commits they cross between T ≈ 6k and 12k. The later hi+lo bf16 split
-    (fd662b7) makes the parallel backward cheaper than at 836403d, so the rule keeps the crossover at 12k; it is
-    not re-measured. The chunked state has ~F²/2 features per head, so its cost and the crossover grow with F²;
-    for F < 16 the F = 16 crossover is kept (not measured).
+        256, 512, 12, 16      1.35     5.05
+        64, 2048, 12, 16      3.42     4.99
+        32, 4096, 8, 64      ~5.8 *    5.62
+        8, 8192, 8, 64        5.51     3.14
+        16, 8192, 8, 16       8.4 *    3.45
+    (* the parallel time with the default tiles, 6.78 and 9.90, scaled by the 15 % the new backward tiles gained at
+    8×8192.) At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: they
+    tie near T = 4k and the chunked form is 1.8-2.4× faster at 8k, so the crossover sits between, at 6k. The chunked
+    state has ~F²/2 features per head, so its cost and the crossover grow with F²; for F < 16 the F = 16 crossover
+    is kept (not measured).
     """
     if seq <= 1:
         return "parallel"
     return "chunked" if seq >= _crossover_seq_len(feature_dim) else "parallel"
 
 
-CROSSOVER_SEQ_LEN_F16 = 12288
+CROSSOVER_SEQ_LEN_F16 = 6144
 
 
 def _crossover_seq_len(feature_dim: int) -> int:
@@ -84,21 +85,25 @@ class _Config:
 # The chunked form's forward prefix states (Σ φk vᵀ and Σ φk per chunk boundary, fp32 [B·H, T/C + 1, E, D]) are
 # kept for the backward instead of recomputed there: one state pass and its cumsum fewer per step, for memory of
 # ~E·D·4/C bytes per token and head (E = F(F+1)/2 padded: at F = 16, D = 64, C = 64 about 640 B, 5× a bf16 v).
+# H200, bf16, F = 16, fwd+bwd (without the chunk scan): 2×32768×8 D64 3.79 ms kept vs 4.58 recomputed, peak memory
+# 1.64 vs 1.48 GiB; 8×8192×8 D64 3.43 vs 4.07; 64×2048×12 D16 5.35 vs 6.18. False trades that time for the memory.
 KEEP_CHUNK_STATES = True
 
 # How the chunked form builds its prefix states: True, one sequential pass over the chunks per (batch·head, feature
 # block, SCAN_BLOCK_D value columns) that keeps the running sum in registers (chunk_scan_kernel); False, every
 # chunk's own state in parallel (chunk_state_kernel), then a torch cumsum over the chunks, which reads and rewrites
-# the whole [B·H, T/C + 1, E, D] buffer once more.
+# the whole [B·H, T/C + 1, E, D] buffer once more. H200, bf16, F = 16, fwd+bwd with kept states, scan (value
+# columns 32 / 64) vs parallel + cumsum: 2×32768×8 D64 3.92 / 3.73 vs 3.79 ms; 8×8192×8 D64 3.46 / 3.14 vs 3.43;
+# 32×4096×8 D64 6.49 / 5.62 vs 6.57; 64×2048×12 D16 4.99 vs 5.35 (16, 32 and 64 alike at D = 16). The False path stays
+# as the tests' independent check of the scan.
 STATE_SCAN = True
-SCAN_BLOCK_D = 32
+SCAN_BLOCK_D = 64
 
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
 
-def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16,
-            seq: int = 0) -> _Config:
+def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16) -> _Config:
     if algorithm in CONFIG_OVERRIDE:
         return CONFIG_OVERRIDE[algorithm]
     if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
@@ -108,13 +113,18 @@ def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_di
     if algorithm == "chunked":
         block = chunk_size or 64
         return _Config(block, block, 32, 4, stages)
-    # Parallel backward, H200, bf16, F = 16 (fwd+bwd minus fwd, ms; 32×32 tiles with 2 warps vs 64×64 with 4):
-    # 256×512×12 D16 1.27 vs 1.42, 512×256×12 D5 0.81 vs 0.97; 64×2048×12 D16 3.78 vs 3.35, 8×8192×8 D64 4.79 vs 4.24.
-    # Short sequences have few tiles per program and gain from more programs in flight; 64×64×8 warps, 64×128,
-    # 128×64 and 128×128 tiles were no faster anywhere. fp32 (tf32x3 dots) is the other way round: 256×512×12 D16
+    # Parallel backward, H200, bf16, F = 16, fwd+bwd ms by backward tiles (query rows per step BM, key rows per
+    # program BN, warps), results/bench/kernels-state-scan/2026-11-30/tune-parallel.txt:
+    #                    BM32 BN64 w2   BM32 BN32 w2   BM64 BN64 w4   best other
+    #   256×512×12 D16      1.35           1.62           1.73         1.43 (BM64 BN128 w4)
+    #   512×256×12 D5       0.99           1.10           1.26         1.00 (BM16 BN64 w2)
+    #   64×2048×12 D16      3.42           4.94           4.40         3.34 (BM64 BN128 w4)
+    #   8×8192×8 D64        5.51           6.86           6.19         5.22 (BM32 BN128 w4)
+    # Key blocks twice the query step halve the dq atomic adds; small query steps keep many programs in flight.
+    # One config within 5 % of the best everywhere. fp32 (tf32x3 dots) is the other way round: 256×512×12 D16
     # fwd+bwd 4.24 ms with 64×64 tiles, 4.91 with 32×32.
-    if seq <= 512 and dtype != torch.float32:
-        return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_warps=2)
+    if dtype != torch.float32:
+        return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=64, bwd_warps=2)
     return _Config(64, 64, 64, 4, stages)
 
 
@@ -224,7 +234,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
               forward_states: tuple[torch.Tensor, torch.Tensor] | None = None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
