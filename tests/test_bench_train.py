@@ -28,6 +28,18 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     assert "mqar / plain" in (tmp_path / "train-cpu.md").read_text()
 
 
+def test_bench_train_compiled_path_is_a_column_of_its_own(tmp_path, monkeypatch) -> None:
+    from mqar.train import Trainer
+
+    monkeypatch.setattr(Trainer, "COMPILE_BACKEND", "aot_eager")  # torch.compile's capture, without a C++ build
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "4",
+                                 "--warmup", "1", "--steps", "1", "--paths", "eager,compiled", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "train-cpu.json").read_text())["rows"]
+    assert row["compiled"]["tokens_per_s"] > 0 and row["eager"]["tokens_per_s"] > 0
+    assert "compiled tokens/s" in (tmp_path / "train-cpu.md").read_text()
+
+
 def test_packed_processes_can_time_the_same_window(tmp_path) -> None:
     # Packed-run benches add up processes' tokens/s: each must time the agreed interval, for the agreed duration.
     start_at = time.time() + 3

@@ -125,3 +125,22 @@ def test_flags_override_the_quick_base():
     other = build_spec(**{**none, "seq_lens": "64,128", "num_kv_pairs": "8", "epochs": 3})
     assert [(t.seq_len, t.num_kv_pairs) for t in other.tasks] == [(64, 8), (128, 8)]
     assert other.recipe.epochs == 3 and other.recipe.num_train_examples == 100_000
+
+
+@pytest.mark.parametrize("flag, compiled", [([], None), (["--compile"], True)])
+def test_compile_flag_reaches_every_run_as_the_training_function(tmp_path, monkeypatch, flag, compiled):
+    import mqar.commands.sweep as sweep_command
+    from mqar.train import train
+
+    seen = {}
+
+    def capture(*args, train_fn=None, **kwargs):
+        seen["train_fn"] = train_fn
+        raise KeyboardInterrupt  # stop before training anything
+
+    monkeypatch.setattr(sweep_command, "run_sweep", capture)
+    invoke("sweep", "--archs", "based", "--d-models", "16", "--store", str(tmp_path / "s.db"), *flag)
+    if compiled is None:
+        assert seen["train_fn"] is None  # the default: mqar.train.train as it is
+    else:
+        assert seen["train_fn"].func is train and seen["train_fn"].keywords == {"compile_model": True}

@@ -109,7 +109,8 @@ def _measurement(tokens_per_step: int, timed: dict, device: str) -> dict:
 
 
 def measure_mqar_step(
-    config: RunConfig, arrays, device: str, warmup: int, timing: Timing, cuda_graphs: bool = True
+    config: RunConfig, arrays, device: str, warmup: int, timing: Timing, cuda_graphs: bool = True,
+    compile_model: bool = False,
 ) -> dict:
     """tokens/s of `mqar train`'s own training step (CUDA graph captured during the warm-up, if on)."""
     _reset_peak_memory(device)
@@ -117,7 +118,8 @@ def measure_mqar_step(
     if cuda_graphs:
         warmup = max(warmup, Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2)
     # The schedule's length only shapes the lr; a duration-timed bench may take more steps than it is told.
-    trainer = Trainer(config, device, "auto", steps_total=warmup + timing.steps, cuda_graphs=cuda_graphs)
+    trainer = Trainer(config, device, "auto", steps_total=warmup + timing.steps, cuda_graphs=cuda_graphs,
+                      compile_model=compile_model)
     split = DeviceSplit(arrays, device, "train", config.task.seq_len, config.task.vocab_size)
     generator = torch.Generator().manual_seed(config.seed)
     batch_size = config.recipe.batch_size
@@ -164,6 +166,7 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, timi
 PATHS: dict[str, Callable[..., dict]] = {
     "mqar": measure_mqar_step,
     "eager": lambda *args: measure_mqar_step(*args, cuda_graphs=False),
+    "compiled": lambda *args: measure_mqar_step(*args, compile_model=True),
     "plain": measure_plain_step,
 }
 
@@ -272,8 +275,9 @@ def markdown(report: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "mqar: the training step of `mqar train` (CUDA graph on CUDA); eager: the same step without the graph; plain: "
-        "DataLoader, full logits, fp32, torch reference kernels (the plain path is always fp32). Paths are measured "
+        "mqar: the training step of `mqar train` (CUDA graph on CUDA); eager: the same step without the graph; "
+        "compiled: the mqar step with `--compile` (torch.compile of the model's forward; its compilation is in the "
+        "warm-up); plain: DataLoader, full logits, fp32, torch reference kernels (the plain path is always fp32). Paths are measured "
         "side by side in this run. *The ReBased public code's tokens/s (H100, shared REFERENCE.md) are quoted, not "
         "measured here, and only meaningful for a GPU run.",
         "",

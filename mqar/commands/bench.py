@@ -75,7 +75,9 @@ def bench_train(
     start_at: Optional[float] = typer.Option(
         None, help="Unix time at which the first timed window starts, after the warm-up: processes started "
                    "together time the same interval (see results/bench/mps-packing/run.sh)."),
-    paths: str = typer.Option("mqar,eager,plain", help="Which training paths: mqar (CUDA graph), eager, plain."),
+    paths: str = typer.Option(
+        "mqar,eager,plain", help="Which training paths: mqar (CUDA graph), eager, compiled (mqar + --compile), plain."
+    ),
     out: Path = typer.Option(BENCH_DIR, help="Folder for train.json and train.md (train-cpu.* on the CPU)."),
 ) -> None:
     """Training tokens/s of mqar's step beside the plain path (DataLoader, full logits, fp32), side by side."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 from pathlib import Path
@@ -58,6 +59,10 @@ def sweep(
     live: Optional[bool] = typer.Option(
         None, "--live/--no-live", help="Rich live view (default on a terminal) or one line per finished run."
     ),
+    compile: bool = typer.Option(
+        False, "--compile",
+        help="torch.compile each run's model (~11% faster steps on an H200; compiles for seconds first).",
+    ),
 ) -> None:
     """Train every run of a grid (archs × d_models × tasks × lrs × seeds), resumably.
 
@@ -87,9 +92,14 @@ def sweep(
     Store(store).close()
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
+    train_fn = None
+    if compile:  # how each run is computed, not what: the run ids and the store do not change
+        from mqar.train import train
+
+        train_fn = functools.partial(train, compile_model=True)
     summary = run_sweep(
         spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend, retry_failed=retry_failed,
-        address=address, cache_dir=cache_dir, live=live,
+        address=address, cache_dir=cache_dir, live=live, train_fn=train_fn,
     )
     if summary.reclaimed:
         console.print(f"picked up {summary.reclaimed} run(s) left unfinished by a stopped sweep")

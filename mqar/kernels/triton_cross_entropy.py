@@ -75,6 +75,7 @@ class _CrossEntropyFunction(torch.autograd.Function):
         return grad * grad_losses.unsqueeze(1).to(grad.dtype), None
 
 
+@torch.compiler.disable  # opaque to torch.compile, as linear_attention_triton (see there)
 def cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of logits [rows, vocab] against targets [rows], and how many rows are right."""
     losses, correct = _CrossEntropyFunction.apply(logits, targets)

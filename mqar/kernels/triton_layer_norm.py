@@ -156,6 +156,7 @@ class _LayerNormFunction(torch.autograd.Function):
         return dx.view(ctx.x_shape), dweight, dbias, None, None
 
 
+@torch.compiler.disable  # opaque to torch.compile, as linear_attention_triton (see there)
 def layer_norm_triton(
     x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, out_dtype: torch.dtype
 ) -> torch.Tensor:

@@ -94,8 +94,8 @@ KEEP_CHUNK_STATES = True
 # chunk's own state in parallel (chunk_state_kernel), then a torch cumsum over the chunks, which reads and rewrites
 # the whole [B·H, T/C + 1, E, D] buffer once more. H200, bf16, F = 16, fwd+bwd with kept states, scan (value
 # columns 32 / 64) vs parallel + cumsum: 2×32768×8 D64 3.92 / 3.73 vs 3.79 ms; 8×8192×8 D64 3.46 / 3.14 vs 3.43;
-# 32×4096×8 D64 6.49 / 5.62 vs 6.57; 64×2048×12 D16 4.99 vs 5.35 (16, 32 and 64 alike at D = 16). The False path stays
-# as the tests' independent check of the scan.
+# 32×4096×8 D64 6.49 / 5.62 vs 6.57; 64×2048×12 D16 4.99 vs 5.35 (16, 32 and 64 alike at D = 16).
+# The False path stays as the tests' independent check of the scan.
 STATE_SCAN = True
 SCAN_BLOCK_D = 64
 
@@ -103,7 +103,9 @@ SCAN_BLOCK_D = 64
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
 
-def _config(algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16) -> _Config:
+def _config(
+    algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16
+) -> _Config:
     if algorithm in CONFIG_OVERRIDE:
         return CONFIG_OVERRIDE[algorithm]
     if INTERPRETER:  # fewer, larger tiles run faster in numpy; 16 is the smallest tile tl.dot takes
@@ -291,6 +293,9 @@ class LinearAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
+# Opaque to torch.compile (Trainer's compile_model): inductor re-generating these kernels failed on Triton 3.6 (a
+# float argument typed fp64 against the fp32 loop state), and it could not fuse anything into them anyway.
+@torch.compiler.disable
 def linear_attention_triton(
     q: torch.Tensor,
     k: torch.Tensor,
