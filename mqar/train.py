@@ -128,6 +128,10 @@ class Trainer:
             config.arch, config.d_model, config.task.seq_len, config.task.vocab_size, kernel_impl=kernel_impl
         ).to(device)
         if compile_model:
+            # Fresh dynamo caches per run: graphs compiled for an earlier run's model guard on that model and never
+            # match again, yet count towards dynamo's recompile limit (8), past which it silently runs eagerly; a
+            # sweep worker training runs one after another reached it by its fourth run.
+            torch._dynamo.reset()
             # An instance attribute: nn.Module.__call__ finds it, and the state dict (checkpoints) stays the plain one.
             self.model.forward = torch.compile(self.model.forward, backend=self.COMPILE_BACKEND)
         self.cuda_graphs = cuda_graphs and self.device_type == "cuda"
@@ -244,7 +248,9 @@ class Trainer:
         # Gradients are created inside the capture (in the graph's memory pool): each replay writes them afresh.
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # The capture stream belongs to the current device: make that this trainer's (cuda:1 while cuda:0 is current
+        # failed with "operation not permitted when stream is capturing").
+        with torch.cuda.device(self.device), torch.cuda.graph(graph):
             loss_sum = self._accumulate(split, self._graph_batch)
             self.optimizer.step()
         self._graph, self._graph_split, self._graph_loss_sum = graph, split, loss_sum

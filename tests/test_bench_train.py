@@ -82,3 +82,18 @@ def test_bench_train_on_an_explicit_cuda_device_in_a_fresh_process(tmp_path) -> 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "train.json").read_text())["rows"][0]["mqar"]["tokens_per_s"] > 0
+
+
+@pytest.mark.gpu
+def test_cuda_graph_step_on_a_device_other_than_the_current_one(tmp_path) -> None:
+    # The CUDA-graph capture on cuda:1 while cuda:0 was current failed (device, 2026-11-30); the compiled path too.
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cuda:1", "--paths",
+                                 "mqar,compiled", "--batch-size", "8", "--warmup", "1", "--steps", "1",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    row = json.loads((tmp_path / "train.json").read_text())["rows"][0]
+    assert row["mqar"]["tokens_per_s"] > 0 and row["compiled"]["tokens_per_s"] > 0

@@ -443,7 +443,6 @@ def test_a_finished_run_also_removes_a_temporary_file_left_by_a_killed_save(tmp_
 
 def _compiled_and_eager_losses(device, config, batches, data, cuda_graphs=False):
     def run(compile_model):
-        torch._dynamo.reset()
         torch.manual_seed(0)
         trainer = Trainer(config, device, "auto", steps_total=len(batches), cuda_graphs=cuda_graphs,
                           compile_model=compile_model)
@@ -493,3 +492,16 @@ def test_compiled_cuda_graph_steps_match_eager_steps(arch, precision):
     assert compiled._graph is not None
     tolerance = 2e-2 if precision == "bf16" else 1e-4
     assert compiled_losses == pytest.approx(eager_losses, rel=tolerance)
+
+
+def test_each_compiled_run_starts_with_fresh_dynamo_caches(monkeypatch):
+    """Runs trained one after another in one process (a sweep worker) each compile their own model: without a reset
+    the stale graphs of earlier runs used up dynamo's recompile limit and later runs fell back to eager."""
+    monkeypatch.setattr(Trainer, "COMPILE_BACKEND", "aot_eager")
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    config = tiny_config(batch_size=32)
+    Trainer(config, "cpu", "auto", steps_total=1, compile_model=True)
+    Trainer(config, "cpu", "auto", steps_total=1, compile_model=False)
+    Trainer(config, "cpu", "auto", steps_total=1, compile_model=True)
+    assert len(resets) == 2
