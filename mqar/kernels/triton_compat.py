@@ -1,4 +1,5 @@
-"""A work-around for the Triton interpreter under numpy ≥ 2.4 (triton-lang/triton#9171).
+"""Work-arounds for how Triton runs: its launches go to the current CUDA device (`on_device_of`), and its
+interpreter breaks under numpy ≥ 2.4 (`patch_interpreter_index`, triton-lang/triton#9171).
 
 The interpreter (TRITON_INTERPRET=1) turns a scalar into an int with `int(array)` on a one-element array, which
 numpy 2.4 refuses ("only 0-dimensional arrays can be converted to Python scalars"), so any `range(0, T, ...)`
@@ -8,7 +9,17 @@ interpreter's tensor patching. Nothing changes when the interpreter is off or al
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+import torch
+
+
+def on_device_of(tensor: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Make the tensor's CUDA device the current one while Triton launches on it: Triton launches on the current
+    device whatever the tensors' (cuda:1 tensors while cuda:0 was current: "Pointer argument cannot be accessed
+    from Triton"). Nothing to do for CPU tensors (the interpreter)."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def patch_interpreter_index() -> None:

@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mqar.kernels.triton_compat import patch_interpreter_index
+from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -78,5 +78,6 @@ class _CrossEntropyFunction(torch.autograd.Function):
 @torch.compiler.disable  # opaque to torch.compile, as linear_attention_triton (see there)
 def cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of logits [rows, vocab] against targets [rows], and how many rows are right."""
-    losses, correct = _CrossEntropyFunction.apply(logits, targets)
+    with on_device_of(logits):
+        losses, correct = _CrossEntropyFunction.apply(logits, targets)
     return losses.sum(), correct.sum()

@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels.layer_norm import MAX_COLUMNS  # noqa: F401  (one tile holds whole rows: the widest one)
-from mqar.kernels.triton_compat import patch_interpreter_index
+from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -161,4 +161,5 @@ def layer_norm_triton(
     x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, out_dtype: torch.dtype
 ) -> torch.Tensor:
     """LayerNorm of x over its last dimension (≤ MAX_COLUMNS wide), in fp32, output in out_dtype."""
-    return _LayerNormFunction.apply(x, weight, bias, eps, out_dtype)
+    with on_device_of(x):
+        return _LayerNormFunction.apply(x, weight, bias, eps, out_dtype)

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels import check_inputs
-from mqar.kernels.triton_compat import patch_interpreter_index
+from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -325,5 +325,6 @@ def linear_attention_triton(
         return q.new_zeros(batch, seq, heads, v.shape[-1]).to(out_dtype)
     if algorithm == "auto":
         algorithm = choose_algorithm(batch, seq, heads, feature_dim, v.shape[-1], dtype)
-    out = LinearAttentionFunction.apply(q, k, v, kernel, eps, algorithm, chunk_size)
+    with on_device_of(q):  # the backward runs on autograd's thread for q's device, where that device is current
+        out = LinearAttentionFunction.apply(q, k, v, kernel, eps, algorithm, chunk_size)
     return out.to(out_dtype)
