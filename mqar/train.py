@@ -128,6 +128,7 @@ class Trainer:
             config.arch, config.d_model, config.task.seq_len, config.task.vocab_size, kernel_impl=kernel_impl
         ).to(device)
         if compile_model:
+            self._check_compiler()
             # Fresh dynamo caches per run: graphs compiled for an earlier run's model guard on that model and never
             # match again, yet count towards dynamo's recompile limit (8), past which it silently runs eagerly; a
             # sweep worker training runs one after another reached it by its fourth run.
@@ -153,6 +154,20 @@ class Trainer:
         self._graph_batch: Optional[torch.Tensor] = None  # the captured step reads its example indices from here
         self._graph_loss_sum: Optional[torch.Tensor] = None  # and writes its loss here
         self._warmup_stream = torch.cuda.Stream(device) if self.cuda_graphs else None
+
+    def _check_compiler(self) -> None:
+        """Inductor builds C++ for the CPU: without a compiler the first step would fail deep inside it."""
+        if self.device_type != "cpu" or self.COMPILE_BACKEND != "inductor":
+            return
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except Exception:  # torch raises its own InvalidCxxCompiler; any failure means the same here
+            raise UserError(
+                "--compile on the CPU needs a C++ compiler (g++ or clang++ on PATH, or CXX set); install one or "
+                "leave out --compile"
+            ) from None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:

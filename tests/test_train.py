@@ -505,3 +505,17 @@ def test_each_compiled_run_starts_with_fresh_dynamo_caches(monkeypatch):
     Trainer(config, "cpu", "auto", steps_total=1, compile_model=False)
     Trainer(config, "cpu", "auto", steps_total=1, compile_model=True)
     assert len(resets) == 2
+
+
+def test_compile_on_a_cpu_without_a_cpp_compiler_is_one_clear_error(monkeypatch):
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler():
+        raise RuntimeError("no working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(UserError, match="needs a C.. compiler .* leave out --compile"):
+        Trainer(tiny_config(), "cpu", "auto", steps_total=1, compile_model=True)
+    result = runner.invoke(app, ["train", "--arch", "rebased", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS,
+                                 "--compile"])
+    assert result.exit_code == 2 and result.stderr.strip().startswith("error: --compile on the CPU needs")
