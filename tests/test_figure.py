@@ -118,6 +118,23 @@ def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, mo
     assert table["diff"].abs().max() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_figure_run_with_compile_trains_through_the_compiled_training_function(tmp_path, monkeypatch, table1_configs):
+    from mqar.train import train
+
+    calls = []
+
+    def fake_run_sweep(spec, *, store, **options):
+        calls.append(options)
+        write_results(store, spec.expand(), sweep=spec.name)
+
+    monkeypatch.setattr(mqar.sweep, "run_sweep", fake_run_sweep, raising=False)
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--run", "--compile", "--store",
+                                 str(tmp_path / "mqar.db"), "--out", str(tmp_path / "figures")])
+    assert result.exit_code == 0, result.output
+    (options,) = calls
+    assert options["train_fn"].func is train and options["train_fn"].keywords == {"compile_model": True}
+
+
 @pytest.mark.parametrize("args, message", [
     (["rebased-figure9"], "unknown figure 'rebased-figure9'; choose one of rebased-figure1, rebased-table1"),
     (["rebased-table1", "--scale", "tiny"], "unknown --scale 'tiny'"),

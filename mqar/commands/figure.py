@@ -32,6 +32,9 @@ def figure(
     curves: bool = typer.Option(False, "--curves", help="Also draw learning curves of the runs behind each point."),
     devices: Optional[str] = typer.Option(None, "--devices", "--device", help="With --run: e.g. cuda:0,cuda:1 or cpu."),
     runs_per_device: int = typer.Option(1, help="With --run: runs packed on each device at once."),
+    compile: bool = typer.Option(
+        False, "--compile", help="With --run: torch.compile each run's model (faster steps; see mqar sweep --compile)."
+    ),
 ) -> None:
     """Redraw a paper figure from the store: ReBased Figure 1 / Table 1 or Zoology Figure 2."""
     figure_preset(name)  # an unknown name fails before anything else
@@ -42,6 +45,10 @@ def figure(
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     # live=None: the sweep's rich live view on a terminal, one line per finished run otherwise.
     run_options = {"devices": parse_list(devices, "--devices"), "runs_per_device": runs_per_device, "live": None}
+    if compile:
+        from mqar.sweep.worker import compiled_train_fn
+
+        run_options["train_fn"] = compiled_train_fn()
     result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
                           run_options=run_options)
     print_report(result, Console(soft_wrap=True))

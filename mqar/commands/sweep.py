@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import shlex
 import sys
 from pathlib import Path
@@ -92,14 +91,11 @@ def sweep(
     Store(store).close()
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
-    train_fn = None
-    if compile:  # how each run is computed, not what: the run ids and the store do not change
-        from mqar.train import train
+    from mqar.sweep.worker import compiled_train_fn
 
-        train_fn = functools.partial(train, compile_model=True)
     summary = run_sweep(
         spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend, retry_failed=retry_failed,
-        address=address, cache_dir=cache_dir, live=live, train_fn=train_fn,
+        address=address, cache_dir=cache_dir, live=live, train_fn=compiled_train_fn() if compile else None,
     )
     if summary.reclaimed:
         console.print(f"picked up {summary.reclaimed} run(s) left unfinished by a stopped sweep")

@@ -12,6 +12,7 @@ NaN or sleep. It must be importable by name (a module-level function) because it
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 from dataclasses import dataclass
@@ -27,6 +28,14 @@ def default_train_fn() -> TrainFn:
     from mqar.train import train
 
     return train
+
+
+def compiled_train_fn() -> TrainFn:
+    """`--compile`: mqar.train.train with compile_model=True, as a partial of the module-level function so that it
+    pickles to worker processes. How each run is computed, not what: run ids and the store do not change."""
+    from mqar.train import train
+
+    return functools.partial(train, compile_model=True)
 
 
 @dataclass(frozen=True)
