@@ -103,6 +103,15 @@ def test_also_sweep_trains_a_second_preset_into_the_same_store(tmp_path, machine
     assert all("--store results/fig/mqar.db" in call for call in sweeps)
 
 
+@pytest.mark.parametrize("compile_env, flagged", [({}, False), ({"COMPILE": "1"}, True)])
+def test_compile_reaches_both_sweeps_only_when_asked(tmp_path, machine, compile_env, flagged):
+    repo, run = machine
+    run(tmp_path / "out", ALSO_SWEEP="follow-up", **compile_env)
+    sweeps = [call for call in (tmp_path / "python3-calls.txt").read_text().splitlines()
+              if call.startswith("-m mqar ")]
+    assert len(sweeps) == 2 and all(("--compile" in call.split()) == flagged for call in sweeps)
+
+
 @pytest.mark.parametrize("limit", ["0", "-30", "soon"])
 def test_a_time_limit_that_timeout_would_read_as_none_is_refused(tmp_path, machine, limit):
     repo, run = machine
