@@ -104,10 +104,10 @@ class Trainer:
     epoch's last, partial batch) run eagerly on the same parameters and optimiser state.
 
     compile_model: torch.compile the model's forward, which fuses the small ops around mqar's kernels (residual adds,
-    gates, casts, the MLP's activation) in the forward and the backward; mqar's Triton ops stay opaque to it (see
-    `mqar.kernels.opaque_to_compile`). On an H200, bf16, d_model 128, L 512, batch 512, with the CUDA graph:
-    rebased 18.3 -> 20.4 M tokens/s, attention 26.2 -> 29.2 (results/bench/train-compile/). The first step pays
-    the compilation (~13 s there; inductor's cache shortens later runs). Same losses up to rounding.
+    gates, casts, the MLP's activation) in the forward and the backward; mqar's Triton ops stay opaque to it
+    (`torch.compiler.disable`, see `linear_attention_triton`). On an H200, bf16, d_model 128, L 512, batch 512, with
+    the CUDA graph: rebased 18.1 -> 20.1 M tokens/s, attention 25.3 -> 28.7 (results/bench/train-compile/). The
+    first step pays the compilation (~13 s there; inductor's cache shortens later runs). Same losses up to rounding.
     """
 
     # torch.compile's backend for compile_model (tests swap in "aot_eager": same graph capture, no C++ build).
