@@ -247,11 +247,10 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     chunked = algorithm == "chunked"
     if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)
-        if forward_states is None:
-            state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
-        else:
-            (state, vec), num_blocks = forward_states, triton.cdiv(_num_features(kernel, feature_dim), cfg.block_e)
-        rstate, wvec, _ = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision, backward=True)
+        state, vec = forward_states or _prefix_states(k, v, None, None, kernel, cfg, block_d, precision,
+                                                      backward=False)[:2]
+        rstate, wvec, num_blocks = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision,
+                                                  backward=True)
     else:  # dq sums over key blocks (programs): fp32 atomics into a zeroed buffer
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
