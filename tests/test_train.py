@@ -284,6 +284,15 @@ def test_ragged_label_counts_fall_back_to_the_mask():
     assert result.num_labelled == 8 * config.task.num_kv_pairs - 1
 
 
+def _train_steps(config, device, data, batches, **trainer_flags):
+    """A fresh Trainer (seed 0, dropout off) takes one step per batch of `data.train`: -> (trainer, losses)."""
+    torch.manual_seed(0)
+    trainer = Trainer(config, device, "auto", steps_total=len(batches), **trainer_flags)
+    _without_dropout(trainer.model)
+    split = DeviceSplit(data.train, device, "train", config.task.seq_len, config.task.vocab_size)
+    return trainer, [trainer.train_step(split, batch.to(device)).item() for batch in batches]
+
+
 def _without_dropout(model):
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -303,16 +312,8 @@ def test_cuda_graph_steps_equal_eager_steps(arch, precision):
     batches = [torch.randperm(256, generator=torch.Generator().manual_seed(i))[:32] for i in range(10)]
     batches[6] = batches[6][:20]  # a partial batch: eager, between replays
 
-    def run(cuda_graphs):
-        torch.manual_seed(0)
-        trainer = Trainer(config, "cuda", "auto", steps_total=10, cuda_graphs=cuda_graphs)
-        _without_dropout(trainer.model)
-        split = DeviceSplit(data.train, "cuda", "train", config.task.seq_len, config.task.vocab_size)
-        losses = [trainer.train_step(split, batch.cuda()).item() for batch in batches]
-        return trainer, losses
-
-    graphed, graphed_losses = run(True)
-    eager, eager_losses = run(False)
+    graphed, graphed_losses = _train_steps(config, "cuda", data, batches, cuda_graphs=True)
+    eager, eager_losses = _train_steps(config, "cuda", data, batches, cuda_graphs=False)
     assert graphed._graph is not None and eager._graph is None
     assert graphed_losses == pytest.approx(eager_losses, rel=1e-4)
     for a, b in zip(graphed.model.parameters(), eager.model.parameters()):
@@ -441,19 +442,6 @@ def test_a_finished_run_also_removes_a_temporary_file_left_by_a_killed_save(tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-def _compiled_and_eager_losses(device, config, batches, data, cuda_graphs=False):
-    def run(compile_model):
-        torch.manual_seed(0)
-        trainer = Trainer(config, device, "auto", steps_total=len(batches), cuda_graphs=cuda_graphs,
-                          compile_model=compile_model)
-        _without_dropout(trainer.model)
-        split = DeviceSplit(data.train, device, "train", config.task.seq_len, config.task.vocab_size)
-        losses = [trainer.train_step(split, batch.to(device)).item() for batch in batches]
-        return trainer, losses
-
-    return run(True), run(False)
-
-
 @pytest.mark.parametrize("arch", ["rebased", "attention"])
 def test_compiled_model_trains_like_the_eager_one(monkeypatch, arch):
     """compile_model goes through torch.compile (its graph capture; the aot_eager backend runs the captured graph
@@ -462,7 +450,8 @@ def test_compiled_model_trains_like_the_eager_one(monkeypatch, arch):
     config = tiny_config(arch=arch, batch_size=32)
     data = make_splits(config.task, 0, 128, 1, 1)
     batches = [torch.randperm(128, generator=torch.Generator().manual_seed(i))[:32] for i in range(4)]
-    (compiled, compiled_losses), (eager, eager_losses) = _compiled_and_eager_losses("cpu", config, batches, data)
+    compiled, compiled_losses = _train_steps(config, "cpu", data, batches, compile_model=True)
+    eager, eager_losses = _train_steps(config, "cpu", data, batches, compile_model=False)
     assert hasattr(compiled.model.forward, "_torchdynamo_orig_callable")  # really compiled
     assert not hasattr(eager.model.forward, "_torchdynamo_orig_callable")
     assert compiled_losses == pytest.approx(eager_losses, rel=1e-5)
@@ -487,8 +476,8 @@ def test_compiled_cuda_graph_steps_match_eager_steps(arch, precision):
     config = tiny_config(arch=arch, precision=precision, batch_size=32)
     data = make_splits(config.task, 0, 256, 1, 1)
     batches = [torch.randperm(256, generator=torch.Generator().manual_seed(i))[:32] for i in range(8)]
-    (compiled, compiled_losses), (_, eager_losses) = _compiled_and_eager_losses(
-        "cuda", config, batches, data, cuda_graphs=True)
+    compiled, compiled_losses = _train_steps(config, "cuda", data, batches, cuda_graphs=True, compile_model=True)
+    _, eager_losses = _train_steps(config, "cuda", data, batches, cuda_graphs=True)
     assert compiled._graph is not None
     tolerance = 2e-2 if precision == "bf16" else 1e-4
     assert compiled_losses == pytest.approx(eager_losses, rel=tolerance)
