@@ -3,8 +3,8 @@
 Why: the LM head of an MQAR step makes logits [num_labelled, vocab], 65,536 × 8,192 at batch 512 and seq_len 512.
 The torch path (cast to fp32, log_softmax, nll, argmax; in the backward log_softmax's gradient and a cast back)
 passes about ten times over that 2 GB tensor: 4 ms of a 26 ms bf16 step on an H200 (results/bench/train-profile.txt).
-The kernel reads each row twice (the second time mostly from L2), computes its log-sum-exp, loss, whether its
-argmax is the target, and writes softmax − onehot; the backward only scales that by the incoming gradient.
+The forward kernel reads each row once for its log-sum-exp, loss and whether its argmax is the target; the backward
+kernel reads it again and writes (softmax − onehot) times the incoming gradient: three passes in all.
 
 `cross_entropy_sum(logits, targets, impl)` -> (loss summed over rows (fp32, differentiable), number of rows whose
 argmax is the target). impl "auto" takes Triton on CUDA tensors and torch elsewhere; both compute in fp32

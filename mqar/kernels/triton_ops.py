@@ -113,8 +113,14 @@ def _config(
         return _Config(block, block, 128, 4, 1)
     stages = _stages(dtype, value_dim, feature_dim)
     if algorithm == "chunked":
+        # Feature block BE by the value width: H200, bf16 rebased F = 16, fwd+bwd ms, BE 32 / BE 16 (3 stages,
+        # scan at 64 columns; .scratch tune, results/bench/kernels-tuned/2026-11-30/tune-chunked.txt):
+        #   2×32768×8 D64 3.72 / 3.52   8×8192×8 D64 3.15 / 3.04   32×4096×8 D64 5.65 / 5.61   16×8192×8 D16 3.44 / 3.71
+        # A BE × D state tile of 32 × 64 crowds the registers; at D = 16 the larger block's fewer programs win.
+        # fp32 was not measured: it keeps BE 32.
         block = chunk_size or 64
-        return _Config(block, block, 32, 4, stages)
+        block_e = 16 if value_dim >= 64 and dtype != torch.float32 else 32
+        return _Config(block, block, block_e, 4, stages)
     # Parallel backward, H200, bf16, F = 16, fwd+bwd ms by backward tiles (query rows per step BM, key rows per
     # program BN, warps), results/bench/kernels-state-scan/2026-11-30/tune-parallel.txt:
     #                    BM32 BN64 w2   BM32 BN32 w2   BM64 BN64 w4   best other
