@@ -23,7 +23,12 @@ from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
-TILE_ELEMENTS = 4096  # rows per program = TILE_ELEMENTS // BLOCK_N: 32 rows of 128 columns, 1 row of 4096+
+# Rows per tile = tile elements // BLOCK_N. H200, 262,144 rows (the compiled rebased d128 L512 step's), kernel
+# time by CUDA-graph replay, backward at 4096 / 8192 elements (4 warps, 8 programs per SM): 128 fp32 columns
+# 0.156 / 0.138 ms, 192 bf16 columns 0.401 / 0.246 ms (16384: 0.243 / 0.229); the forward is best at 4096
+# (192 columns 0.060 vs 0.077 ms). results/bench/train-compile/2026-11-30/tune-layer-norm-ce.txt
+FORWARD_TILE_ELEMENTS = 4096  # 32 rows of 128 columns, 1 row of 4096+
+BACKWARD_TILE_ELEMENTS = 8192  # 64 rows of 128 columns
 BACKWARD_PROGRAMS_PER_SM = 8  # enough resident programs to keep memory busy; few partial rows to sum
 INTERPRETER_BACKWARD_PROGRAMS = 3  # on CPU: small, so the tests run several row tiles through one program
 
@@ -94,10 +99,10 @@ def _backward_kernel(
         tl.store(dbias_partial_ptr + partial, dbias, mask=column_in)
 
 
-def _tile(columns: int) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps) for rows of `columns`."""
+def _tile(columns: int, tile_elements: int) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps) for rows of `columns` in tiles of about `tile_elements`."""
     block_n = triton.next_power_of_2(columns)
-    return max(1, TILE_ELEMENTS // block_n), block_n, 4 if block_n <= 1024 else 8
+    return max(1, tile_elements // block_n), block_n, 4 if block_n <= 1024 else 8
 
 
 def _backward_programs(device: torch.device, row_tiles: int) -> int:
@@ -122,7 +127,7 @@ class _LayerNormFunction(torch.autograd.Function):
         y = torch.empty((rows, columns), device=x.device, dtype=out_dtype)
         mean = torch.empty(rows, device=x.device, dtype=torch.float32)
         rstd = torch.empty(rows, device=x.device, dtype=torch.float32)
-        block_m, block_n, num_warps = _tile(columns)
+        block_m, block_n, num_warps = _tile(columns, FORWARD_TILE_ELEMENTS)
         if rows:
             _forward_kernel[(triton.cdiv(rows, block_m),)](
                 x2d, y, weight, bias, mean, rstd, rows, columns, x2d.stride(0), y.stride(0), eps,
@@ -139,7 +144,7 @@ class _LayerNormFunction(torch.autograd.Function):
         rows, columns = x2d.shape
         dy2d = _rows_2d(dy)
         dx = torch.empty((rows, columns), device=x2d.device, dtype=ctx.x_dtype)
-        block_m, block_n, num_warps = _tile(columns)
+        block_m, block_n, num_warps = _tile(columns, BACKWARD_TILE_ELEMENTS)
         programs = _backward_programs(x2d.device, triton.cdiv(rows, block_m))
         # one fp32 row of partial sums per program (zeros: with no rows there is no launch and the sum is 0)
         partial = lambda present: torch.zeros((programs, columns), device=x2d.device) if present else None  # noqa: E731
