@@ -1,0 +1,58 @@
+"""The token embedding whose backward sums the frequent (filler) token's rows apart: same gradient as nn.Embedding."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mqar.models.embedding import TokenEmbedding, frequent_token_embedding
+
+
+def _grads(tokens, weight, grad, embed):
+    weight = weight.clone().requires_grad_()
+    out = embed(tokens, weight)
+    (out * grad).sum().backward()
+    return out.detach(), weight.grad
+
+
+@pytest.mark.parametrize("frequent_token", [0, 5, 39], ids=["filler", "middle", "absent"])
+def test_gradient_equals_nn_embedding(frequent_token):
+    generator = torch.Generator().manual_seed(frequent_token)
+    tokens = torch.randint(0, 39, (6, 50), generator=generator)  # token 39 never occurs
+    tokens[:, ::3] = 0  # the filler: a third of the tokens, as MQAR's is a quarter
+    weight = torch.randn(40, 8, generator=generator, dtype=torch.float64)
+    grad = torch.randn(6, 50, 8, generator=generator, dtype=torch.float64)
+    expected_out, expected_grad = _grads(tokens, weight, grad, F.embedding)
+    out, weight_grad = _grads(tokens, weight, grad, lambda t, w: frequent_token_embedding(t, w, frequent_token))
+    assert torch.equal(out, expected_out)
+    torch.testing.assert_close(weight_grad, expected_grad, rtol=1e-12, atol=1e-12)
+    assert (weight_grad[39] == 0).all()
+
+
+def test_module_keeps_nn_embedding_on_cpu_and_checks_its_token():
+    torch.manual_seed(0)
+    module = TokenEmbedding(40, 8)
+    reference = torch.nn.Embedding(40, 8)
+    reference.load_state_dict(module.state_dict())  # same parameter names
+    tokens = torch.randint(0, 40, (3, 7))
+    torch.testing.assert_close(module(tokens), reference(tokens), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="frequent_token 40"):
+        TokenEmbedding(40, 8, frequent_token=40)
+
+
+@pytest.mark.gpu
+def test_cuda_backward_with_a_tied_head_matches_nn_embedding():
+    # The language model's use: the weight is also the LM head's, so autograd adds both gradients.
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 8192, (64, 512), generator=generator)
+    tokens[:, 256::2] = 0
+    weight = torch.randn(8192, 128, generator=generator)
+    grad = torch.randn(64, 512, 128, generator=generator)
+    results = []
+    for frequent_token in (None, 0):
+        module = TokenEmbedding(8192, 128, frequent_token=frequent_token).cuda()
+        with torch.no_grad():
+            module.weight.copy_(weight)
+        hidden = module(tokens.cuda())
+        ((hidden * grad.cuda()).sum() + (hidden[:, :4] @ module.weight.t()).logsumexp(-1).sum()).backward()
+        results.append(module.weight.grad)
+    torch.testing.assert_close(results[1], results[0], rtol=1e-5, atol=1e-5)
