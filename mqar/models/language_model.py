@@ -59,7 +59,7 @@ class LanguageModel(nn.Module):
     ) -> None:
         super().__init__()
         self.max_seq_len = max_seq_len
-        self.token_embedding = TokenEmbedding(vocab_size, d_model)  # nn.Embedding; filler 0's backward apart on CUDA
+        self.token_embedding = TokenEmbedding(vocab_size, d_model)  # nn.Embedding; compiled: filler 0's backward apart
         self.position_embedding = nn.Embedding(max_seq_len, d_model)
         self.embed_dropout = nn.Dropout(embed_dropout)
         # A mixer may bring its own residual block (`residual_block`, a class taking (d_model, mixer)), e.g. Mamba's.
