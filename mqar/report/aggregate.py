@@ -50,6 +50,12 @@ def unique_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop_duplicates("run_id", keep="first")
 
 
+def finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """unique_runs() that have finished (status done): the runs the numbers rest on."""
+    runs = unique_runs(runs)
+    return runs[runs["status"] == DONE]
+
+
 def _per_lr(done: pd.DataFrame, value_column: str) -> pd.DataFrame:
     """Per (cell, lr) of finished runs: the selection score and the metric's mean/std over seeds, and n_seeds."""
     return (
@@ -75,7 +81,7 @@ def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
     """
     value_column = metric_column(metric)
     runs = unique_runs(runs)
-    done = runs[runs["status"] == DONE]
+    done = finished_runs(runs)
     columns = CELL_COLUMNS + [
         "lr", "mean", "std", "lower", "upper", "n_seeds", "n_expected", "selection_score", "lrs",
     ]
@@ -106,8 +112,7 @@ def per_lr_table(runs: pd.DataFrame, points: pd.DataFrame, metric: str = "test")
     Columns: CELL_COLUMNS, lr, mean, std, n_seeds, seeds ("seed: value, ..." in seed order), chosen.
     """
     value_column = metric_column(metric)
-    done = unique_runs(runs)
-    done = done[done["status"] == DONE]
+    done = finished_runs(runs)
     columns = CELL_COLUMNS + ["lr", "mean", "std", "n_seeds", "seeds", "chosen"]
     if done.empty:
         return pd.DataFrame(columns=columns)
@@ -126,8 +131,7 @@ def per_lr_table(runs: pd.DataFrame, points: pd.DataFrame, metric: str = "test")
 
 def best_runs(runs: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     """The finished runs behind the plotted points (every seed at each cell's chosen lr)."""
-    done = unique_runs(runs)
-    done = done[done["status"] == DONE]
+    done = finished_runs(runs)
     return done.merge(points[CELL_COLUMNS + ["lr"]], on=CELL_COLUMNS + ["lr"], how="inner")
 
 

@@ -38,7 +38,7 @@ class Report:
     table: pd.DataFrame  # points_table(): the plotted numbers (beside the paper's, where given)
     missing: pd.DataFrame  # missing_runs()
     total_runs: int
-    per_lr: pd.DataFrame = field(default_factory=pd.DataFrame)  # per_lr_table(): every lr of every cell
+    per_lr: pd.DataFrame  # per_lr_table(): every lr of every cell
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
