@@ -106,7 +106,7 @@ class Trainer:
     compile_model: torch.compile the model's forward, which fuses the small ops around mqar's kernels (residual adds,
     gates, casts, the MLP's activation) in the forward and the backward; mqar's Triton ops stay opaque to it
     (`torch.compiler.disable`, see `linear_attention_triton`). On an H200, bf16, d_model 128, L 512, batch 512, with
-    the CUDA graph: rebased 18.1 -> 20.1 M tokens/s, attention 25.3 -> 28.7 (results/bench/train-compile/). The
+    the CUDA graph: rebased 20.4 -> 24.5 M tokens/s, based 21.3 -> 25.4 (results/bench/train-compile/). The
     first step pays the compilation (~13 s there; inductor's cache shortens later runs). Same losses up to rounding.
     """
 
