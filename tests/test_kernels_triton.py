@@ -63,6 +63,13 @@ def _assert_close(name, actual, expected):
     assert error <= TOLERANCE * scale, f"{name}: max abs error {error:.3g} > {TOLERANCE} x {scale:.3g}"
 
 
+def _assert_outputs_close(out, grads, ref_out, ref_grads):
+    """o, dq, dk, dv against the reference's, each by _assert_close."""
+    _assert_close("o", out, ref_out)
+    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
+        _assert_close(name, actual, expected)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
@@ -71,9 +78,7 @@ def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
     ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
     # chunk_size 16: a T of 37 or 70 crosses several chunks, so the inter-chunk state is exercised.
     out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
-    _assert_close("o", out, ref_out)
-    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
-        _assert_close(name, actual, expected)
+    _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
 def test_naive_reference_agrees_with_quadratic_reference():
@@ -95,9 +100,7 @@ def test_non_contiguous_inputs(algorithm):
     assert not q.is_contiguous() and not v.is_contiguous()
     ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
     out, grads = _triton_grads(q, k, v, grad, "rebased", algorithm, chunk_size=16)
-    _assert_close("o", out, ref_out)
-    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
-        _assert_close(name, actual, expected)
+    _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
 @pytest.mark.parametrize(
@@ -127,9 +130,7 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         q, k, v, grad = _inputs((2, 100, 2, 16, 8), seed=zlib.crc32(repr((blocks, kernel)).encode()))
         ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
         out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
-        _assert_close("o", out, ref_out)
-        for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
-            _assert_close(name, actual, expected)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
     assert grids == [(4, -(-100 // key_rows_per_program))] * 2
 
@@ -167,9 +168,7 @@ def test_chunked_gradients_with_either_way_of_building_the_states(monkeypatch, s
     q, k, v, grad = _inputs((1, 50, 2, 16, 40), seed=14)
     ref_out, ref_grads = _reference_grads(q, k, v, grad, "based")
     out, grads = _triton_grads(q, k, v, grad, "based", "chunked", chunk_size=16)
-    _assert_close("o", out, ref_out)
-    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
-        _assert_close(name, actual, expected)
+    _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "recomputed"])
@@ -187,9 +186,7 @@ def test_chunked_backward_reuses_the_forward_prefix_states_when_kept(monkeypatch
     ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
     out, grads = _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
     assert passes == ([False, True] if keep else [False, False, True])
-    _assert_close("o", out, ref_out)
-    for name, actual, expected in zip(("dq", "dk", "dv"), grads, ref_grads):
-        _assert_close(name, actual, expected)
+    _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
 def test_chunked_and_parallel_agree_at_default_chunk_size():
