@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mqar.errors import UserError
 from mqar.kernels.layer_norm import MAX_COLUMNS, layer_norm
 from mqar.models import build_model
+from mqar.models.mixers import LinearAttention, SoftmaxAttention
 from mqar.models.norm import LayerNorm
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -164,14 +165,32 @@ def test_layer_norm_module_is_nn_layer_norm_with_an_impl():
     torch.testing.assert_close(module(x), F.layer_norm(x, (48,), module.weight, module.bias), rtol=1e-5, atol=1e-5)
 
 
-def test_module_returns_the_autocast_dtype_on_the_kernel_path_and_torchs_on_the_torch_path():
+def test_module_returns_the_autocast_dtype_only_when_built_for_matmul_inputs():
     x = torch.randn(2, 5, 48).to(DEVICE)
     device_type = torch.device(DEVICE).type
     with torch.autocast(device_type, dtype=torch.bfloat16):
-        assert LayerNorm(48, impl="triton").to(DEVICE)(x).dtype == torch.bfloat16
-        assert LayerNorm(48, impl="torch").to(DEVICE)(x).dtype == torch.float32  # torch's autocast rule
-    assert LayerNorm(48, impl="triton").to(DEVICE)(x).dtype == torch.float32
+        assert LayerNorm(48, impl="triton", autocast_output=True).to(DEVICE)(x).dtype == torch.bfloat16
+        assert LayerNorm(48, impl="triton").to(DEVICE)(x).dtype == torch.float32  # x's dtype, as torch's
+        assert LayerNorm(48, impl="torch", autocast_output=True).to(DEVICE)(x).dtype == torch.float32  # torch's rule
+    assert LayerNorm(48, impl="triton", autocast_output=True).to(DEVICE)(x).dtype == torch.float32
     assert LayerNorm(48, impl="triton").to(DEVICE)(x.bfloat16()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("arch", ["rebased", "based", "attention"])
+def test_only_norms_that_feed_matmuls_alone_return_the_autocast_dtype(arch):
+    """A norm whose output is added to something (a block's second norm, the first norm of the short convolution,
+    which adds its input back) keeps the residual's dtype under autocast; the final norm and the first norm of an
+    (linear) attention block feed only matmuls and may return bf16 (mqar.models.norm)."""
+    model = build_model(arch, 24, seq_len=16, vocab_size=32)
+    assert model.final_norm.autocast_output
+    kinds = set()
+    for block in model.blocks:
+        assert not block.norm2.autocast_output
+        is_attention = isinstance(block.mixer, (LinearAttention, SoftmaxAttention))
+        assert block.norm1.autocast_output == is_attention
+        kinds.add(is_attention)
+    if arch != "attention":
+        assert kinds == {True, False}  # a short-convolution block and a linear-attention block
 
 
 def _with_torch_layer_norms(model):

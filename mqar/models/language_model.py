@@ -31,11 +31,16 @@ class LabelledLoss(NamedTuple):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block whose state mixer (the MLP slot) is the identity."""
+    """Pre-norm residual block whose state mixer (the MLP slot) is the identity.
+
+    norm1 may hand a mixer bf16 directly under autocast only if the mixer says it feeds its input to matmuls alone
+    (`input_only_feeds_matmuls`); norm2's output is added to the residual, so it keeps the residual's dtype
+    (mqar.models.norm says why)."""
 
     def __init__(self, d_model: int, mixer: nn.Module, kernel_impl: str = "auto") -> None:
         super().__init__()
-        self.norm1 = LayerNorm(d_model, impl=kernel_impl)
+        matmul_input = getattr(mixer, "input_only_feeds_matmuls", False)
+        self.norm1 = LayerNorm(d_model, impl=kernel_impl, autocast_output=matmul_input)
         self.mixer = mixer
         self.norm2 = LayerNorm(d_model, impl=kernel_impl)
 
@@ -68,7 +73,8 @@ class LanguageModel(nn.Module):
             else Block(d_model, mixer, kernel_impl)
             for mixer in mixers
         )
-        self.final_norm = LayerNorm(d_model, impl=kernel_impl)  # "auto" | "triton" | "torch", as the mixers'
+        # kernel_impl "auto" | "triton" | "torch", as the mixers'; its output feeds only the head's matmul
+        self.final_norm = LayerNorm(d_model, impl=kernel_impl, autocast_output=True)
         self._init_weights(init_std)
 
     def _init_weights(self, std: float) -> None:

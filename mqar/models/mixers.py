@@ -41,6 +41,7 @@ class SoftmaxAttention(nn.Module):
     """Causal multi-head softmax attention (torch SDPA), with biases and dropout on the attention weights."""
 
     rescaled_out_proj = True  # the out-projection gets the 1/sqrt(2·n_layers) init, as in Zoology's MHA
+    input_only_feeds_matmuls = True  # x goes only into qkv_proj (see Block)
 
     def __init__(self, d_model: int, num_heads: int = 1, dropout: float = 0.1) -> None:
         super().__init__()
@@ -98,6 +99,7 @@ class LinearAttention(nn.Module):
     # The public ReBased code names this projection `proj_o`, which its init's name match ("out_proj") misses:
     # it keeps std 0.02. We keep that, so our models start where the paper's did.
     rescaled_out_proj = False
+    input_only_feeds_matmuls = True  # x goes only into the q, k, v projections (see Block)
 
     def __init__(
         self,
