@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from mqar.kernels.triton_chunked import _load_rows, inter_dkdv, inter_dq, inter_forward
+from mqar.kernels.triton_chunked import inter_dkdv, inter_dq, inter_forward
 
 KERNEL_IDS = {"based": 0, "rebased": 1}
 
@@ -139,7 +139,8 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
-    dq [BM, BF] (already × 1/√F) in fp32, and the query rows' g = do/Z [BM, BD] and δ [BM] (for the chunked form).
+    dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
+    their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once.
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
     need no mask: they load do = 0 and δ = 0 (so g = 0, dA = 0) and Z = 1, and contribute nothing.
     """
@@ -196,7 +197,7 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
         dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
         dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
-    return dv, dk, dq, g, delta, rows_m, mask_m
+    return dv, dk, dq, g, delta, rows_m, mask_m, q
 
 
 @triton.jit
@@ -241,13 +242,12 @@ def parallel_bwd_kernel(
     dq_base = DQ + b * sdqb + h * sdqh
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
-        dv, dk, dq, g, delta, rows_m, mask_m = _bwd_tile(
+        dv, dk, dq, g, delta, rows_m, mask_m, q = _bwd_tile(
             k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
         # the chunks before this one (slot pid_n of the prefix states) for dq
-        q = _load_rows(q_base, rows_m, mask_m, sqt, sqf, F, BF)
-        dq += inter_dq(g, delta, q, mask_m, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
+        dq += inter_dq(g, delta, q.to(tl.float32), mask_m, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
                        F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
         tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
         # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
@@ -262,7 +262,7 @@ def parallel_bwd_kernel(
         lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m = _bwd_tile(
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t = _bwd_tile(
                 k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
             dv += dv_t
@@ -270,7 +270,7 @@ def parallel_bwd_kernel(
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m = _bwd_tile(
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t = _bwd_tile(
                 k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
             dv += dv_t
