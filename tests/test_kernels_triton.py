@@ -281,3 +281,30 @@ def test_bf16_path_keeps_gradients_accurate(bf16_dot_in_interpreter, shape, algo
             assert rel_rms(leaf.grad, expected, ref_grads[2]) <= 1e-3, name
         else:
             assert rel_rms(leaf.grad, expected) <= 1e-2, name
+
+
+def test_chunked_form_rejects_a_config_whose_key_block_is_not_the_chunk(monkeypatch):
+    # The chunked kernels take BM == BN == chunk for granted (each backward program owns its chunk's dq rows and
+    # reads the state slot of chunk pid_n); a CONFIG_OVERRIDE with BN ≠ BM gave wrong gradients without a word.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "chunked", triton_ops._Config(16, 32, 128, 4, 1))
+    q, k, v, _ = _inputs((1, 40, 1, 16, 8), seed=31)
+    with pytest.raises(ValueError, match="block_n"):
+        linear_attention_triton(q.float(), k.float(), v.float(), kernel="rebased", algorithm="chunked")
+
+
+def test_chunked_backward_rejects_kept_states_built_under_another_config(monkeypatch):
+    # The kept forward states' layout ([B·H, chunks + 1, E_PAD, D]) follows the forward's config; the backward
+    # addressed them with its own chunk and feature block, so a CONFIG_OVERRIDE changed in between read the wrong
+    # rows (past the buffer's end on a GPU) instead of failing.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "KEEP_CHUNK_STATES", True)
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "chunked", triton_ops._Config(16, 16, 128, 4, 1))
+    q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=32)
+    leaves = [t.float().requires_grad_() for t in (q, k, v)]
+    out = linear_attention_triton(*leaves, kernel="rebased", algorithm="chunked")
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "chunked", triton_ops._Config(16, 16, 16, 4, 1))
+    with pytest.raises(RuntimeError, match="forward"):
+        out.backward(grad.float())

@@ -136,6 +136,12 @@ def _config(
     return _Config(64, 64, 64, 4, stages)
 
 
+def _check_chunked_config(cfg: _Config) -> None:
+    """The chunked kernels' tiles are the chunks: BM == BN == chunk (a CONFIG_OVERRIDE could break that)."""
+    if cfg.block_m != cfg.block_n:
+        raise ValueError(f"chunked form: block_n ({cfg.block_n}) must equal block_m, the chunk ({cfg.block_m})")
+
+
 def _stages(dtype: torch.dtype, value_dim: int, feature_dim: int) -> int:
     """Pipelining depth: 3 where the tiles are small; fewer where 3 would pass the 227 KB of shared memory (fp32
     with D = 128 needed 256 KB at 3 stages on the H200)."""
@@ -220,6 +226,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
     precision = _precision(q.dtype)
     chunked = algorithm == "chunked"
     if chunked:
+        _check_chunked_config(cfg)
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
@@ -252,11 +259,15 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     chunked = algorithm == "chunked"
     if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
+        _check_chunked_config(cfg)
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)
         state, vec = forward_states or _prefix_states(k, v, None, None, kernel, cfg, block_d, precision,
                                                       backward=False)[:2]
         rstate, wvec, num_blocks = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision,
                                                   backward=True)
+        if state.shape != rstate.shape:  # the kernel addresses both with this config's chunks and feature blocks
+            raise RuntimeError(f"chunked backward: the forward's kept states {tuple(state.shape)} do not fit this "
+                               f"config's {tuple(rstate.shape)} (CONFIG_OVERRIDE changed between forward and backward)")
     else:  # dq sums over key blocks (programs): fp32 atomics into a zeroed buffer
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
