@@ -24,8 +24,32 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     (row,) = report["rows"]
     assert (row["arch"], row["d_model"], row["seq_len"], row["num_kv_pairs"]) == ("rebased", 24, 128, 16)
     assert row["mqar"]["tokens_per_s"] > 0 and row["plain"]["tokens_per_s"] > 0
-    assert row["speedup"] == row["mqar"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
-    assert "mqar / plain" in (tmp_path / "train-cpu.md").read_text()
+    plain = row["plain"]["tokens_per_s"]
+    assert row["vs_plain"] == {path: row[path]["tokens_per_s"] / plain for path in ("mqar", "eager")}
+    assert row["plain"]["micro_batch_size"] == 8  # the whole batch at once
+    table = (tmp_path / "train-cpu.md").read_text()
+    assert "mqar / plain" in table and "µ" not in table.split("\n\n")[2]
+
+
+def test_plain_path_splits_a_batch_that_does_not_fit(tmp_path, monkeypatch) -> None:
+    # An out-of-memory error in the plain step halves its micro-batch and redoes the batch (fp32 full logits at
+    # L = 2048, batch 512, do not fit an H200): here cross-entropy over more than 4 examples' positions "runs out".
+    import torch
+
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def small_memory(logits, *args, **kwargs):
+        if logits.shape[0] > 4 * 128:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return cross_entropy(logits, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", small_memory)
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "16",
+                                 "--warmup", "1", "--steps", "1", "--paths", "mqar,plain", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((tmp_path / "train-cpu.json").read_text())["rows"]
+    assert row["plain"]["micro_batch_size"] == 4 and row["plain"]["tokens_per_s"] > 0
+    assert "(µ4)" in (tmp_path / "train-cpu.md").read_text()
 
 
 def test_bench_train_compiled_path_is_a_column_of_its_own(tmp_path, monkeypatch) -> None:

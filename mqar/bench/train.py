@@ -132,7 +132,12 @@ def measure_mqar_step(
 
 
 def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, timing: Timing) -> dict:
-    """tokens/s of the plain path: DataLoader, full logits, fp32, torch reference kernels."""
+    """tokens/s of the plain path: DataLoader, full logits, fp32, torch reference kernels.
+
+    Where a whole batch's full logits do not fit (fp32 ReBased d_model 128 at L = 2048 and batch 512 needs more than
+    an H200's 141 GB), the batch is split into micro-batches, halved on each out-of-memory error, with the same summed
+    loss and one optimiser step per batch, as `mqar train` does; the measurement records the micro-batch size.
+    """
     _reset_peak_memory(device)
     torch.manual_seed(config.seed)
     task = config.task
@@ -144,23 +149,42 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, timi
         drop_last=True, generator=torch.Generator().manual_seed(config.seed),
     )
     batches = iter(())
+    micro_batch_size = config.recipe.batch_size
+
+    def accumulate(batch_inputs: torch.Tensor, batch_labels: torch.Tensor) -> None:
+        num_labelled = (batch_labels != -100).sum().clamp(min=1)
+        for part_inputs, part_labels in zip(batch_inputs.split(micro_batch_size), batch_labels.split(micro_batch_size)):
+            logits = model.logits(model(part_inputs))  # [micro_batch, seq, vocab]: every position
+            loss_sum = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), part_labels.flatten(), ignore_index=-100, reduction="sum"
+            )
+            (loss_sum / num_labelled).backward()  # the whole batch's mean loss, summed over its micro-batches
 
     def step() -> None:
-        nonlocal batches
+        nonlocal batches, micro_batch_size
         try:
             batch_inputs, batch_labels = next(batches)
         except StopIteration:
             batches = iter(loader)
             batch_inputs, batch_labels = next(batches)
         batch_inputs, batch_labels = batch_inputs.to(device), batch_labels.to(device)
-        logits = model.logits(model(batch_inputs))  # [batch, seq, vocab]: every position
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch_labels.flatten(), ignore_index=-100)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        while True:
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                accumulate(batch_inputs, batch_labels)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if micro_batch_size == 1:
+                    raise
+            optimizer.zero_grad(set_to_none=True)  # outside the handler: the error's frames hold the activations
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            micro_batch_size //= 2
         optimizer.step()
 
     model.train()
-    return _measurement(config.recipe.batch_size * task.seq_len, _timed(step, device, warmup, timing), device)
+    measured = _measurement(config.recipe.batch_size * task.seq_len, _timed(step, device, warmup, timing), device)
+    return {**measured, "micro_batch_size": micro_batch_size}
 
 
 PATHS: dict[str, Callable[..., dict]] = {
@@ -214,11 +238,13 @@ def run(
                 row[path] = PATHS[path](config, arrays, device, warmup, timing)
             except torch.cuda.OutOfMemoryError as error:
                 row[path] = {"error": f"out of memory: {str(error).splitlines()[0]}"}
-        if "tokens_per_s" in row.get("mqar", {}) and "tokens_per_s" in row.get("plain", {}):
-            row["speedup"] = row["mqar"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
+        # each fast path's tokens/s over the plain path's (same run) and over the reference code's (quoted)
+        fast = {path: row[path]["tokens_per_s"] for path in paths if path != "plain" and "tokens_per_s" in row[path]}
+        if "tokens_per_s" in row.get("plain", {}):
+            row["vs_plain"] = {path: rate / row["plain"]["tokens_per_s"] for path, rate in fast.items()}
         anchor = REFERENCE_TOKENS_PER_S.get((arch, d_model, seq_len))
-        if anchor is not None and "tokens_per_s" in row.get("mqar", {}):
-            row["vs_reference_h100"] = row["mqar"]["tokens_per_s"] / anchor
+        if anchor is not None:
+            row["vs_reference_h100"] = {path: rate / anchor for path, rate in fast.items()}
         rows.append(row)
     report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
               "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "timed_seconds": seconds,
@@ -243,9 +269,24 @@ def _timed_text(report: dict) -> str:
     return f"steps timed for {report['timed_seconds']:g} s"
 
 
+def _ratio(row: dict, key: str, path: str) -> str:
+    value = row.get(key, {}).get(path)
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _rate_cell(row: dict, path: str) -> str:
+    measurement = row.get(path)
+    rate = f"{_cell(measurement, 'tokens_per_s', 1e6, '.2f')} M"
+    micro = (measurement or {}).get("micro_batch_size", row["batch_size"])
+    return rate if micro == row["batch_size"] else f"{rate} (µ{micro})"
+
+
 def markdown(report: dict) -> str:
     versions_text = ", ".join(f"{name} {version}" for name, version in report["versions"].items())
     paths = [path for path in PATHS if any(path in row for row in report["rows"])]
+    fast_paths = [path for path in paths if path != "plain"]
+    ratio_headers = [f"{path} / plain" for path in fast_paths] if "plain" in paths else []
+    ratio_headers += [f"{path} / ReBased code on H100*" for path in fast_paths]
     lines = [
         "# mqar bench train",
         "",
@@ -255,29 +296,28 @@ def markdown(report: dict) -> str:
         "",
         "| arch, d_model, seq_len (kv) | batch, precision | "
         + " | ".join(f"{path} tokens/s | step ms | peak GB" for path in paths)
-        + " | mqar / plain | mqar / ReBased code on H100* |",
-        "|---|---|" + "---|---|---|" * len(paths) + "---|---|",
+        + "".join(f" | {header}" for header in ratio_headers) + " |",
+        "|---|---|" + "---|---|---|" * len(paths) + "---|" * len(ratio_headers),
     ]
     for row in report["rows"]:
-        speedup = f"{row['speedup']:.2f}×" if "speedup" in row else "–"
-        vs_reference = f"{row['vs_reference_h100']:.2f}×" if "vs_reference_h100" in row else "–"
         cells = [
             f"{row['arch']}, {row['d_model']}, {row['seq_len']} ({row['num_kv_pairs']})",
             f"{row['batch_size']}, {row['precision']}",
             *(cell for path in paths for cell in (
-                f"{_cell(row.get(path), 'tokens_per_s', 1e6, '.2f')} M",
+                _rate_cell(row, path),
                 _cell(row.get(path), "step_ms", 1, ".1f"),
                 _cell(row.get(path), "peak_memory_bytes", 1e9, ".1f"),
             )),
-            speedup,
-            vs_reference,
+            *(_ratio(row, "vs_plain", path) for path in fast_paths if "plain" in paths),
+            *(_ratio(row, "vs_reference_h100", path) for path in fast_paths),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "mqar: the training step of `mqar train` (CUDA graph on CUDA); eager: the same step without the graph; "
         "compiled: the mqar step with `--compile` (torch.compile of the model's forward; its compilation is in the "
-        "warm-up); plain: DataLoader, full logits, fp32, torch reference kernels (the plain path is always fp32). Paths are measured "
+        "warm-up); plain: DataLoader, full logits, fp32, torch reference kernels (the plain path is always fp32; µN: "
+        "its batch ran as micro-batches of N, as the whole batch's logits did not fit). Paths are measured "
         "side by side in this run. *The ReBased public code's tokens/s (H100, shared REFERENCE.md) are quoted, not "
         "measured here, and only meaningful for a GPU run.",
         "",
