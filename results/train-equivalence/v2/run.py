@@ -53,10 +53,24 @@ def _head_fp32(self, hidden):  # the tied LM head's matmul in fp32
         return hidden.float() @ self.token_embedding.weight.float().t()
 
 
+_linear_attention_forward = mqar.models.mixers.LinearAttention.forward
+
+
+def _features_fp32(self, x):  # q and k, their projections and LayerNorm features, in fp32 (v and the rest in bf16)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        batch, seq_len, _ = x.shape
+        q = self.q_transform(self.q_proj(x.float())).view(batch, seq_len, self.num_heads, self.feature_dim)
+        k = self.k_transform(self.k_proj(x.float())).view(batch, seq_len, self.num_heads, self.feature_dim)
+    v = self.v_proj(x).view(batch, seq_len, self.num_heads, self.value_dim)
+    out = mqar.models.mixers.linear_attention(q, k, v.float(), kernel=self.kernel, eps=self.eps, impl=self.impl)
+    return self.o_proj(out.to(v.dtype).reshape(batch, seq_len, self.num_heads * self.value_dim))
+
+
 PATCHES = {
     "norm-fp32": (mqar.models.norm, "autocast_dtype", _norm_fp32, mqar.models.norm.autocast_dtype),
     "attn-fp32": (mqar.models.mixers, "linear_attention", _attention_fp32, _linear_attention),
     "head-fp32": (mqar.models.language_model.LanguageModel, "logits", _head_fp32, _logits),
+    "qk-fp32": (mqar.models.mixers.LinearAttention, "forward", _features_fp32, _linear_attention_forward),
 }
 
 
