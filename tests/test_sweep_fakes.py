@@ -22,6 +22,16 @@ CRASH_SEED = 15
 FAIL_AFTER_FIRST_EPOCH_SEED = 16
 
 
+def _first_to_create(marker: Path) -> bool:
+    """Create `marker`; False if it exists. Atomic (O_EXCL): when two crash-seed runs start at once in two workers,
+    one crashes, not both (a check-then-touch let both crash: a flaky Ray test, seen in CI once)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None, checkpoint=None) -> RunResult:
     assert data.train[0].shape == (config.recipe.num_train_examples, config.task.seq_len)  # the cached splits
     # every executor hands each run its own checkpoint file in the sweep's checkpoint folder beside the store
@@ -29,9 +39,7 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
     assert checkpoint.parent.name.endswith(".db.checkpoints"), checkpoint
     if config.seed == FAIL_SEED:
         raise RuntimeError("fake failure for this run")
-    crash_marker = Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/marker"))
-    if config.seed == CRASH_SEED and not crash_marker.exists():
-        crash_marker.touch()
+    if config.seed == CRASH_SEED and _first_to_create(Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/m"))):
         os.kill(os.getpid(), signal.SIGKILL)
     sleep_s = float(os.environ.get("MQAR_FAKE_SLEEP", "0"))
     accuracy = min(1.0, config.d_model / 128)
