@@ -168,15 +168,16 @@ def measure_plain_step(config: RunConfig, arrays, device: str, warmup: int, timi
             batches = iter(loader)
             batch_inputs, batch_labels = next(batches)
         batch_inputs, batch_labels = batch_inputs.to(device), batch_labels.to(device)
+        optimizer.zero_grad(set_to_none=True)
         while True:
-            optimizer.zero_grad(set_to_none=True)
             try:
                 accumulate(batch_inputs, batch_labels)
                 break
             except torch.cuda.OutOfMemoryError:
                 if micro_batch_size == 1:
                     raise
-            optimizer.zero_grad(set_to_none=True)  # outside the handler: the error's frames hold the activations
+            # outside the handler (its frames hold the activations): drop the partial gradients, redo the batch
+            optimizer.zero_grad(set_to_none=True)
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
             micro_batch_size //= 2
