@@ -6,7 +6,7 @@ Usage: python run.py OUT_DIR DEVICE VARIANT CELL SEED [--eval-diagnosis]
              bf16: the same with bf16 autocast (fp32 master weights)
              bf16c: bf16 + torch.compile, the path whose rates meet issue 7's targets
            and each PATCH keeps one part of the model out of bf16 (see PATCHES), to find where bf16 loses accuracy.
-  CELL     table1-based-d48 | table1-rebased-d48 | figure1-rebased-d128 (see CELLS)
+  CELL     table1-based-d48 | table1-rebased-d48 | figure1-rebased-d128[-e64] (see CELLS)
   --eval-diagnosis  after training, evaluate the final model on the valid and test splits in fp32, in bf16, and in
            bf16 with each patch, and write NAME-eval.json (train without compile for this: the patches act on eager code)."""
 import contextlib
@@ -30,6 +30,9 @@ CELLS = {
     "table1-based-d48": dict(arch="based", d_model=48, seq_len=256, num_kv_pairs=32, lr=3e-3, epochs=24),
     "table1-rebased-d48": dict(arch="rebased", d_model=48, seq_len=256, num_kv_pairs=32, lr=3e-3, epochs=24),
     "figure1-rebased-d128": dict(arch="rebased", d_model=128, seq_len=512, num_kv_pairs=128, lr=3e-3, epochs=16),
+    # The paper's own cap and schedule (round 6): runs that leave the plateau late are not cut by a cosine that has
+    # already decayed; a run still going at the device call's limit keeps its curve so far.
+    "figure1-rebased-d128-e64": dict(arch="rebased", d_model=128, seq_len=512, num_kv_pairs=128, lr=3e-3, epochs=64),
 }
 BASES = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16c": ("bf16", True)}  # precision, compile
 
