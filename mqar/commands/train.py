@@ -41,7 +41,7 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
     precision: str = typer.Option(
         _DEFAULTS.precision,
-        help="fp32, or bf16 (autocast, fp32 master weights): faster, not shown to learn alike (results/train-equivalence/v2).",
+        help="fp32, or bf16 (autocast, fp32 master weights): faster; learns like fp32 where checked (results/train-equivalence/v2).",
     ),
     kernel_impl: str = typer.Option("auto", help="Linear attention and LayerNorm: auto (Triton on CUDA), triton or torch."),
     cuda_graphs: bool = typer.Option(True, help="On CUDA, replay the training step as a CUDA graph (same result)."),

@@ -1,5 +1,8 @@
-"""Summarise and plot the five rounds: one panel per cell, colour = training path, one line per seed.
-Usage: python plot.py (from this folder; reads round*/*.json, writes curves.png and summary.md)."""
+"""Summarise and plot the eight rounds: one panel per cell, colour = training path, one line per seed.
+Usage: python plot.py (from this folder; reads round*/*.json and round*/*.jsonl, writes curves.png and summary.md).
+Rounds 1-5 capped the epochs (16 or 24, the cosine over the cap) and are summarised from their finished runs (.json).
+Rounds 6-8 ran the Figure-1 cell on the paper's 64-epoch schedule; many were cut by the device call's limit, so they
+are summarised from their curves (.jsonl) at a horizon every run reached (HORIZON epochs, or an early stop before)."""
 import json
 import statistics
 from collections import defaultdict
@@ -23,6 +26,10 @@ PATHS = {
     (4, "bf16c"): "bf16 + compile, after",
     (2, "bf16"): "bf16, no compile, before",
     (5, "bf16"): "bf16, no compile, after",
+    (6, "bf16c"): "bf16 + compile, after",
+    (7, "fp32"): "fp32 (default)",
+    (8, "fp32"): "fp32 (default)",
+    (8, "bf16c"): "bf16 + compile, after",
 }
 COLOURS = {
     "fp32 (default)": "tab:blue",
@@ -33,17 +40,32 @@ COLOURS = {
     "bf16, no compile, after": "tab:green",
 }
 CELLS = ("table1-based-d48", "table1-rebased-d48", "figure1-rebased-d128")
+LONG_CELL = "figure1-rebased-d128-e64"  # rounds 6-8
+HORIZON = 12  # epochs every long run reached (fp32's round-8 runs were cut at 12), or stopped early before
+LEFT_PLATEAU = 0.2  # valid accuracy that marks a run off the plateau (chance is ~1/4096; stuck runs stay < 0.04)
+EARLY_STOP = 0.99  # the recipe's: a run stops once its valid accuracy exceeds this
 
-runs = defaultdict(dict)  # (cell, path) -> {seed: result}
-for file in sorted(HERE.glob("round*/*.json")):
-    if file.stem.endswith("-eval") or file.parent.name.startswith("bench") or "bench" in file.stem:
-        continue
-    round_number = int(file.parent.name.removeprefix("round"))
-    cell, rest = file.stem.split("-s", 1)
+def run_name(file):  # round, cell, seed, variant of a run's file (CELL-sSEED-VARIANT.json[l] in roundN/)
+    cell, rest = file.stem.rsplit("-s", 1)
     seed, variant = rest.split("-", 1)
-    runs[(cell, PATHS[(round_number, variant)])][int(seed)] = json.loads(file.read_text())
+    return int(file.parent.name.removeprefix("round")), cell, int(seed), variant
 
-figure, axes = plt.subplots(1, len(CELLS), figsize=(5.2 * len(CELLS), 4.6), squeeze=False)
+
+runs = defaultdict(dict)  # (cell, path) -> {seed: result}, rounds 1-5
+curves = defaultdict(dict)  # path -> {seed: [valid accuracy per epoch]}, rounds 6-8
+for file in sorted(HERE.glob("round*/*.json")):
+    if file.stem.endswith("-eval") or "bench" in str(file.relative_to(HERE)):
+        continue
+    round_number, cell, seed, variant = run_name(file)
+    if cell != LONG_CELL:
+        runs[(cell, PATHS[(round_number, variant)])][seed] = json.loads(file.read_text())
+for file in sorted(HERE.glob("round*/*.jsonl")):
+    round_number, cell, seed, variant = run_name(file)
+    if cell == LONG_CELL:
+        epochs = [json.loads(line) for line in file.read_text().splitlines()]
+        curves[PATHS[(round_number, variant)]][seed] = [epoch["valid_accuracy"] for epoch in epochs]
+
+figure, axes = plt.subplots(1, len(CELLS) + 1, figsize=(5.2 * (len(CELLS) + 1), 4.6), squeeze=False)
 lines = [
     "| cell | path | seeds | reached 0.99 | best valid accuracy per seed | mean ± sd | epochs to 0.99 (median) |",
     "|---|---|---|---|---|---|---|",
@@ -67,6 +89,41 @@ for axis, cell in zip(axes[0], CELLS):
     axis.set_title(cell)
     axis.set_xlabel("epoch")
     axis.set_ylim(-0.02, 1.02)
+
+long_lines = [
+    f"| path | seeds | left the plateau (valid accuracy > {LEFT_PLATEAU}) | epoch it did: median (range) | "
+    f"best valid accuracy by epoch {HORIZON}: mean ± sd | reached {EARLY_STOP} (epoch) | best valid accuracy, "
+    "epochs run (cut: call's limit) |",
+    "|---|---|---|---|---|---|---|",
+]
+axis = axes[0][len(CELLS)]
+for path, colour in COLOURS.items():
+    per_seed = curves.get(path)
+    if not per_seed:
+        continue
+    for index, (seed, accuracy) in enumerate(sorted(per_seed.items())):
+        axis.plot(range(1, len(accuracy) + 1), accuracy, color=colour, alpha=0.8, linewidth=1,
+                  label=path if index == 0 else None)
+    left = {seed: next((epoch for epoch, a in enumerate(acc, 1) if a > LEFT_PLATEAU), None)
+            for seed, acc in per_seed.items()}
+    left_epochs = [epoch for epoch in left.values() if epoch is not None]
+    by_horizon = [max(acc[:HORIZON]) for acc in per_seed.values()]
+    reached = {seed: next((epoch for epoch, a in enumerate(acc, 1) if a > EARLY_STOP), None)
+               for seed, acc in per_seed.items()}
+    reached_text = ", ".join(f"{seed}: {epoch}" for seed, epoch in sorted(reached.items()) if epoch) or "–"
+    runs_text = ", ".join(f"{seed}: {max(acc):.3f} @{len(acc)}{'' if reached[seed] else ' (cut)'}"
+                          for seed, acc in sorted(per_seed.items()))
+    long_lines.append(
+        f"| {path} | {len(per_seed)} | {len(left_epochs)} of {len(per_seed)} | "
+        f"{statistics.median(left_epochs):g} ({min(left_epochs)}-{max(left_epochs)}) | "
+        f"{statistics.mean(by_horizon):.3f} ± {statistics.stdev(by_horizon):.3f} | "
+        f"{sum(1 for e in reached.values() if e)} of {len(per_seed)} ({reached_text}) | {runs_text} |")
+axis.axvline(HORIZON, color="grey", linestyle=":", linewidth=1)
+axis.set_title(f"{LONG_CELL} (paper's 64-epoch schedule)")
+axis.set_xlabel("epoch")
+axis.set_ylim(-0.02, 1.02)
+lines += ["", f"{LONG_CELL}: rounds 6-8, the paper's 64-epoch schedule (runs cut by the call's limit keep their "
+          "curve; compare at the horizon)", ""] + long_lines
 axes[0][0].set_ylabel("validation accuracy")
 handles = {label: line for axis in axes[0] for line, label in zip(*axis.get_legend_handles_labels())}
 figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8)
