@@ -1,7 +1,9 @@
-"""A floor under any single-core generator at issue 2's second shape (L=2048, kv=512, 20k examples): the time to
-write the two int32 output arrays into fresh memory, and to draw the random bits such a dataset needs at least.
-It also times the loop baseline (mqar/bench/loop_generator.py, one run) at that shape: 50x that is the budget.
-Usage: taskset -c 0 python results/bench/data_floor.py  (best of 3 per line)."""
+"""A floor under any single-core generator at issue 2's two shapes: the time to write the two int32 output arrays
+into fresh memory, and to draw the random bits such a dataset needs at least (a key, a value and a query gap per
+pair, 32 bits each), with no sampling work on top. Beside it, the loop baseline (mqar/bench/loop_generator.py) at the
+same shape, whose time / 50 is the budget of issue 2's "50x the loop".
+Usage: taskset -c 0 python results/bench/data_floor.py  (best of 3 for the floor; the loop once, on a fifth of the
+examples at L=512, scaled: its cost is the same per example)."""
 import time
 
 import numpy as np
@@ -9,8 +11,7 @@ import numpy as np
 from mqar.bench.loop_generator import generate_loop
 from mqar.data.spec import TaskSpec
 
-EXAMPLES, SEQ_LEN, KV = 20_000, 2048, 512
-DRAWS = 3 * EXAMPLES * KV  # a key, a value and a query gap per pair, at the least
+SHAPES = ((512, 128, 100_000, 5), (2048, 512, 20_000, 1))  # seq_len, kv pairs, examples, loop on examples / this
 
 
 def best_of_3(work) -> float:
@@ -22,16 +23,17 @@ def best_of_3(work) -> float:
     return min(times)
 
 
-source = np.ones((EXAMPLES, SEQ_LEN), np.int32)
 rng = np.random.default_rng(0)
-writes = best_of_3(lambda: (np.empty_like(source).__setitem__(slice(None), source),
-                            np.empty_like(source).__setitem__(slice(None), source)))
-raw_bits = best_of_3(lambda: rng.bit_generator.random_raw(DRAWS // 2))  # 32 bits per draw, two per 64-bit word
-print(f"write inputs + labels ({EXAMPLES:,} x {SEQ_LEN} int32, fresh memory): {writes:.3f} s")
-print(f"{DRAWS:,} draws as raw 32-bit halves of PCG64 words: {raw_bits:.3f} s")
-print(f"sum: {writes + raw_bits:.3f} s")
-start = time.perf_counter()
-generate_loop(TaskSpec(seq_len=SEQ_LEN, num_kv_pairs=KV), EXAMPLES, seed=0)
-loop = time.perf_counter() - start
-print(f"loop baseline: {loop:.2f} s, so 50x the loop allows {loop / 50:.3f} s; the floor above is "
-      f"{(writes + raw_bits) / (loop / 50):.1f}x that")
+for seq_len, kv, examples, loop_fraction in SHAPES:
+    source = np.ones((examples, seq_len), np.int32)
+    writes = best_of_3(lambda: (np.empty_like(source).__setitem__(slice(None), source),
+                                np.empty_like(source).__setitem__(slice(None), source)))
+    draws = 3 * examples * kv
+    raw_bits = best_of_3(lambda: rng.bit_generator.random_raw(draws // 2))  # two 32-bit draws per 64-bit word
+    start = time.perf_counter()
+    generate_loop(TaskSpec(seq_len=seq_len, num_kv_pairs=kv), examples // loop_fraction, seed=0)
+    loop = (time.perf_counter() - start) * loop_fraction
+    floor, budget = writes + raw_bits, loop / 50
+    print(f"L={seq_len}, kv={kv}, {examples:,} examples: writes {writes:.3f} s + {draws:,} raw 32-bit draws "
+          f"{raw_bits:.3f} s = floor {floor:.3f} s; loop {loop:.2f} s, so 50x allows {budget:.3f} s "
+          f"= {budget / floor:.2f}x the floor")
