@@ -30,6 +30,10 @@ SHAPES = [
     (1, 33, 1, 9, 8),  # odd F: the chunked kernels' pair numbering has no half-distance row then
 ]
 
+# (algorithm, triton_ops.CHUNKED_BWD): main's two algorithms and the chunked backward's other layouts
+ALGORITHMS_AND_BWD = [("parallel", "sum"), ("chunked", "sum"), ("chunked", "fused"), ("chunked", "split")]
+ALGORITHM_IDS = ["parallel", "chunked", "chunked-fused", "chunked-split"]
+
 
 def _inputs(shape, seed: int):
     batch, seq, heads, feature_dim, value_dim = shape
@@ -81,6 +85,45 @@ def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
     _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize("variant", ["fused", "split"])
+def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kernel, variant):
+    # triton_ops.CHUNKED_BWD: the state loops started from the diagonal tile's gradients in one launch ("fused"),
+    # or in two launches over the same chunks, dq then dk and dv ("split"). Main's "sum" is the chunked case of
+    # the test above. The forward is untouched; the launches are the ones the variant names.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
+    launches = _record_backward_launches(monkeypatch)
+    q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, variant)).encode()))
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+    out, grads = _triton_grads(q, k, v, grad, kernel, "chunked", chunk_size=16)
+    _assert_outputs_close(out, grads, ref_out, ref_grads)
+    grid = (shape[0] * shape[2], -(-shape[1] // 16))
+    expected = {"fused": [("all", True)], "split": [("dq", True), ("dkdv", True)]}[variant]
+    assert launches == [(grid, *launch) for launch in expected]
+
+
+def _record_backward_launches(monkeypatch) -> list:
+    """Make triton_ops' backward launches append (grid, INTER_GRADS, INTER_ACC) to the returned list."""
+    from mqar.kernels import triton_ops
+
+    launches = []
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append((grid, kwargs["INTER_GRADS"], kwargs["INTER_ACC"]))
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    return launches
+
+
 def test_naive_reference_agrees_with_quadratic_reference():
     # Guards the reference the kernels are held to: two independent formulations of the definition.
     q, k, v, _ = _inputs((1, 9, 2, 8, 4), seed=3)
@@ -88,9 +131,12 @@ def test_naive_reference_agrees_with_quadratic_reference():
         torch.testing.assert_close(linear_attention_naive(q, k, v, kernel), linear_attention_quadratic(q, k, v, kernel))
 
 
-@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
-def test_non_contiguous_inputs(algorithm):
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
     # q, k, v as strided views of [B, H, T, dim] tensors and a sliced feature axis: no copy, same result.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     generator = torch.Generator().manual_seed(7)
     base = torch.randn(2, 2, 21, 24, generator=generator, dtype=torch.float64)
     q = base[..., :16].transpose(1, 2)  # [B, T, H, 16], strided
@@ -258,14 +304,16 @@ def bf16_dot_in_interpreter(monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(2, 50, 1, 8, 4), (4, 1, 2, 16, 16)], ids=["B2T50F8D4", "T1"])
-@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
-def test_bf16_path_keeps_gradients_accurate(bf16_dot_in_interpreter, shape, algorithm):
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter, shape, algorithm, chunked_bwd):
     # dA = g·v − δ cancels: rounding g to bf16 before it let dq and dk drift far past the outputs' own rounding,
     # so the backward forms it from exact do·v products (and the forward splits A into hi + lo bf16 halves).
     # Here every error must stay at the level of rounding the outputs to bf16, and at T = 1 (dq, dk ≈ 0 by
     # construction) far below dv's size.
+    from mqar.kernels import triton_ops
     from mqar.kernels.triton_ops import LinearAttentionFunction
 
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     q, k, v, grad = (t.to(torch.bfloat16) for t in _inputs(shape, seed=21))
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = LinearAttentionFunction.apply(*leaves, "rebased", 1e-6, algorithm, 16)

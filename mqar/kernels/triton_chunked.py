@@ -232,13 +232,12 @@ def inter_forward(acc, z, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM
 
 
 @triton.jit
-def inter_dq(g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+def inter_dq(dq, g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
              KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
              PRECISION: tl.constexpr, PRECISE: tl.constexpr):
-    """dq from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature Jacobian (q: the chunk's fp32
-    [C, BF] tile). -> [C, BF] fp32."""
+    """dq [C, BF] fp32 plus its part from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature
+    Jacobian (q: the chunk's fp32 [C, BF] tile)."""
     slot_base = slot * (NUM_EB * BE)
-    dq = tl.zeros([g.shape[0], BF], dtype=tl.float32)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
         offs_e = eb * BE + tl.arange(0, BE)
@@ -252,14 +251,12 @@ def inter_dq(g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB
 
 
 @triton.jit
-def inter_dkdv(v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+def inter_dkdv(dk, dv, v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
                KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
                PRECISION: tl.constexpr, PRECISE: tl.constexpr):
-    """dk, dv from the later chunks' R = Σ φq gᵀ and w = Σ δ φq: dv = φk R, dφk = v Rᵀ − w. v: [C, BD] fp32,
-    k: the chunk's fp32 [C, BF] tile."""
+    """dk [C, BF] and dv [C, BD] plus the later chunks' part from R = Σ φq gᵀ and w = Σ δ φq: dv += φk R,
+    dφk = v Rᵀ − w. v: [C, BD] fp32, k: the chunk's fp32 [C, BF] tile."""
     slot_base = slot * (NUM_EB * BE)
-    dk = tl.zeros([v.shape[0], BF], dtype=tl.float32)
-    dv = tl.zeros(v.shape, dtype=tl.float32)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
         ka, kb = _factors(k, mask_t, ia, ib, BF, PRECISION)

@@ -99,6 +99,22 @@ KEEP_CHUNK_STATES = True
 STATE_SCAN = True
 SCAN_BLOCK_D = 64
 
+# How the chunked form's backward kernel (parallel_bwd_kernel with INTER) is laid out. Offline sm_90 compile only,
+# bf16 rebased F = 16, D = 64, BE 16, 4 warps, registers / spilled stack per thread (based in brackets;
+# results/bench/kernels-tuned/2026-11-30/bwd-split-offline.md):
+#   "sum"   one launch; the state loops sum from zero and are added to the diagonal tile's gradients after
+#           (INTER_ACC False): 255 / 80 B (255 / 272 B)
+#   "fused" one launch; the state loops start from the tile's gradients (INTER_ACC True): 242 / 0 (246 / 0)
+#   "split" two launches over the same chunks, dq then dk and dv, each recomputing the diagonal tile and loading
+#           its inputs again, loops as "fused": 162 / 0 and 180 / 0 (157 / 0 and 205 / 0)
+# Not timed on a GPU yet: main's "sum" stays the default until they are ("sum" compiles to main's SASS).
+CHUNKED_BWD = "sum"
+_CHUNKED_BWD_LAUNCHES = {  # -> the kernel's (INTER_GRADS, INTER_ACC) per launch
+    "sum": (("all", False),),
+    "fused": (("all", True),),
+    "split": (("dq", True), ("dkdv", True)),
+}
+
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
@@ -277,14 +293,15 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
         warps = cfg.bwd_warps or warps
-    parallel_bwd_kernel[(batch * heads, triton.cdiv(seq, block_n))](
-        q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
-        *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
-        *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
-        KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
-        BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
-        num_warps=warps, num_stages=cfg.num_stages,
-    )
+    for grads, acc in _CHUNKED_BWD_LAUNCHES[CHUNKED_BWD if chunked else "sum"]:
+        parallel_bwd_kernel[(batch * heads, triton.cdiv(seq, block_n))](
+            q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
+            *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
+            *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
+            KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
+            BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
+            INTER_GRADS=grads, INTER_ACC=acc, num_warps=warps, num_stages=cfg.num_stages,
+        )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)
     return dq, dk, dv

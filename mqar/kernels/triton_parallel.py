@@ -214,13 +214,21 @@ def parallel_bwd_kernel(
     T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr,
+    PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
     key blocks (programs), is added tile by tile into an fp32 buffer with atomics (DQ, zeroed by the caller).
     INTER (chunked form, BM == BN == chunk): only the diagonal tile, so the program owns its query rows' dq
-    outright and stores it (no atomics), plus the other chunks' contributions from the prefix / suffix states."""
+    outright and stores it (no atomics), plus the other chunks' contributions from the prefix / suffix states.
+    How the INTER part is laid out (triton_ops.CHUNKED_BWD picks; register counts from the offline sm_90 compile,
+    bf16 rebased F = 16, D = 64, BE 16, 4 warps):
+    - INTER_GRADS: "all" computes and stores dq, dk and dv; "dq" only dq and "dkdv" only dk and dv, for two
+      launches that each recompute the diagonal tile (the compiler drops the products a part does not use).
+    - INTER_ACC: the state loops start from the tile's gradients (True) or sum from zero and their sums are added
+      to the tile's after (False). False lets the compiler sink the tile's dk, dv (and dq) products past the state
+      loops, so their bf16 operands (ds, A/Z) stay live through them beside the loops' own: 255 registers and 80 B
+      of spilled stack; True, the products come first and nothing spills (at that shape)."""
     pid_n = tl.program_id(1)  # key block 0 (the most query blocks) first
     pid_bh = tl.program_id(0).to(tl.int64)
     b = pid_bh // H
@@ -246,16 +254,28 @@ def parallel_bwd_kernel(
             k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
-        # the chunks before this one (slot pid_n of the prefix states) for dq
-        dq += inter_dq(g, delta, q.to(tl.float32), mask_m, STATE, VEC, pid_bh * (num_chunks + 1) + pid_n,
-                       F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
-        tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
-        # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
-        slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
-        dk_inter, dv_inter = inter_dkdv(v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
-                                        offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
-        dk += dk_inter
-        dv += dv_inter
+        if INTER_GRADS != "dkdv":
+            # the chunks before this one (slot pid_n of the prefix states) for dq
+            dq_slot = pid_bh * (num_chunks + 1) + pid_n
+            if INTER_ACC:
+                dq = inter_dq(dq, g, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F, D, offs_d, mask_d,
+                              NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+            else:
+                dq += inter_dq(tl.zeros_like(dq), g, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F, D,
+                               offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+            tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
+        if INTER_GRADS != "dq":
+            # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
+            slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
+            if INTER_ACC:
+                dk, dv = inter_dkdv(dk, dv, v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
+                                    offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+            else:
+                dk_inter, dv_inter = inter_dkdv(tl.zeros_like(dk), tl.zeros_like(dv), v.to(tl.float32),
+                                                k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D, offs_d, mask_d,
+                                                NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+                dk += dk_inter
+                dv += dv_inter
     else:
         dk = tl.zeros([BN, BF], dtype=tl.float32)
         dv = tl.zeros([BN, BD], dtype=tl.float32)
@@ -277,5 +297,6 @@ def parallel_bwd_kernel(
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
-    tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
-    tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
+    if INTER_GRADS != "dq":
+        tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
+        tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
