@@ -77,6 +77,18 @@ def test_matches_reference(shape, dtype, kernel, algorithm):
     _check(shape, kernel, algorithm, dtype)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize("variant", ["fused", "split"])
+def test_chunked_backward_variants_match_reference(monkeypatch, shape, dtype, kernel, variant):
+    # triton_ops.CHUNKED_BWD's layouts other than main's "sum" (which test_matches_reference covers)
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
+    _check(shape, kernel, "chunked", dtype)
+
+
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
 def test_mqar_training_shape(algorithm):
     _check((64, 256, 12, 16, 5), "rebased", algorithm, torch.bfloat16)

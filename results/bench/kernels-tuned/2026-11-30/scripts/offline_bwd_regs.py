@@ -10,7 +10,8 @@ ptxas report (`ptxas -v` on the kernel's PTX, the options Triton uses) and the c
 Usage, from the repository root, without TRITON_INTERPRET (the GPU configs are wanted, not the interpreter's):
     PYTHONPATH=$PWD python results/bench/kernels-tuned/2026-11-30/scripts/offline_bwd_regs.py \
         [--variant sum fused split] [--kernel rebased based] [--shape 8,8192,8,16,64 ...] [--dump DIR]
---variant sets triton_ops.CHUNKED_BWD (branch bwd-split; on main, which lacks it, only "sum" is possible).
+--variant sets triton_ops.CHUNKED_BWD (branch bwd-split; on main, which lacks it, only "sum" is possible);
+"split-sum", for this measurement only, is "split" with main's loops (INTER_ACC False): the split alone.
 """
 from __future__ import annotations
 
@@ -120,6 +121,8 @@ def main() -> None:
           f"ptxas {subprocess.run([os.path.join(NVIDIA_BIN, 'ptxas'), '--version'], capture_output=True, text=True).stdout.split()[-1]}")
     print("| variant | kernel | B,T,H,F,D | launch | grid | consts | warps | stages | regs | stack B | spill st/ld B | smem B |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if hasattr(triton_ops, "_CHUNKED_BWD_LAUNCHES"):
+        triton_ops._CHUNKED_BWD_LAUNCHES["split-sum"] = (("dq", False), ("dkdv", False))
     for variant in a.variant:
         if variant != "sum" or hasattr(triton_ops, "CHUNKED_BWD"):
             triton_ops.CHUNKED_BWD = variant
