@@ -32,6 +32,8 @@ matrices [BE, F] of a(e) and b(e), done as matrix products.
 """
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -231,19 +233,63 @@ def inter_forward(acc, z, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM
     return acc, z
 
 
+# The GPU splits fp32 into tf32 hi + lo with the instruction Triton's own tf32x3 uses; the interpreter, which runs
+# no inline asm, with the same rounding done on the bits.
+_TF32_CVT_ASM = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1")
+
+
 @triton.jit
-def inter_dq(dq, g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
+def _tf32_split(x, CVT_ASM: tl.constexpr = _TF32_CVT_ASM):
+    """x = hi + lo, hi = x rounded to tf32 (10 mantissa bits) to nearest, ties away from zero, lo = x − hi (exact
+    while hi is finite): tf32x3's split in Triton 3.6 (cvt.rna.tf32.f32, then a subtraction; the MMA then reads
+    lo's top 19 bits). CVT_ASM False: the same rounding on the bits (+ half a tf32 ulp, clear the 13 low bits), NaN
+    kept NaN (the carry could turn a NaN's low payload into an infinity); the interpreter's way, and tested."""
+    if CVT_ASM:
+        hi = tl.inline_asm_elementwise("cvt.rna.tf32.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                       pack=1)
+    else:
+        bits = x.to(tl.uint32, bitcast=True)
+        hi = ((bits + 0x1000) & 0xFFFFE000).to(tl.float32, bitcast=True)
+        hi = tl.where(x == x, hi, x)
+    return hi, x - hi
+
+
+@triton.jit
+def _dot_exact_lhs(a, b):
+    """a @ b ≈ fp32 in two tf32 MMAs, for fp32 a whose every entry is exact in tf32 (here: a half-precision input
+    tile, bf16 or fp16, converted to fp32) and any fp32 b: a · b_lo then a · b_hi on top.
+
+    tf32x3 on such an a splits it too, into a and a zero lo half, and spends its first MMA on that zero half (the
+    all-zero [C, BD] fp32 tile is formed once, before the state loop). Its other two MMAs are these
+    two, in this order (lo first, then hi accumulated onto it), with the same hi / lo of b: the result is the same
+    up to tf32x3's NaN → 0 guard between its second and third MMA and an added +0 (−0 becomes +0)."""
+    b_hi, b_lo = _tf32_split(b)
+    return tl.dot(a, b_hi, tl.dot(a, b_lo, input_precision="tf32"), input_precision="tf32")
+
+
+@triton.jit
+def inter_dq(dq, g, do, rz, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
              KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
-             PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+             PRECISION: tl.constexpr, PRECISE: tl.constexpr, TWO_MMA: tl.constexpr):
     """dq [C, BF] fp32 plus its part from the earlier chunks' state: dφq = g Sᵀ − δ zᵀ, through the feature
-    Jacobian (q: the chunk's fp32 [C, BF] tile)."""
+    Jacobian (q: the chunk's fp32 [C, BF] tile).
+
+    g Sᵀ (g = do / Z) must be ≈ fp32. TWO_MMA False: tf32x3 on g and S (3 MMAs). TWO_MMA True, for half inputs
+    only: (do Sᵀ) / Z row by row, do [C, BD] fp32 holding the half-precision do (exact in tf32), rz = 1 / Z [C]:
+    S split into tf32 hi + lo, 2 MMAs (_dot_exact_lhs). Not bit-identical to tf32x3 on g (g is do · rz rounded to
+    fp32, then its hi and lo halves; here do is exact and rz is applied to the product): they differ by fp32-level
+    rounding, each as close to the exact g Sᵀ as the other."""
     slot_base = slot * (NUM_EB * BE)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
         offs_e = eb * BE + tl.arange(0, BE)
         state = tl.load(STATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
         norm = tl.load(VEC + slot_base + offs_e)
-        dphi = tl.dot(g, tl.trans(state), input_precision=PRECISE) - delta[:, None] * norm[None, :]  # [C, BE]
+        if TWO_MMA:
+            gs = _dot_exact_lhs(do, tl.trans(state)) * rz[:, None]
+        else:
+            gs = tl.dot(g, tl.trans(state), input_precision=PRECISE)
+        dphi = gs - delta[:, None] * norm[None, :]  # [C, BE]
         dphi = dphi * coef[None, :]
         qa, qb = _factors(q, mask_t, ia, ib, BF, PRECISION)
         dq += _scatter_to_inputs(dphi, qa, qb, ia, ib, BF, PRECISION)
@@ -253,9 +299,13 @@ def inter_dq(dq, g, delta, q, mask_t, STATE, VEC, slot, F, D, offs_d, mask_d, NU
 @triton.jit
 def inter_dkdv(dk, dv, v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, NUM_EB, scale_f,
                KERNEL: tl.constexpr, BE: tl.constexpr, BF: tl.constexpr,
-               PRECISION: tl.constexpr, PRECISE: tl.constexpr):
+               PRECISION: tl.constexpr, PRECISE: tl.constexpr, TWO_MMA: tl.constexpr):
     """dk [C, BF] and dv [C, BD] plus the later chunks' part from R = Σ φq gᵀ and w = Σ δ φq: dv += φk R,
-    dφk = v Rᵀ − w. v: [C, BD] fp32, k: the chunk's fp32 [C, BF] tile."""
+    dφk = v Rᵀ − w. v: [C, BD] fp32, k: the chunk's fp32 [C, BF] tile.
+
+    v Rᵀ must be ≈ fp32. TWO_MMA False: tf32x3 (3 MMAs). TWO_MMA True, for half inputs only (v exact in tf32):
+    R split into tf32 hi + lo, 2 MMAs (_dot_exact_lhs), the same two products tf32x3 makes in the same order, so
+    the same result for finite values (see there; not checked on a GPU). fp32 inputs' v is not exact: False."""
     slot_base = slot * (NUM_EB * BE)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)
@@ -266,6 +316,10 @@ def inter_dkdv(dk, dv, v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, N
         rstate = tl.load(RSTATE + (slot_base + offs_e)[:, None] * D + offs_d[None, :], mask=mask_d[None, :], other=0.0)
         wvec = tl.load(WVEC + slot_base + offs_e)
         dv += tl.dot(phi, rstate, input_precision=PRECISION)
-        dphi = tl.where(keep, tl.dot(v, tl.trans(rstate), input_precision=PRECISE) - wvec[None, :], 0.0)
+        if TWO_MMA:
+            vr = _dot_exact_lhs(v, tl.trans(rstate))
+        else:
+            vr = tl.dot(v, tl.trans(rstate), input_precision=PRECISE)
+        dphi = tl.where(keep, vr - wvec[None, :], 0.0)
         dk += _scatter_to_inputs(dphi, ka, kb, ia, ib, BF, PRECISION)
     return dk, dv

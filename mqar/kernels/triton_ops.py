@@ -115,6 +115,21 @@ _CHUNKED_BWD_LAUNCHES = {  # -> the kernel's (INTER_GRADS, INTER_ACC) per launch
     "split": (("dq", True), ("dkdv", True)),
 }
 
+# The chunked backward's state loops need two products to ≈ fp32 whatever the input dtype: g Sᵀ (inter_dq, g = do/Z)
+# and v Rᵀ (inter_dkdv), both tf32x3 (3 tf32 MMAs) by default. For half inputs v and do are exact in tf32, so True
+# takes 2 tf32 MMAs each: v · (R_hi + R_lo) (the same two products tf32x3 makes, same order: same result) and
+# (do · (S_hi + S_lo)) / Z (not bit-identical: agrees to fp32 rounding). fp32 inputs always keep tf32x3 (their v,
+# do are not exact). Offline sm_90 registers / MMA counts in
+# results/bench/kernels-tuned/2026-11-30/bwd-split-offline.md; not timed on a GPU: False (the current code) stays
+# the default until it is.
+CHUNKED_BWD_TWO_MMA = False
+
+
+def _two_mma(dtype: torch.dtype) -> bool:
+    """The backward kernel's TWO_MMA: only where the switch is on and the inputs are half precision."""
+    return CHUNKED_BWD_TWO_MMA and dtype != torch.float32
+
+
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
@@ -300,7 +315,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
-            INTER_GRADS=grads, INTER_ACC=acc, num_warps=warps, num_stages=cfg.num_stages,
+            INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), num_warps=warps,
+            num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)

@@ -140,7 +140,8 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
     dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
-    their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once.
+    their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
+    do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
     need no mask: they load do = 0 and δ = 0 (so g = 0, dA = 0) and Z = 1, and contribute nothing.
     """
@@ -197,7 +198,7 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
         dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
         dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
-    return dv, dk, dq, g, delta, rows_m, mask_m, q
+    return dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz
 
 
 @triton.jit
@@ -214,7 +215,7 @@ def parallel_bwd_kernel(
     T, H, F, D, scale, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr,
+    PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -228,7 +229,10 @@ def parallel_bwd_kernel(
     - INTER_ACC: the state loops start from the tile's gradients (True) or sum from zero and their sums are added
       to the tile's after (False). False lets the compiler sink the tile's dk, dv (and dq) products past the state
       loops, so their bf16 operands (ds, A/Z) stay live through them beside the loops' own: 255 registers and 80 B
-      of spilled stack; True, the products come first and nothing spills (at that shape)."""
+      of spilled stack; True, the products come first and nothing spills (at that shape).
+    - TWO_MMA (half inputs only; triton_ops.CHUNKED_BWD_TWO_MMA): the state loops' ≈ fp32 products g Sᵀ and v Rᵀ
+      take two tf32 MMAs on the input-exact do (then / Z) and v instead of three (tf32x3), see inter_dq /
+      inter_dkdv."""
     pid_n = tl.program_id(1)  # key block 0 (the most query blocks) first
     pid_bh = tl.program_id(0).to(tl.int64)
     b = pid_bh // H
@@ -250,7 +254,7 @@ def parallel_bwd_kernel(
     dq_base = DQ + b * sdqb + h * sdqh
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
-        dv, dk, dq, g, delta, rows_m, mask_m, q = _bwd_tile(
+        dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
             k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
@@ -258,22 +262,23 @@ def parallel_bwd_kernel(
             # the chunks before this one (slot pid_n of the prefix states) for dq
             dq_slot = pid_bh * (num_chunks + 1) + pid_n
             if INTER_ACC:
-                dq = inter_dq(dq, g, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F, D, offs_d, mask_d,
-                              NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+                dq = inter_dq(dq, g, do.to(tl.float32), rz, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F,
+                              D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
             else:
-                dq += inter_dq(tl.zeros_like(dq), g, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F, D,
-                               offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+                dq += inter_dq(tl.zeros_like(dq), g, do.to(tl.float32), rz, delta, q.to(tl.float32), mask_m, STATE,
+                               VEC, dq_slot, F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION,
+                               PRECISE, TWO_MMA)
             tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
         if INTER_GRADS != "dq":
             # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
             slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
             if INTER_ACC:
                 dk, dv = inter_dkdv(dk, dv, v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
-                                    offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+                                    offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
             else:
                 dk_inter, dv_inter = inter_dkdv(tl.zeros_like(dk), tl.zeros_like(dv), v.to(tl.float32),
                                                 k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D, offs_d, mask_d,
-                                                NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE)
+                                                NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
                 dk += dk_inter
                 dv += dv_inter
     else:
@@ -282,7 +287,7 @@ def parallel_bwd_kernel(
         lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t = _bwd_tile(
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
             dv += dv_t
@@ -290,7 +295,7 @@ def parallel_bwd_kernel(
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t = _bwd_tile(
+            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
             dv += dv_t
