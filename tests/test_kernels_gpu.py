@@ -80,13 +80,48 @@ def test_matches_reference(shape, dtype, kernel, algorithm):
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
-@pytest.mark.parametrize("variant", ["fused", "split"])
-def test_chunked_backward_variants_match_reference(monkeypatch, shape, dtype, kernel, variant):
-    # triton_ops.CHUNKED_BWD's layouts other than main's "sum" (which test_matches_reference covers)
+@pytest.mark.parametrize(("variant", "two_mma"), [("fused", False), ("split", False), ("sum", True), ("fused", True),
+                                                  ("split", True)],
+                         ids=["fused", "split", "sum-2mma", "fused-2mma", "split-2mma"])
+def test_chunked_backward_variants_match_reference(monkeypatch, shape, dtype, kernel, variant, two_mma):
+    # triton_ops.CHUNKED_BWD's layouts other than main's "sum" (which test_matches_reference covers), and every
+    # layout with CHUNKED_BWD_TWO_MMA (two tf32 MMAs for g Sᵀ and v Rᵀ; taken by bf16 / fp16 only: fp32 runs here
+    # check that it stays off for them)
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", two_mma)
     _check(shape, kernel, "chunked", dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("kernel", ["based", "rebased"])
+@pytest.mark.parametrize("variant", ["sum", "fused", "split"])
+def test_two_mma_state_products_match_tf32x3(monkeypatch, shape, dtype, kernel, variant):
+    # CHUNKED_BWD_TWO_MMA against the same layout's tf32x3: dk and dv bit-identical (v Rᵀ: the same two MMAs as
+    # tf32x3's non-zero ones, same order, expected for finite values), dq to fp32 rounding ((do Sᵀ)/Z against
+    # tf32x3 on g = do/Z), the forward untouched. Not yet run on a GPU (written with the switch).
+    from mqar.kernels import triton_ops
+    from mqar.kernels.triton_ops import linear_attention_triton
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
+    batch, seq, heads, feature_dim, value_dim = shape
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    make = lambda d: torch.randn(batch, seq, heads, d, device="cuda", generator=generator).to(dtype)  # noqa: E731
+    q, k, v, grad = make(feature_dim), make(feature_dim), make(value_dim), make(value_dim)
+    results = {}
+    for two_mma in (False, True):
+        monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", two_mma)
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = linear_attention_triton(*leaves, kernel=kernel, eps=1e-6, algorithm="chunked")
+        out.backward(grad)
+        results[two_mma] = [out] + [t.grad for t in leaves]
+    (out0, dq0, dk0, dv0), (out1, dq1, dk1, dv1) = results[False], results[True]
+    assert torch.equal(out0, out1)
+    assert torch.equal(dk0, dk1) and torch.equal(dv0, dv1)
+    # dq is stored in the input dtype: fp32-level differences show only where they flip its last-bit rounding
+    assert _rel_rms(dq1, dq0) <= 1e-3
 
 
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])

@@ -12,7 +12,11 @@ import zlib
 import pytest
 import torch
 
+import triton
+import triton.language as tl
+
 from mqar.kernels.reference import linear_attention_naive, linear_attention_quadratic
+from mqar.kernels.triton_chunked import _tf32_split
 from mqar.kernels.triton_ops import choose_algorithm, linear_attention_triton
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -85,28 +89,99 @@ def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
     _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
+# (triton_ops.CHUNKED_BWD, two-MMA products in the state loops): the chunked backward's layouts beside main's "sum"
+# (the chunked case of the test above), and every layout with triton_ops.CHUNKED_BWD_TWO_MMA's products
+CHUNKED_VARIANTS = [("fused", False), ("split", False), ("sum", True), ("fused", True), ("split", True)]
+CHUNKED_VARIANT_IDS = ["fused", "split", "sum-2mma", "fused-2mma", "split-2mma"]
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
-@pytest.mark.parametrize("variant", ["fused", "split"])
-def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kernel, variant):
+@pytest.mark.parametrize(("variant", "two_mma"), CHUNKED_VARIANTS, ids=CHUNKED_VARIANT_IDS)
+def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kernel, variant, two_mma):
     # triton_ops.CHUNKED_BWD: the state loops started from the diagonal tile's gradients in one launch ("fused"),
     # or in two launches over the same chunks, dq then dk and dv ("split"). Main's "sum" is the chunked case of
     # the test above. The forward is untouched; the launches are the ones the variant names.
+    # two_mma: g Sᵀ and v Rᵀ as two tf32 MMAs on the input-exact do and v (the kernel's TWO_MMA, which the code
+    # turns on for half inputs only). These fp32 inputs are rounded to bf16 values first, so v and do are exact
+    # in tf32 as they would be for bf16 inputs, and TWO_MMA is forced on for them.
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
+    if two_mma:
+        monkeypatch.setattr(triton_ops, "_two_mma", lambda dtype: True)
     launches = _record_backward_launches(monkeypatch)
-    q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, variant)).encode()))
+    key = (shape, kernel, variant) + ((True,) if two_mma else ())  # the variants' own seeds as before
+    q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr(key).encode()))
+    if two_mma:
+        q, k, v, grad = (t.to(torch.bfloat16).double() for t in (q, k, v, grad))
     ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
     out, grads = _triton_grads(q, k, v, grad, kernel, "chunked", chunk_size=16)
     _assert_outputs_close(out, grads, ref_out, ref_grads)
     grid = (shape[0] * shape[2], -(-shape[1] // 16))
-    expected = {"fused": [("all", True)], "split": [("dq", True), ("dkdv", True)]}[variant]
-    assert launches == [(grid, *launch) for launch in expected]
+    expected = {"sum": [("all", False)], "fused": [("all", True)], "split": [("dq", True), ("dkdv", True)]}[variant]
+    assert launches == [(grid, *launch, two_mma) for launch in expected]
+
+
+def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
+    # fp32 inputs' v and do are not exact in tf32: with the switch on they keep tf32x3 (TWO_MMA False); bf16 and
+    # fp16 take the two MMAs, and only when the switch is on.
+    from mqar.kernels import triton_ops
+
+    assert triton_ops.CHUNKED_BWD_TWO_MMA is False  # the current code stays the default until timed
+    for switch in (False, True):
+        monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", switch)
+        assert triton_ops._two_mma(torch.float32) is False
+        assert triton_ops._two_mma(torch.bfloat16) is switch
+        assert triton_ops._two_mma(torch.float16) is switch
+    launches = _record_backward_launches(monkeypatch)
+    q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=5)
+    _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
+    assert launches == [((1, 3), "all", False, False)]
+
+
+@triton.jit
+def _tf32_split_kernel(X, HI, LO, N: tl.constexpr):
+    offs = tl.arange(0, N)
+    hi, lo = _tf32_split(tl.load(X + offs))
+    tl.store(HI + offs, hi)
+    tl.store(LO + offs, lo)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf − inf, NaN
+def test_tf32_split_rounds_like_cvt_rna_and_is_exact():
+    # _tf32_split's hi is x rounded to 10 mantissa bits, to nearest with ties away from zero (PTX cvt.rna.tf32.f32,
+    # what Triton's tf32x3 splits with), and hi + lo = x exactly: ties both ways, carries into the exponent,
+    # subnormals, signed zeros, infinities and NaN, and random values over a wide range. (0x7F7FF000 rounds up to
+    # inf, as rounding to nearest to 10 bits must; that the GPU's cvt.rna does the same is not checked: a state
+    # entry near 3.4e38 is out of any range these kernels meet.)
+    import numpy as np
+
+    special = np.array([0x3F801000, 0xBF801000, 0x3F803000, 0x3F800FFF, 0x3F801001, 0x3FFFF000, 0x7F7FF000,
+                        0x00001000, 0x00000FFF, 0x00401000, 0x80000000, 0x00000000, 0x7F800000, 0xFF800000,
+                        0x7FC00000, 0x7F800001], dtype=np.uint32)
+    generator = np.random.default_rng(0)
+    rand = (generator.standard_normal(1024 - special.size) * np.exp2(generator.integers(-60, 60, 1024 - special.size)))
+    x = torch.from_numpy(np.concatenate([special.view(np.float32), rand.astype(np.float32)]))
+    hi, lo = torch.empty_like(x), torch.empty_like(x)
+    _tf32_split_kernel[(1,)](x, hi, lo, N=x.numel())
+
+    bits = x.numpy().view(np.uint32)
+    magnitude = bits & 0x7FFFFFFF
+    expected = ((magnitude + 0x1000) & 0x7FFFE000) | (bits & 0x80000000)  # round half away from zero
+    finite = np.isfinite(x.numpy())
+    assert (hi.numpy().view(np.uint32)[finite] == expected[finite]).all()
+    assert (hi.numpy().view(np.uint32) & 0x1FFF)[finite].max() == 0
+    exact = torch.from_numpy(finite) & torch.isfinite(hi)  # 0x7F7FF000 rounds past tf32's largest value, to inf
+    assert (hi.double() + lo.double() == x.double())[exact].all() and exact.sum() == exact.numel() - 5
+    assert hi[12].item() == float("inf") and hi[13].item() == float("-inf")
+    assert torch.isnan(hi[14]) and torch.isnan(hi[15])  # a NaN with a low payload too (no carry into an inf)
+    assert hi.numpy().view(np.uint32)[0] == 0x3F802000 and hi.numpy().view(np.uint32)[1] == 0xBF802000  # ties
+    assert hi.numpy().view(np.uint32)[5] == 0x40000000  # carry into the exponent
 
 
 def _record_backward_launches(monkeypatch) -> list:
-    """Make triton_ops' backward launches append (grid, INTER_GRADS, INTER_ACC) to the returned list."""
+    """Make triton_ops' backward launches append (grid, INTER_GRADS, INTER_ACC, TWO_MMA) to the returned list."""
     from mqar.kernels import triton_ops
 
     launches = []
@@ -115,7 +190,7 @@ def _record_backward_launches(monkeypatch) -> list:
     class RecordingKernel:
         def __getitem__(self, grid):
             def launch(*args, **kwargs):
-                launches.append((grid, kwargs["INTER_GRADS"], kwargs["INTER_ACC"]))
+                launches.append((grid, kwargs["INTER_GRADS"], kwargs["INTER_ACC"], kwargs["TWO_MMA"]))
                 return real_kernel[grid](*args, **kwargs)
 
             return launch
@@ -304,16 +379,24 @@ def bf16_dot_in_interpreter(monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(2, 50, 1, 8, 4), (4, 1, 2, 16, 16)], ids=["B2T50F8D4", "T1"])
-@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
-def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter, shape, algorithm, chunked_bwd):
+@pytest.mark.parametrize(
+    ("algorithm", "chunked_bwd", "two_mma"),
+    [(*a, False) for a in ALGORITHMS_AND_BWD] + [(*a, True) for a in ALGORITHMS_AND_BWD if a[0] == "chunked"],
+    ids=ALGORITHM_IDS + [f"{name}-2mma" for name in ALGORITHM_IDS if name.startswith("chunked")],
+)
+def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter, shape, algorithm, chunked_bwd,
+                                            two_mma):
     # dA = g·v − δ cancels: rounding g to bf16 before it let dq and dk drift far past the outputs' own rounding,
     # so the backward forms it from exact do·v products (and the forward splits A into hi + lo bf16 halves).
     # Here every error must stay at the level of rounding the outputs to bf16, and at T = 1 (dq, dk ≈ 0 by
-    # construction) far below dv's size.
+    # construction) far below dv's size. two_mma: triton_ops.CHUNKED_BWD_TWO_MMA on, which these bf16 inputs
+    # take as they would on the GPU (the kernel's TWO_MMA: (do Sᵀ)/Z and v Rᵀ as two MMAs each).
     from mqar.kernels import triton_ops
     from mqar.kernels.triton_ops import LinearAttentionFunction
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", two_mma)
+    launches = _record_backward_launches(monkeypatch)
     q, k, v, grad = (t.to(torch.bfloat16) for t in _inputs(shape, seed=21))
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = LinearAttentionFunction.apply(*leaves, "rebased", 1e-6, algorithm, 16)
@@ -329,6 +412,7 @@ def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter
             assert rel_rms(leaf.grad, expected, ref_grads[2]) <= 1e-3, name
         else:
             assert rel_rms(leaf.grad, expected) <= 1e-2, name
+    assert {launch[3] for launch in launches} == {two_mma and algorithm == "chunked"}
 
 
 def test_chunked_form_rejects_a_config_whose_key_block_is_not_the_chunk(monkeypatch):
