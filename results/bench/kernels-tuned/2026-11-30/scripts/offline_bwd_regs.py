@@ -9,9 +9,14 @@ ptxas report (`ptxas -v` on the kernel's PTX, the options Triton uses) and the c
 
 Usage, from the repository root, without TRITON_INTERPRET (the GPU configs are wanted, not the interpreter's):
     PYTHONPATH=$PWD python results/bench/kernels-tuned/2026-11-30/scripts/offline_bwd_regs.py \
-        [--variant sum fused split] [--kernel rebased based] [--shape 8,8192,8,16,64 ...] [--dump DIR]
+        [--variant sum fused split] [--kernel rebased based] [--shape 8,8192,8,16,64 ...] [--two-mma off on]
+        [--dump DIR]
 --variant sets triton_ops.CHUNKED_BWD (branch bwd-split; on main, which lacks it, only "sum" is possible);
 "split-sum", for this measurement only, is "split" with main's loops (INTER_ACC False): the split alone.
+--two-mma sets triton_ops.CHUNKED_BWD_TWO_MMA (branch bwd-split after the two-MMA commit; "off" elsewhere).
+Besides the resource usage, each row counts the kernel's MMA instructions, statically (a loop body once): PTX
+`wgmma.mma_async` by operand type (tf32 / bf16 / f16) and `mma.sync`, SASS `HGMMA` and `HMMA`, and PTX
+`cvt.rna.tf32.f32` (tf32x3's splits).
 """
 from __future__ import annotations
 
@@ -101,6 +106,18 @@ def resource_usage(compiled) -> dict:
     }
 
 
+def instruction_counts(compiled) -> dict:
+    """Static MMA / tf32-split instruction counts in the PTX and SASS (a loop body counts once)."""
+    ptx, code = compiled.asm["ptx"], sass(compiled)
+    counts = {f"wgmma.{t}": len(re.findall(rf"wgmma\.mma_async\S*\.{t}\b", ptx)) for t in ("tf32", "bf16", "f16")}
+    counts["wgmma"] = len(re.findall(r"wgmma\.mma_async", ptx))
+    counts["mma.sync"] = len(re.findall(r"\bmma\.sync", ptx))
+    counts["cvt.tf32"] = len(re.findall(r"cvt\.rna\.tf32\.f32", ptx))
+    counts["HGMMA"] = len(re.findall(r"\bHGMMA\.", code))
+    counts["HMMA"] = len(re.findall(r"\bHMMA\.", code))
+    return counts
+
+
 def sass(compiled) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, "k.cubin")
@@ -115,17 +132,21 @@ def main() -> None:
     parser.add_argument("--variant", nargs="+", default=["sum"])
     parser.add_argument("--kernel", nargs="+", default=["rebased"])
     parser.add_argument("--shape", nargs="+", default=["8,8192,8,16,64", "2,32768,8,16,64"])
+    parser.add_argument("--two-mma", nargs="+", default=["off"], choices=["off", "on"])
     parser.add_argument("--dump", help="write each compiled kernel's ttgir / ptx / sass here")
     a = parser.parse_args()
     print(f"triton {triton.__version__}, torch {torch.__version__}, target {TARGET}, "
           f"ptxas {subprocess.run([os.path.join(NVIDIA_BIN, 'ptxas'), '--version'], capture_output=True, text=True).stdout.split()[-1]}")
-    print("| variant | kernel | B,T,H,F,D | launch | grid | consts | warps | stages | regs | stack B | spill st/ld B | smem B |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | kernel | B,T,H,F,D | launch | grid | consts | warps | stages | regs | stack B | spill st/ld B | "
+          "smem B | PTX wgmma (tf32/bf16/f16) | mma.sync | SASS HGMMA | HMMA | cvt.rna.tf32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     if hasattr(triton_ops, "_CHUNKED_BWD_LAUNCHES"):
         triton_ops._CHUNKED_BWD_LAUNCHES["split-sum"] = (("dq", False), ("dkdv", False))
-    for variant in a.variant:
+    for variant, two_mma in [(v, t) for t in a.two_mma for v in a.variant]:
         if variant != "sum" or hasattr(triton_ops, "CHUNKED_BWD"):
             triton_ops.CHUNKED_BWD = variant
+        if two_mma == "on" or hasattr(triton_ops, "CHUNKED_BWD_TWO_MMA"):
+            triton_ops.CHUNKED_BWD_TWO_MMA = two_mma == "on"
         for kernel in a.kernel:
             for shape_text in a.shape:
                 shape = tuple(int(x) for x in shape_text.split(","))
@@ -137,9 +158,13 @@ def main() -> None:
                     assert (r["regs"], r["stack"]) == (r["cubin_reg"], r["cubin_stack"]), r
                     consts = ", ".join(f"{k}={kwargs[k]}" for k in ("BM", "BE", "BD") if k in kwargs)
                     consts += f", INTER_GRADS={kwargs.get('INTER_GRADS', 'all')}, INTER_ACC={kwargs.get('INTER_ACC', False)}"
+                    consts += f", TWO_MMA={kwargs.get('TWO_MMA', False)}"
+                    n = instruction_counts(compiled)
                     print(f"| {variant} | {kernel} | {shape_text} | {fn.__name__} | {grid} | {consts} | "
                           f"{kwargs.get('num_warps')} | {kwargs.get('num_stages')} | {r['regs']} | {r['stack']} | "
-                          f"{r['spill_st']}/{r['spill_ld']} | {r['smem']} |", flush=True)
+                          f"{r['spill_st']}/{r['spill_ld']} | {r['smem']} | {n['wgmma']} ({n['wgmma.tf32']}/"
+                          f"{n['wgmma.bf16']}/{n['wgmma.f16']}) | {n['mma.sync']} | {n['HGMMA']} | {n['HMMA']} | "
+                          f"{n['cvt.tf32']} |", flush=True)
                     if a.dump:
                         os.makedirs(a.dump, exist_ok=True)
                         stem = os.path.join(a.dump, f"{variant}-{kernel}-{shape_text.replace(',', 'x')}-"
