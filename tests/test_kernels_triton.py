@@ -118,7 +118,7 @@ def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kern
     ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
     out, grads = _triton_grads(q, k, v, grad, kernel, "chunked", chunk_size=16)
     _assert_outputs_close(out, grads, ref_out, ref_grads)
-    grid = (shape[0] * shape[2], -(-shape[1] // 16))
+    grid = triton_ops._grid(shape[0] * shape[2], -(-shape[1] // 16))
     expected = {"sum": [("all", False)], "fused": [("all", True)], "split": [("dq", True), ("dkdv", True)]}[variant]
     assert launches == [(grid, *launch, two_mma) for launch in expected]
 
@@ -137,7 +137,7 @@ def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
     launches = _record_backward_launches(monkeypatch)
     q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=5)
     _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
-    assert launches == [((1, 3), "all", False, False)]
+    assert launches == [(triton_ops._grid(1, 3), "all", False, False)]
 
 
 @triton.jit
@@ -238,7 +238,7 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     block_m, block_n, bwd_block, bwd_block_n = blocks
     config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block, bwd_block_n=bwd_block_n)
     monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
-    grids = []  # the backward's launch grids: (batch·heads, key blocks)
+    grids = []  # the backward's launch grids: batch·heads × key blocks
     real_kernel = triton_ops.parallel_bwd_kernel
 
     class RecordingKernel:
@@ -253,7 +253,7 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
-    assert grids == [(4, -(-100 // key_rows_per_program))] * 2
+    assert grids == [triton_ops._grid(4, -(-100 // key_rows_per_program))] * 2
 
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])

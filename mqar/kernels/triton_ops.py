@@ -130,6 +130,17 @@ def _two_mma(dtype: torch.dtype) -> bool:
     return CHUNKED_BWD_TWO_MMA and dtype != torch.float32
 
 
+# Program order of the parallel / diagonal kernels. True: one grid axis, a head's blocks consecutive (the programs
+# in flight share a few heads' q, k, v, do in L2); False: grid (B·H, blocks), block-major. Not yet timed: ncu of
+# the block-major backward at 64×2048×12 read 5.2 GB from DRAM for ~0.3 GB of inputs and outputs
+# (results/bench/kernels-tuned/2026-11-30/ncu-parallel.txt).
+HEAD_MAJOR_GRID = True
+
+
+def _grid(batch_heads: int, blocks: int) -> tuple[int, ...]:
+    return (batch_heads * blocks,) if HEAD_MAJOR_GRID else (batch_heads, blocks)
+
+
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
@@ -263,14 +274,14 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
     save_o32 = q.dtype != torch.float32
     out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
-    grid = (batch * heads, triton.cdiv(seq, cfg.block_m))
-    parallel_fwd_kernel[grid](
+    parallel_fwd_kernel[_grid(batch * heads, triton.cdiv(seq, cfg.block_m))](
         q, k, v, out, denominator, out32, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(out),
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-        PRECISE=_precise(), SAVE_O32=save_o32, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=HEAD_MAJOR_GRID, num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
     return out, out32, denominator, kept_states
@@ -309,14 +320,14 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
         warps = cfg.bwd_warps or warps
     for grads, acc in _CHUNKED_BWD_LAUNCHES[CHUNKED_BWD if chunked else "sum"]:
-        parallel_bwd_kernel[(batch * heads, triton.cdiv(seq, block_n))](
+        parallel_bwd_kernel[_grid(batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
             *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
             *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
-            INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), num_warps=warps,
-            num_stages=cfg.num_stages,
+            INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=HEAD_MAJOR_GRID,
+            num_warps=warps, num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)

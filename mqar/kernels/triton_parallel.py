@@ -64,6 +64,45 @@ def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
 
 
 @triton.jit
+def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
+    """-> (batch·head, block) of this program, the batch·head in int64.
+
+    HEAD_MAJOR (a 1-D grid of B·H·cdiv(T, BLOCK) programs): a head's blocks are consecutive programs, so the programs
+    in flight share a few heads' rows in L2. Otherwise (grid (B·H, blocks)) the programs in flight are one block of
+    hundreds of heads, and a head's rows are evicted before its next block reads them again.
+    """
+    if HEAD_MAJOR:
+        num_blocks = tl.cdiv(T, BLOCK)
+        pid = tl.program_id(0).to(tl.int64)
+        return pid // num_blocks, (pid % num_blocks).to(tl.int32)
+    else:
+        return tl.program_id(0).to(tl.int64), tl.program_id(1)
+
+
+@triton.jit
+def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale,
+              KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+              PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
+    """One key block of the forward: acc += A·v, z += Σ_j A over the block. CAUSAL: the block reaches past the
+    query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the caller applies 1/F)."""
+    offs_n = start_n + tl.arange(0, BN)
+    mask_n = offs_n < T
+    rows_n = offs_n.to(tl.int64)
+    k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
+    v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    qk = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32, √F s
+    if KERNEL == 1:
+        a = qk * qk
+    else:
+        a = _poly(qk * scale, KERNEL)
+    if CAUSAL:
+        a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
+    z += tl.sum(a, axis=1)
+    acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
+    return acc, z
+
+
+@triton.jit
 def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
@@ -75,11 +114,10 @@ def parallel_fwd_kernel(
     T, H, F, D, scale, eps, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr,
+    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr,
 ):
-    # Heaviest query blocks (most keys) first, batch·head on the axis without the 65535 limit.
-    pid_m = tl.num_programs(1) - 1 - tl.program_id(1)
-    pid_bh = tl.program_id(0).to(tl.int64)
+    pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
+    pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
     b = pid_bh // H
     h = pid_bh % H
     q_base = Q + b * sqb + h * sqh
@@ -104,17 +142,17 @@ def parallel_fwd_kernel(
         lo = pid_m * BM
     else:
         lo = 0
-    for start_n in range(lo, hi, BN):
-        offs_n = start_n + tl.arange(0, BN)
-        mask_n = offs_n < T
-        rows_n = offs_n.to(tl.int64)
-        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
-        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
-        s = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION) * scale  # [BM, BN] fp32
-        a = _poly(s, KERNEL)
-        a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
-        z += tl.sum(a, axis=1)
-        acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
+    # Key blocks wholly below the diagonal need no causal mask (most of them at long T): a loop of their own.
+    mid = tl.maximum(lo, (pid_m * BM // BN) * BN)
+    for start_n in range(lo, mid, BN):
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, False)
+    for start_n in range(mid, hi, BN):
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, True)
+    if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
+        acc = acc * (scale * scale)
+        z = z * (scale * scale)
 
     zrow = rows_m  # [B, H, T] contiguous: offset (b·H + h)·T + t
     if INTER:  # the chunks before this one (chunk = this query block), from slot pid_m of the prefix states
@@ -216,6 +254,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -233,8 +272,7 @@ def parallel_bwd_kernel(
     - TWO_MMA (half inputs only; triton_ops.CHUNKED_BWD_TWO_MMA): the state loops' ≈ fp32 products g Sᵀ and v Rᵀ
       take two tf32 MMAs on the input-exact do (then / Z) and v instead of three (tf32x3), see inter_dq /
       inter_dkdv."""
-    pid_n = tl.program_id(1)  # key block 0 (the most query blocks) first
-    pid_bh = tl.program_id(0).to(tl.int64)
+    pid_bh, pid_n = _program_tile(T, BN, HEAD_MAJOR)  # key block 0 (the most query blocks) first
     b = pid_bh // H
     h = pid_bh % H
     offs_n = pid_n * BN + tl.arange(0, BN)
