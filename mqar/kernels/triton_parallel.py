@@ -143,10 +143,13 @@ def parallel_fwd_kernel(
     else:
         lo = 0
     # Key blocks wholly below the diagonal need no causal mask (most of them at long T): a loop of their own.
-    mid = tl.maximum(lo, (pid_m * BM // BN) * BN)
-    for start_n in range(lo, mid, BN):
-        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, False)
+    # (INTER visits the diagonal block only.)
+    mid = lo
+    if not INTER:
+        mid = (pid_m * BM // BN) * BN
+        for start_n in range(lo, mid, BN):
+            acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                               svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, False)
     for start_n in range(mid, hi, BN):
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
                            svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, True)
