@@ -1,9 +1,9 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
 
-usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS]
+usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [stages=N]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
   NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA, strings otherwise), where the
-  imported tree has it; bwd= overrides the parallel backward's tiles.
+  imported tree has it; bwd= overrides the parallel backward's tiles, stages= the parallel form's pipelining depth.
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
 """
@@ -45,6 +45,9 @@ def main(label, form, *settings):
             bm, bn, warps = map(int, value.split("x"))
             applied["bwd"] = (bm, bn, warps)
             continue
+        if name == "stages":
+            applied["stages"] = int(value)
+            continue
         if not hasattr(ops, name):
             print(json.dumps({"label": label, "skipped_setting": name}), flush=True)
             continue
@@ -53,10 +56,14 @@ def main(label, form, *settings):
     for kernel, dtype_name, B, T, H, F, D in PARALLEL if form == "parallel" else CHUNKED:
         dtype = DTYPES[dtype_name]
         ops.CONFIG_OVERRIDE.clear()
+        config = ops._config("parallel", None, dtype, D, F)
         if "bwd" in applied:
             bm, bn, warps = applied["bwd"]
-            default = ops._config("parallel", None, dtype, D, F)
-            ops.CONFIG_OVERRIDE["parallel"] = dataclasses.replace(default, bwd_block=bm, bwd_block_n=bn, bwd_warps=warps)
+            config = dataclasses.replace(config, bwd_block=bm, bwd_block_n=bn, bwd_warps=warps)
+        if "stages" in applied:
+            config = dataclasses.replace(config, num_stages=applied["stages"])
+        if "bwd" in applied or "stages" in applied:
+            ops.CONFIG_OVERRIDE["parallel"] = config
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=dtype, requires_grad=True) for d in (F, F, D))
         g = torch.randn(B, T, H, D, device="cuda", dtype=dtype)
