@@ -80,13 +80,12 @@ def test_matches_reference(shape, dtype, kernel, algorithm):
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
-@pytest.mark.parametrize(("variant", "two_mma"), [("fused", False), ("split", False), ("sum", True), ("fused", True),
-                                                  ("split", True)],
-                         ids=["fused", "split", "sum-2mma", "fused-2mma", "split-2mma"])
+@pytest.mark.parametrize(("variant", "two_mma"), [("sum", False), ("split", False), ("sum", True), ("split", True)],
+                         ids=["sum", "split", "sum-2mma", "split-2mma"])
 def test_chunked_backward_variants_match_reference(monkeypatch, shape, dtype, kernel, variant, two_mma):
-    # triton_ops.CHUNKED_BWD's layouts other than main's "sum" (which test_matches_reference covers), and every
-    # layout with CHUNKED_BWD_TWO_MMA (two tf32 MMAs for g Sᵀ and v Rᵀ; taken by bf16 / fp16 only: fp32 runs here
-    # check that it stays off for them)
+    # Each of triton_ops.CHUNKED_BWD's layouts whatever the value width would pick (test_matches_reference takes
+    # the default's), with CHUNKED_BWD_TWO_MMA off (tf32x3) and on (two tf32 MMAs for g Sᵀ and v Rᵀ; taken by bf16 /
+    # fp16 only: fp32 runs here check that it stays off for them)
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
@@ -97,11 +96,11 @@ def test_chunked_backward_variants_match_reference(monkeypatch, shape, dtype, ke
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
-@pytest.mark.parametrize("variant", ["sum", "fused", "split"])
+@pytest.mark.parametrize("variant", ["sum", "split"])
 def test_two_mma_state_products_match_tf32x3(monkeypatch, shape, dtype, kernel, variant):
     # CHUNKED_BWD_TWO_MMA against the same layout's tf32x3: dk and dv bit-identical (v Rᵀ: the same two MMAs as
     # tf32x3's non-zero ones, same order, expected for finite values), dq to fp32 rounding ((do Sᵀ)/Z against
-    # tf32x3 on g = do/Z), the forward untouched. Not yet run on a GPU (written with the switch).
+    # tf32x3 on g = do/Z), the forward untouched.
     from mqar.kernels import triton_ops
     from mqar.kernels.triton_ops import linear_attention_triton
 

@@ -34,9 +34,9 @@ SHAPES = [
     (1, 33, 1, 9, 8),  # odd F: the chunked kernels' pair numbering has no half-distance row then
 ]
 
-# (algorithm, triton_ops.CHUNKED_BWD): main's two algorithms and the chunked backward's other layouts
-ALGORITHMS_AND_BWD = [("parallel", "sum"), ("chunked", "sum"), ("chunked", "fused"), ("chunked", "split")]
-ALGORITHM_IDS = ["parallel", "chunked", "chunked-fused", "chunked-split"]
+# (algorithm, triton_ops.CHUNKED_BWD): the two algorithms, the chunked form with each backward layout
+ALGORITHMS_AND_BWD = [("parallel", None), ("chunked", "sum"), ("chunked", "split")]
+ALGORITHM_IDS = ["parallel", "chunked-sum", "chunked-split"]
 
 
 def _inputs(shape, seed: int):
@@ -89,19 +89,20 @@ def test_forward_and_gradients_match_fp64_reference(shape, kernel, algorithm):
     _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
-# (triton_ops.CHUNKED_BWD, two-MMA products in the state loops): the chunked backward's layouts beside main's "sum"
-# (the chunked case of the test above), and every layout with triton_ops.CHUNKED_BWD_TWO_MMA's products
-CHUNKED_VARIANTS = [("fused", False), ("split", False), ("sum", True), ("fused", True), ("split", True)]
-CHUNKED_VARIANT_IDS = ["fused", "split", "sum-2mma", "fused-2mma", "split-2mma"]
+# (triton_ops.CHUNKED_BWD, two-MMA products in the state loops): each chunked backward layout whatever the value
+# width would pick (the test above takes the default's), with tf32x3 (fp32 inputs' path) and with the two-MMA
+# products (half inputs' path)
+CHUNKED_VARIANTS = [("sum", False), ("split", False), ("sum", True), ("split", True)]
+CHUNKED_VARIANT_IDS = ["sum", "split", "sum-2mma", "split-2mma"]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}F{}D{}".format(*s))
 @pytest.mark.parametrize("kernel", ["based", "rebased"])
 @pytest.mark.parametrize(("variant", "two_mma"), CHUNKED_VARIANTS, ids=CHUNKED_VARIANT_IDS)
 def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kernel, variant, two_mma):
-    # triton_ops.CHUNKED_BWD: the state loops started from the diagonal tile's gradients in one launch ("fused"),
-    # or in two launches over the same chunks, dq then dk and dv ("split"). Main's "sum" is the chunked case of
-    # the test above. The forward is untouched; the launches are the ones the variant names.
+    # triton_ops.CHUNKED_BWD: the state loops summed from zero in one launch ("sum"), or started from the diagonal
+    # tile's gradients in two launches over the same chunks, dq then dk and dv ("split"). The forward is
+    # untouched; the launches are the ones the variant names.
     # two_mma: g Sᵀ and v Rᵀ as two tf32 MMAs on the input-exact do and v (the kernel's TWO_MMA, which the code
     # turns on for half inputs only). These fp32 inputs are rounded to bf16 values first, so v and do are exact
     # in tf32 as they would be for bf16 inputs, and TWO_MMA is forced on for them.
@@ -118,8 +119,8 @@ def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kern
     ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
     out, grads = _triton_grads(q, k, v, grad, kernel, "chunked", chunk_size=16)
     _assert_outputs_close(out, grads, ref_out, ref_grads)
-    grid = triton_ops._grid(shape[0] * shape[2], -(-shape[1] // 16))
-    expected = {"sum": [("all", False)], "fused": [("all", True)], "split": [("dq", True), ("dkdv", True)]}[variant]
+    grid = triton_ops._grid(True, shape[0] * shape[2], -(-shape[1] // 16))  # the interpreter's config: head-major
+    expected = {"sum": [("all", False)], "split": [("dq", True), ("dkdv", True)]}[variant]
     assert launches == [(grid, *launch, two_mma) for launch in expected]
 
 
@@ -128,7 +129,7 @@ def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
     # fp16 take the two MMAs, and only when the switch is on.
     from mqar.kernels import triton_ops
 
-    assert triton_ops.CHUNKED_BWD_TWO_MMA is False  # the current code stays the default until timed
+    assert triton_ops.CHUNKED_BWD_TWO_MMA is True  # measured faster on the GPU: the default
     for switch in (False, True):
         monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", switch)
         assert triton_ops._two_mma(torch.float32) is False
@@ -137,7 +138,8 @@ def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
     launches = _record_backward_launches(monkeypatch)
     q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=5)
     _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
-    assert launches == [(triton_ops._grid(1, 3), "all", False, False)]
+    # D = 8: the split layout (values up to 32 wide), tf32x3 for these fp32 inputs
+    assert launches == [(triton_ops._grid(True, 1, 3), "dq", True, False), (triton_ops._grid(True, 1, 3), "dkdv", True, False)]
 
 
 @triton.jit
@@ -226,17 +228,20 @@ def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
 
 @pytest.mark.parametrize(
     "blocks",
-    [(16, 16, None, None), (16, 32, None, None), (32, 16, None, None), (32, 32, 16, None), (32, 32, 16, 32)],
-    ids=["16x16", "BM16BN32", "BM32BN16", "bwd16", "bwd16x32"],
+    [(16, 16, None, None, True), (16, 32, None, None, True), (32, 16, None, None, True), (32, 32, 16, None, True),
+     (32, 32, 16, 32, True), (16, 32, 16, 32, False)],
+    ids=["16x16", "BM16BN32", "BM32BN16", "bwd16", "bwd16x32", "bwd16x32-block-major"],
 )
 def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     # The backward's dq sums over key-block programs through fp32 atomics: T = 100 gives 4 to 7 blocks each way, a
     # ragged last block, and (BM ≠ BN) diagonals that cut through tiles; bwd16: its own backward tile size, and
-    # bwd16x32 its own key-block size too (query steps of 16 rows, key blocks of 32).
+    # bwd16x32 its own key-block size too (query steps of 16 rows, key blocks of 32); block-major: the grid order
+    # fp32 inputs take on the GPU (_Config.head_major False), forward and backward.
     from mqar.kernels import triton_ops
 
-    block_m, block_n, bwd_block, bwd_block_n = blocks
-    config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block, bwd_block_n=bwd_block_n)
+    block_m, block_n, bwd_block, bwd_block_n, head_major = blocks
+    config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block, bwd_block_n=bwd_block_n,
+                                head_major=head_major)
     monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
     grids = []  # the backward's launch grids: batch·heads × key blocks
     real_kernel = triton_ops.parallel_bwd_kernel
@@ -253,7 +258,7 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
-    assert grids == [triton_ops._grid(4, -(-100 // key_rows_per_program))] * 2
+    assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
 
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])

@@ -80,6 +80,13 @@ class _Config:
     bwd_block: int | None = None  # parallel backward: query rows per step (None: as above) ...
     bwd_block_n: int | None = None  # ... and key rows per program (None: bwd_block); larger = fewer dq atomics
     bwd_warps: int | None = None
+    # Program order of the parallel kernels. True: one grid axis, a head's blocks consecutive, so the programs in
+    # flight share a few heads' rows in L2; False: grid (B·H, blocks), block-major (hundreds of heads in flight, a
+    # head's rows evicted before its next block reads them). ncu of the block-major backward at 64×2048×12 bf16: 5.2
+    # GB read from DRAM for ~0.3 GB of data, 1.93 ms; head-major: DRAM 6 % busy, 1.79 ms. fwd+bwd ms head- / block-
+    # major (results/bench/kernels-grid/2026-11-30/): bf16 64×2048×12 D16 2.97 / 3.07, 256×512×12 D16 1.28 / 1.32;
+    # fp32 256×512×12 D16 4.36 / 4.13, so fp32 keeps block-major.
+    head_major: bool = True
 
 
 # The chunked form's forward prefix states (Σ φk vᵀ and Σ φk per chunk boundary, fp32 [B·H, T/C + 1, E, D]) are
@@ -99,30 +106,36 @@ KEEP_CHUNK_STATES = True
 STATE_SCAN = True
 SCAN_BLOCK_D = 64
 
-# How the chunked form's backward kernel (parallel_bwd_kernel with INTER) is laid out. Offline sm_90 compile only,
-# bf16 rebased F = 16, D = 64, BE 16, 4 warps, registers / spilled stack per thread (based in brackets;
-# results/bench/kernels-tuned/2026-11-30/bwd-split-offline.md):
+# How the chunked form's backward kernel (parallel_bwd_kernel with INTER) is laid out:
 #   "sum"   one launch; the state loops sum from zero and are added to the diagonal tile's gradients after
-#           (INTER_ACC False): 255 / 80 B (255 / 272 B)
-#   "fused" one launch; the state loops start from the tile's gradients (INTER_ACC True): 242 / 0 (246 / 0)
+#           (INTER_ACC False);
 #   "split" two launches over the same chunks, dq then dk and dv, each recomputing the diagonal tile and loading
-#           its inputs again, loops as "fused": 162 / 0 and 180 / 0 (157 / 0 and 205 / 0)
-# Not timed on a GPU yet: main's "sum" stays the default until they are ("sum" compiles to main's SASS).
-CHUNKED_BWD = "sum"
+#           its inputs again; the state loops start from the tile's gradients (INTER_ACC True).
+# H200, bf16, F = 16, fwd+bwd ms sum / split, TWO_MMA on (results/bench/kernels-grid/2026-11-30/, two runs):
+#   rebased 8×8192×8 D64 2.985 / 3.042   2×32768×8 D64 3.50 / 3.54   32×4096×8 D64 5.48 / 5.60
+#           16×8192×8 D16 3.36 / 3.15    64×2048×12 D16 4.84 / 4.53  based 8×8192×8 D64 3.22 / 3.22
+# so "split" for values up to 32 wide, "sum" above. (Offline sm_90 compile, D = 64: sum 255 registers and 80 B of
+# spilled stack, split 162 / 0 and 180 / 0, results/bench/kernels-tuned/2026-11-30/bwd-split-offline.md. A third
+# layout, one launch with INTER_ACC True, removed the spills too but was 4-11 % slower than "sum" at every shape.)
+# CHUNKED_BWD forces one layout (tests, benchmarks); None picks by the value width.
+CHUNKED_BWD: str | None = None
 _CHUNKED_BWD_LAUNCHES = {  # -> the kernel's (INTER_GRADS, INTER_ACC) per launch
     "sum": (("all", False),),
-    "fused": (("all", True),),
     "split": (("dq", True), ("dkdv", True)),
 }
 
+
+def _chunked_bwd_layout(value_dim: int) -> str:
+    return CHUNKED_BWD or ("split" if value_dim <= 32 else "sum")
+
+
 # The chunked backward's state loops need two products to ≈ fp32 whatever the input dtype: g Sᵀ (inter_dq, g = do/Z)
-# and v Rᵀ (inter_dkdv), both tf32x3 (3 tf32 MMAs) by default. For half inputs v and do are exact in tf32, so True
-# takes 2 tf32 MMAs each: v · (R_hi + R_lo) (the same two products tf32x3 makes, same order: same result) and
-# (do · (S_hi + S_lo)) / Z (not bit-identical: agrees to fp32 rounding). fp32 inputs always keep tf32x3 (their v,
-# do are not exact). Offline sm_90 registers / MMA counts in
-# results/bench/kernels-tuned/2026-11-30/bwd-split-offline.md; not timed on a GPU: False (the current code) stays
-# the default until it is.
-CHUNKED_BWD_TWO_MMA = False
+# and v Rᵀ (inter_dkdv). tf32x3 takes 3 tf32 MMAs each; for half inputs v and do are exact in tf32, so two do:
+# v · (R_hi + R_lo) (the same two products tf32x3 makes, same order: same result) and (do · (S_hi + S_lo)) / Z
+# (agrees to fp32 rounding). fp32 inputs always keep tf32x3 (their v, do are not exact). H200, bf16, F = 16, "sum"
+# fwd+bwd ms tf32x3 / two MMAs: 8×8192×8 D64 3.05 / 2.99, 2×32768×8 D64 3.54 / 3.50, 16×8192×8 D16 3.47 / 3.36
+# (results/bench/kernels-grid/2026-11-30/). False (tf32x3 for all inputs) is kept for the tests that compare them.
+CHUNKED_BWD_TWO_MMA = True
 
 
 def _two_mma(dtype: torch.dtype) -> bool:
@@ -130,15 +143,9 @@ def _two_mma(dtype: torch.dtype) -> bool:
     return CHUNKED_BWD_TWO_MMA and dtype != torch.float32
 
 
-# Program order of the parallel / diagonal kernels. True: one grid axis, a head's blocks consecutive (the programs
-# in flight share a few heads' q, k, v, do in L2); False: grid (B·H, blocks), block-major. Not yet timed: ncu of
-# the block-major backward at 64×2048×12 read 5.2 GB from DRAM for ~0.3 GB of inputs and outputs
-# (results/bench/kernels-tuned/2026-11-30/ncu-parallel.txt).
-HEAD_MAJOR_GRID = True
-
-
-def _grid(batch_heads: int, blocks: int) -> tuple[int, ...]:
-    return (batch_heads * blocks,) if HEAD_MAJOR_GRID else (batch_heads, blocks)
+def _grid(head_major: bool, batch_heads: int, blocks: int) -> tuple[int, ...]:
+    """The parallel kernels' launch grid: see _Config.head_major."""
+    return (batch_heads * blocks,) if head_major else (batch_heads, blocks)
 
 
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
@@ -175,7 +182,7 @@ def _config(
     # fwd+bwd 4.24 ms with 64×64 tiles, 4.91 with 32×32.
     if dtype != torch.float32:
         return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=64, bwd_warps=2)
-    return _Config(64, 64, 64, 4, stages)
+    return _Config(64, 64, 64, 4, stages, head_major=False)
 
 
 def _check_chunked_config(cfg: _Config) -> None:
@@ -274,13 +281,13 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
     save_o32 = q.dtype != torch.float32
     out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
-    parallel_fwd_kernel[_grid(batch * heads, triton.cdiv(seq, cfg.block_m))](
+    parallel_fwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, cfg.block_m))](
         q, k, v, out, denominator, out32, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(out),
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-        PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=HEAD_MAJOR_GRID, num_warps=cfg.num_warps,
+        PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major, num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
@@ -319,14 +326,14 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
         warps = cfg.bwd_warps or warps
-    for grads, acc in _CHUNKED_BWD_LAUNCHES[CHUNKED_BWD if chunked else "sum"]:
-        parallel_bwd_kernel[_grid(batch * heads, triton.cdiv(seq, block_n))](
+    for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
+        parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
             *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
             *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
-            INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=HEAD_MAJOR_GRID,
+            INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
             num_warps=warps, num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:

@@ -69,7 +69,8 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 
     HEAD_MAJOR (a 1-D grid of B·H·cdiv(T, BLOCK) programs): a head's blocks are consecutive programs, so the programs
     in flight share a few heads' rows in L2. Otherwise (grid (B·H, blocks)) the programs in flight are one block of
-    hundreds of heads, and a head's rows are evicted before its next block reads them again.
+    hundreds of heads, and a head's rows are evicted before its next block reads them again. triton_ops'
+    _Config.head_major chooses, by measurement.
     """
     if HEAD_MAJOR:
         num_blocks = tl.cdiv(T, BLOCK)
@@ -82,9 +83,10 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 @triton.jit
 def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale,
               KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
-    """One key block of the forward: acc += A·v, z += Σ_j A over the block. CAUSAL: the block reaches past the
-    query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the caller applies 1/F)."""
+              PRECISE: tl.constexpr, causal):
+    """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
+    reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
+    caller applies 1/F)."""
     offs_n = start_n + tl.arange(0, BN)
     mask_n = offs_n < T
     rows_n = offs_n.to(tl.int64)
@@ -95,7 +97,7 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
         a = qk * qk
     else:
         a = _poly(qk * scale, KERNEL)
-    if CAUSAL:
+    if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     z += tl.sum(a, axis=1)
     acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
@@ -142,17 +144,12 @@ def parallel_fwd_kernel(
         lo = pid_m * BM
     else:
         lo = 0
-    # Key blocks wholly below the diagonal need no causal mask (most of them at long T): a loop of their own.
-    # (INTER visits the diagonal block only.)
-    mid = lo
-    if not INTER:
-        mid = (pid_m * BM // BN) * BN
-        for start_n in range(lo, mid, BN):
-            acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                               svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, False)
-    for start_n in range(mid, hi, BN):
+    for start_n in range(lo, hi, BN):
+        # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
+        # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
+        # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, True)
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, start_n + BN > pid_m * BM)
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)
@@ -264,8 +261,9 @@ def parallel_bwd_kernel(
     key blocks (programs), is added tile by tile into an fp32 buffer with atomics (DQ, zeroed by the caller).
     INTER (chunked form, BM == BN == chunk): only the diagonal tile, so the program owns its query rows' dq
     outright and stores it (no atomics), plus the other chunks' contributions from the prefix / suffix states.
-    How the INTER part is laid out (triton_ops.CHUNKED_BWD picks; register counts from the offline sm_90 compile,
-    bf16 rebased F = 16, D = 64, BE 16, 4 warps):
+    How the INTER part is laid out (triton_ops._chunked_bwd_layout picks "sum" = ("all", False) or "split" =
+    ("dq", True) then ("dkdv", True); register counts from the offline sm_90 compile, bf16 rebased F = 16, D = 64,
+    BE 16, 4 warps):
     - INTER_GRADS: "all" computes and stores dq, dk and dv; "dq" only dq and "dkdv" only dk and dv, for two
       launches that each recompute the diagonal tile (the compiler drops the products a part does not use).
     - INTER_ACC: the state loops start from the tile's gradients (True) or sum from zero and their sums are added
