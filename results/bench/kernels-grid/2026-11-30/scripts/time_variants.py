@@ -1,9 +1,10 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
 
-usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [stages=N]
+usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
   NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA, strings otherwise), where the
-  imported tree has it; bwd= overrides the parallel backward's tiles, stages= the parallel form's pipelining depth.
+  imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
+  form's pipelining depth.
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
 """
@@ -45,6 +46,9 @@ def main(label, form, *settings):
             bm, bn, warps = map(int, value.split("x"))
             applied["bwd"] = (bm, bn, warps)
             continue
+        if name == "fwd":
+            applied["fwd"] = tuple(map(int, value.split("x")))
+            continue
         if name == "stages":
             applied["stages"] = int(value)
             continue
@@ -60,9 +64,12 @@ def main(label, form, *settings):
         if "bwd" in applied:
             bm, bn, warps = applied["bwd"]
             config = dataclasses.replace(config, bwd_block=bm, bwd_block_n=bn, bwd_warps=warps)
+        if "fwd" in applied:
+            bm, bn, warps = applied["fwd"]
+            config = dataclasses.replace(config, block_m=bm, block_n=bn, num_warps=warps)
         if "stages" in applied:
             config = dataclasses.replace(config, num_stages=applied["stages"])
-        if "bwd" in applied or "stages" in applied:
+        if applied.keys() & {"bwd", "fwd", "stages"}:
             ops.CONFIG_OVERRIDE["parallel"] = config
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=dtype, requires_grad=True) for d in (F, F, D))
