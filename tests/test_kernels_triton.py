@@ -229,13 +229,14 @@ def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
 @pytest.mark.parametrize(
     "blocks",
     [(16, 16, None, None, True), (16, 32, None, None, True), (32, 16, None, None, True), (32, 32, 16, None, True),
-     (32, 32, 16, 32, True), (16, 32, 16, 32, False)],
-    ids=["16x16", "BM16BN32", "BM32BN16", "bwd16", "bwd16x32", "bwd16x32-block-major"],
+     (32, 32, 16, 32, True), (32, 32, 16, 64, True), (16, 32, 16, 32, False)],
+    ids=["16x16", "BM16BN32", "BM32BN16", "bwd16", "bwd16x32", "bwd16x64", "bwd16x32-block-major"],
 )
 def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     # The backward's dq sums over key-block programs through fp32 atomics: T = 100 gives 4 to 7 blocks each way, a
     # ragged last block, and (BM ≠ BN) diagonals that cut through tiles; bwd16: its own backward tile size, and
-    # bwd16x32 its own key-block size too (query steps of 16 rows, key blocks of 32); block-major: the grid order
+    # bwd16x32 its own key-block size too (query steps of 16 rows, key blocks of 32; bwd16x64: four steps per key
+    # block, as the GPU's 32 × 128 backward tiles); block-major: the grid order
     # fp32 inputs take on the GPU (_Config.head_major False), forward and backward.
     from mqar.kernels import triton_ops
 
@@ -259,6 +260,20 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
     assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
+
+
+def test_gpu_configs_follow_the_measured_rules(monkeypatch):
+    # The GPU's tile choices (the interpreter has its own): half inputs take head-major grids and key blocks of 128
+    # in the parallel backward where values are ≤ 16 wide and T ≥ 512, 64 elsewhere; fp32 stays block-major. The
+    # chunked backward splits dq from dk, dv for values up to 32 wide.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "INTERPRETER", False)
+    config = lambda dtype, value_dim, seq: triton_ops._config("parallel", None, dtype, value_dim, 16, seq)  # noqa: E731
+    assert config(torch.bfloat16, 16, 512).bwd_block_n == 128 and config(torch.float16, 10, 2048).bwd_block_n == 128
+    assert config(torch.bfloat16, 16, 256).bwd_block_n == 64 and config(torch.bfloat16, 42, 2048).bwd_block_n == 64
+    assert config(torch.bfloat16, 16, 512).head_major and not config(torch.float32, 16, 512).head_major
+    assert [triton_ops._chunked_bwd_layout(d) for d in (5, 32, 33, 64)] == ["split", "split", "sum", "sum"]
 
 
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])

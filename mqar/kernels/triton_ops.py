@@ -153,7 +153,8 @@ CONFIG_OVERRIDE: dict[str, _Config] = {}
 
 
 def _config(
-    algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16
+    algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16,
+    seq_len: int | None = None,
 ) -> _Config:
     if algorithm in CONFIG_OVERRIDE:
         return CONFIG_OVERRIDE[algorithm]
@@ -180,8 +181,14 @@ def _config(
     # Key blocks twice the query step halve the dq atomic adds; small query steps keep many programs in flight.
     # One config within 5 % of the best everywhere. fp32 (tf32x3 dots) is the other way round: 256×512×12 D16
     # fwd+bwd 4.24 ms with 64×64 tiles, 4.91 with 32×32.
+    # Under the head-major grid (results/bench/kernels-grid/2026-11-30/, s12c2 / s12c3), key blocks of 128 at the
+    # same two warps win where values are ≤ 16 wide and T ≥ 512, and lose elsewhere (fwd+bwd ms, BN 64 / BN 128):
+    #   256×512×12 D16 1.28 / 1.18   based 1.39 / 1.36   64×2048×12 D16 2.97 / 2.60
+    #   512×256×12 D5 0.89-1.13 / 1.09   64×2048×12 D42 7.54 / 8.25   8×8192×8 D64 5.13 / 5.77
+    # Other backward tiles (BM×BN×warps 32×64×4, 16×64×4, 16×128×4, 16×32×2) were slower at every shape.
     if dtype != torch.float32:
-        return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=64, bwd_warps=2)
+        wide_keys = value_dim <= 16 and (seq_len or 0) >= 512
+        return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=128 if wide_keys else 64, bwd_warps=2)
     return _Config(64, 64, 64, 4, stages, head_major=False)
 
 
@@ -268,7 +275,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
     form its prefix states (state, vec) when KEEP_CHUNK_STATES, else None."""
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
     out = torch.empty(batch, seq, heads, value_dim, dtype=q.dtype, device=q.device)
     denominator = torch.empty(batch, heads, seq, dtype=torch.float32, device=q.device)  # Σ A + eps
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
@@ -298,7 +305,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
               forward_states: tuple[torch.Tensor, torch.Tensor] | None = None):
     batch, seq, heads, feature_dim = q.shape
     value_dim = v.shape[-1]
-    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim)
+    cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
