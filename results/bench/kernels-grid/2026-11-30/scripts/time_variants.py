@@ -1,10 +1,11 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
 
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
+                                                       [chunked=CxBExWARPS]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
   NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA, strings otherwise), where the
   imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
-  form's pipelining depth.
+  form's pipelining depth, chunked= the chunked form's chunk, feature block and warps.
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
 """
@@ -46,6 +47,9 @@ def main(label, form, *settings):
             bm, bn, warps = map(int, value.split("x"))
             applied["bwd"] = (bm, bn, warps)
             continue
+        if name == "chunked":
+            applied["chunked"] = tuple(map(int, value.split("x")))
+            continue
         if name == "fwd":
             applied["fwd"] = tuple(map(int, value.split("x")))
             continue
@@ -71,6 +75,10 @@ def main(label, form, *settings):
             config = dataclasses.replace(config, num_stages=applied["stages"])
         if applied.keys() & {"bwd", "fwd", "stages"}:
             ops.CONFIG_OVERRIDE["parallel"] = config
+        if "chunked" in applied:
+            chunk, block_e, warps = applied["chunked"]
+            default = ops._config("chunked", chunk, dtype, D, F)
+            ops.CONFIG_OVERRIDE["chunked"] = dataclasses.replace(default, block_e=block_e, num_warps=warps)
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=dtype, requires_grad=True) for d in (F, F, D))
         g = torch.randn(B, T, H, D, device="cuda", dtype=dtype)
