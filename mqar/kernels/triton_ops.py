@@ -43,18 +43,17 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
     """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    Measured on the H200 at 2026-11-30 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median; parallel with the
-    backward tiles of _config below, chunked with kept states and the chunk scan at SCAN_BLOCK_D = 64;
-    results/bench/kernels-state-scan/2026-11-30/):
+    Measured on the H200 at 2026-11-30 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median, each form with its
+    own tiles from _config below; results/bench/kernels-grid/2026-11-30/, calls 2, 4 and 5):
         B, T, H, D          parallel  chunked
-        256, 512, 12, 16      1.35     5.05
-        64, 2048, 12, 16      3.42     4.99
-        32, 4096, 8, 64      ~5.8 *    5.62
-        8, 8192, 8, 64        5.51     3.14
-        16, 8192, 8, 16       8.4 *    3.45
-    (* the parallel time with the default tiles, 6.78 and 9.90, scaled by the 15 % the new backward tiles gained at
-    8×8192.) At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: they
-    tie near T = 4k and the chunked form is 1.8-2.4× faster at 8k, so the crossover sits between, at 6k. The chunked
+        256, 512, 12, 16      1.18     4.55
+        64, 2048, 12, 16      2.60     4.48
+        32, 4096, 8, 64       5.52     5.48
+        8, 8192, 8, 64        5.04     3.00
+        2, 32768, 8, 64      18.18     3.50
+    (16×8192×8 D16: chunked 3.13-3.15; the parallel form there was 8.4 in an earlier session, not re-measured.)
+    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: they
+    tie near T = 4k and the chunked form is 1.7× faster at 8k, so the crossover sits between, at 6k. The chunked
     state has ~F²/2 features per head, so its cost and the crossover grow with F²; for F < 16 the F = 16 crossover
     is kept (not measured).
     """
