@@ -305,7 +305,8 @@ def inter_dkdv(dk, dv, v, k, mask_t, RSTATE, WVEC, slot, F, D, offs_d, mask_d, N
 
     v Rᵀ must be ≈ fp32. TWO_MMA False: tf32x3 (3 MMAs). TWO_MMA True, for half inputs only (v exact in tf32):
     R split into tf32 hi + lo, 2 MMAs (_dot_exact_lhs), the same two products tf32x3 makes in the same order, so
-    the same result for finite values (see there; not checked on a GPU). fp32 inputs' v is not exact: False."""
+    the same result for finite values (see there; bit-identical dk, dv in the GPU test
+    test_two_mma_state_products_match_tf32x3). fp32 inputs' v is not exact: False."""
     slot_base = slot * (NUM_EB * BE)
     for eb in range(0, NUM_EB):
         ia, ib, coef, valid_e = _feature_index(eb, F, KERNEL, BE, scale_f)

@@ -240,6 +240,24 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
 
 
 @triton.jit
+def _inter_start(tile_grad, INTER_ACC: tl.constexpr):
+    """What a chunked state loop starts from: the diagonal tile's gradient (INTER_ACC) or zeros."""
+    if INTER_ACC:
+        return tile_grad
+    else:
+        return tl.zeros_like(tile_grad)
+
+
+@triton.jit
+def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
+    """The gradient after a state loop begun by _inter_start: the loop's result, or the tile's plus it."""
+    if INTER_ACC:
+        return loop_result
+    else:
+        return tile_grad + loop_result
+
+
+@triton.jit
 def parallel_bwd_kernel(
     Q, K, V, DO, Z, DELTA, DQ, DK, DV,  # z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
@@ -300,26 +318,20 @@ def parallel_bwd_kernel(
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
             dq_slot = pid_bh * (num_chunks + 1) + pid_n
-            if INTER_ACC:
-                dq = inter_dq(dq, g, do.to(tl.float32), rz, delta, q.to(tl.float32), mask_m, STATE, VEC, dq_slot, F,
-                              D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
-            else:
-                dq += inter_dq(tl.zeros_like(dq), g, do.to(tl.float32), rz, delta, q.to(tl.float32), mask_m, STATE,
-                               VEC, dq_slot, F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION,
-                               PRECISE, TWO_MMA)
+            dq_inter = inter_dq(_inter_start(dq, INTER_ACC), g, do.to(tl.float32), rz, delta, q.to(tl.float32),
+                                mask_m, STATE, VEC, dq_slot, F, D, offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF,
+                                PRECISION, PRECISE, TWO_MMA)
+            dq = _inter_end(dq, dq_inter, INTER_ACC)
             tl.store(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq.to(DQ.dtype.element_ty), mask=mask_m[:, None] & mask_f[None, :])
         if INTER_GRADS != "dq":
             # the chunks after this one (slot NC − 1 − pid_n of the suffix states) for dk, dv
             slot = pid_bh * (num_chunks + 1) + num_chunks - 1 - pid_n
-            if INTER_ACC:
-                dk, dv = inter_dkdv(dk, dv, v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
-                                    offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
-            else:
-                dk_inter, dv_inter = inter_dkdv(tl.zeros_like(dk), tl.zeros_like(dv), v.to(tl.float32),
-                                                k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D, offs_d, mask_d,
-                                                NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE, TWO_MMA)
-                dk += dk_inter
-                dv += dv_inter
+            dk_inter, dv_inter = inter_dkdv(_inter_start(dk, INTER_ACC), _inter_start(dv, INTER_ACC),
+                                            v.to(tl.float32), k.to(tl.float32), mask_n, RSTATE, WVEC, slot, F, D,
+                                            offs_d, mask_d, NUM_EB, scale_f, KERNEL, BE, BF, PRECISION, PRECISE,
+                                            TWO_MMA)
+            dk = _inter_end(dk, dk_inter, INTER_ACC)
+            dv = _inter_end(dv, dv_inter, INTER_ACC)
     else:
         dk = tl.zeros([BN, BF], dtype=tl.float32)
         dv = tl.zeros([BN, BD], dtype=tl.float32)
