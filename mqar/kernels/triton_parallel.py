@@ -58,9 +58,14 @@ def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     if DOT_DTYPE != tl.bfloat16:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISE)
     else:
-        a_hi = a.to(DOT_DTYPE)
-        a_lo = (a - a_hi.to(tl.float32)).to(DOT_DTYPE)
-        return tl.dot(a_lo, b, tl.dot(a_hi, b))
+        # hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather
+        # than a rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32)
+        # + PRMT packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3 and half an F2FP
+        # (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to bf16 leaves
+        # ≤ 2⁻¹⁶ relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹ that failed.
+        a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        a_lo = (a - a_hi).to(DOT_DTYPE)
+        return tl.dot(a_lo, b, tl.dot(a_hi.to(DOT_DTYPE), b))
 
 
 @triton.jit
