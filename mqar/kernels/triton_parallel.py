@@ -47,8 +47,9 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v.
+def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
+    for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
 
     bf16 inputs: a is split into hi + lo bf16 halves, so two bf16 MMAs give it ~16 mantissa bits instead of 8:
     bf16-rounding the similarity A before A·v shifted o by 2⁻⁹ relative and, through δ = do·o and the cancellation
@@ -56,7 +57,7 @@ def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     inputs need none: both take one fp32 dot at PRECISE (tf32x3, ≈ fp32).
     """
     if DOT_DTYPE != tl.bfloat16:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISE)
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=PRECISE)
     else:
         # hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather
         # than a rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32)
@@ -65,7 +66,7 @@ def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
         # ≤ 2⁻¹⁶ relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹ that failed.
         a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
         a_lo = (a - a_hi).to(DOT_DTYPE)
-        return tl.dot(a_lo, b, tl.dot(a_hi.to(DOT_DTYPE), b))
+        return tl.dot(a_lo, b, tl.dot(a_hi.to(DOT_DTYPE), b, acc))
 
 
 @triton.jit
@@ -104,8 +105,13 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
         a = _poly(qk * scale, KERNEL)
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
-    z += tl.sum(a, axis=1)
-    acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
+    if DOT_DTYPE == tl.bfloat16:
+        # the row sums by the same two MMAs on a column of ones (z [BM, 16], every column the sum): ~16 bits, like
+        # A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS, parallel-offline.md)
+        z = _mm(a, tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), z, DOT_DTYPE, PRECISE)
+    else:
+        z += tl.sum(a, axis=1)
+    acc = _mm(a, v.to(DOT_DTYPE), acc, DOT_DTYPE, PRECISE)
     return acc, z
 
 
@@ -143,7 +149,10 @@ def parallel_fwd_kernel(
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
-    z = tl.zeros([BM], dtype=tl.float32)
+    if DOT_DTYPE == tl.bfloat16:
+        z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_fwd_tile), reduced after the loop
+    else:
+        z = tl.zeros([BM], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
     if INTER:
         lo = pid_m * BM
@@ -155,6 +164,8 @@ def parallel_fwd_kernel(
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
                            svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, start_n + BN > pid_m * BM)
+    if DOT_DTYPE == tl.bfloat16:
+        z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)
