@@ -327,6 +327,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
         num_blocks = 0
+    reciprocal = denominator.reciprocal()  # 1/Z for the kernel (rather than a division per tile there)
     scale = 1.0 / math.sqrt(feature_dim)
     block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.num_warps
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
@@ -334,7 +335,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         warps = cfg.bwd_warps or warps
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
-            q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
+            q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,
             *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
             *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,

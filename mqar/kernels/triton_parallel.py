@@ -186,7 +186,7 @@ def parallel_fwd_kernel(
 
 
 @triton.jit
-def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
               PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
@@ -197,14 +197,16 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
-    need no mask: they load do = 0 and δ = 0 (so g = 0, dA = 0) and Z = 1, and contribute nothing.
+    need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
     """
     offs_m = start_m + tl.arange(0, BM)
     mask_m = offs_m < T
     rows_m = offs_m.to(tl.int64)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
-    rz = 1.0 / tl.load(Z + zt_base + rows_m, mask=mask_m, other=1.0)
+    # RZ holds 1/Z (triton_ops._backward): a division per tile was MUFU.RCP + range checks per row in every query step
+    # of the offline sm_90 SASS (parallel-offline.md). Rows past T: rz = 0 (do = 0 there anyway).
+    rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
     delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
     g = do.to(tl.float32) * rz[:, None]  # [BM, BD] fp32
 
@@ -257,7 +259,7 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, Z, DELTA, DQ, DK, DV,  # z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -310,7 +312,7 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
@@ -343,7 +345,7 @@ def parallel_bwd_kernel(
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
             dv += dv_t
             dk += dk_t
@@ -351,7 +353,7 @@ def parallel_bwd_kernel(
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
             dv += dv_t
             dk += dk_t
