@@ -14,8 +14,10 @@ with A'(s) = 1 + s (based) or 2s (rebased).
 The same kernels serve the chunked form (INTER): they visit only the diagonal block (the intra-chunk part,
 chunk = block) and add the contribution of the other chunks from the prefix states that `triton_chunked` built.
 
-Every offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); every tensor is addressed through its
-strides, so non-contiguous inputs need no copy. F and D are padded to tiles of at least 16 with masks.
+Each (batch, head)'s base offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); the row offsets within
+one head are int32 where the host has checked that every tensor's fit (ROWS32, triton_ops._rows32), else int64.
+Every tensor is addressed through its strides, so non-contiguous inputs need no copy. F and D are padded to tiles of
+at least 16 with masks.
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
 
 
 @triton.jit
+def _rows(offs, ROWS32: tl.constexpr):
+    """Row indices for the offsets row·stride within one head: int32 when ROWS32 (the host checked that every
+    tensor's rows·stride(1) + columns·stride(3) fit, padded rows included), int64 otherwise. An int64 row offset
+    is a 64-bit multiply and a 64-bit add per pointer (IMAD.WIDE.U32 + IMAD, LEA + LEA.HI.X), an int32 one a
+    sign-extending IMAD.WIDE / LEA.HI.X.SX32 (offline sm_90 SASS, parallel-offline.md, round 2)."""
+    if ROWS32:
+        return offs
+    else:
+        return offs.to(tl.int64)
+
+
+@triton.jit
 def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
     """-> (batch·head, block) of this program, the batch·head in int64.
 
@@ -89,13 +103,13 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 @triton.jit
 def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale,
               KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, causal):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
     caller applies 1/F)."""
     offs_n = start_n + tl.arange(0, BN)
     mask_n = offs_n < T
-    rows_n = offs_n.to(tl.int64)
+    rows_n = _rows(offs_n, ROWS32)
     k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
     qk = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32, √F s
@@ -127,7 +141,7 @@ def parallel_fwd_kernel(
     T, H, F, D, scale, eps, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr,
+    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
 ):
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
     pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
@@ -143,7 +157,7 @@ def parallel_fwd_kernel(
     mask_m = offs_m < T
     mask_f = offs_f < F
     mask_d = offs_d < D
-    rows_m = offs_m.to(tl.int64)
+    rows_m = _rows(offs_m, ROWS32)
 
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
@@ -163,7 +177,8 @@ def parallel_fwd_kernel(
         # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, start_n + BN > pid_m * BM)
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32,
+                           start_n + BN > pid_m * BM)
     if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
@@ -189,7 +204,7 @@ def parallel_fwd_kernel(
 def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
@@ -201,7 +216,7 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
     """
     offs_m = start_m + tl.arange(0, BM)
     mask_m = offs_m < T
-    rows_m = offs_m.to(tl.int64)
+    rows_m = _rows(offs_m, ROWS32)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
     # RZ holds 1/Z (triton_ops._backward): a division per tile was MUFU.RCP + range checks per row in every query step
@@ -272,7 +287,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -300,7 +315,7 @@ def parallel_bwd_kernel(
     mask_n = offs_n < T
     mask_f = offs_f < F
     mask_d = offs_d < D
-    rows_n = offs_n.to(tl.int64)
+    rows_n = _rows(offs_n, ROWS32)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = k.to(DOT_DTYPE)
@@ -313,7 +328,7 @@ def parallel_bwd_kernel(
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
             k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
@@ -346,7 +361,7 @@ def parallel_bwd_kernel(
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
@@ -354,7 +369,7 @@ def parallel_bwd_kernel(
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
