@@ -226,6 +226,48 @@ def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
     _assert_outputs_close(out, grads, ref_out, ref_grads)
 
 
+@pytest.mark.parametrize("rows32", [True, False], ids=["rows32", "rows64"])
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows32):
+    # The parallel kernels' row offsets within a head: int32 where triton_ops._rows32 finds that they fit (always, at
+    # test sizes), int64 when forced (ROWS32 False, the path for a head whose rows pass 2³¹): same results, on
+    # strided inputs (row strides ≠ H·dim).
+    from types import SimpleNamespace
+
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    monkeypatch.setattr(triton_ops, "ROWS32", rows32)
+    seen = []
+    for name in ("parallel_fwd_kernel", "parallel_bwd_kernel"):
+        real_kernel = getattr(triton_ops, name)
+
+        class RecordingKernel:
+            def __getitem__(self, grid, real_kernel=real_kernel):
+                def launch(*args, **kwargs):
+                    seen.append(kwargs["ROWS32"])
+                    return real_kernel[grid](*args, **kwargs)
+
+                return launch
+
+        monkeypatch.setattr(triton_ops, name, RecordingKernel())
+    generator = torch.Generator().manual_seed(11)
+    base = torch.randn(2, 2, 37, 40, generator=generator, dtype=torch.float64)
+    q, k, v = base[..., :16].transpose(1, 2), base[..., 16:32].transpose(1, 2), base[..., 32:].transpose(1, 2)
+    grad = torch.randn(2, 37, 2, 8, generator=generator, dtype=torch.float64)
+    for kernel in ("based", "rebased"):
+        ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+        out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+    assert seen and all(flag is rows32 for flag in seen)
+    # a row stride whose last padded row passes 2³¹ within one head keeps int64 offsets
+    fits = SimpleNamespace(shape=(1, 100, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
+    too_far = SimpleNamespace(shape=(1, 200, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
+    assert triton_ops._rows32(100, 16, fits) is rows32
+    assert triton_ops._rows32(100, 256, fits) is False  # rows up to 255 addressed: 255 · 2²⁴ > 2³¹
+    assert triton_ops._rows32(200, 16, fits, too_far) is False
+
+
 @pytest.mark.parametrize(
     "blocks",
     [(16, 16, None, None, True), (16, 32, None, None, True), (32, 16, None, None, True), (32, 32, 16, None, True),

@@ -231,6 +231,20 @@ def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
     return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
 
 
+# The parallel kernels' row offsets within one (batch, head) in int32 where they fit (_rows32); False forces int64
+# everywhere (the tests' check of that path: no GPU test reaches 2³¹ within one head).
+ROWS32 = True
+
+
+def _rows32(seq: int, block: int, *tensors: torch.Tensor) -> bool:
+    """Whether every [B, T, H, ·] tensor's offsets within one (batch, head), row·stride(1) + column·stride(3), fit
+    in int32 for the rows the kernels address (up to seq rounded up to a block, masked rows included) and columns
+    up to the padded width. The (batch, head) base stays int64 in the kernels either way."""
+    rows = triton.cdiv(seq, block) * block
+    return ROWS32 and all(
+        (rows - 1) * t.stride(1) + (_pad(t.shape[3]) - 1) * t.stride(3) < 2**31 for t in tensors)
+
+
 def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
     """Per-chunk states summed over all earlier chunks (forward) or all later chunks (backward).
 
@@ -293,7 +307,8 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
-        PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major, num_warps=cfg.num_warps,
+        PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major,
+        ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out), num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
@@ -327,6 +342,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
         num_blocks = 0
+    reciprocal = denominator.reciprocal()  # 1/Z for the kernel (rather than a division per tile there)
     scale = 1.0 / math.sqrt(feature_dim)
     block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.num_warps
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
@@ -334,13 +350,13 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         warps = cfg.bwd_warps or warps
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
-            q, k, v, grad_out, denominator, delta, dq, dk, dv, state, vec, rstate, wvec,
+            q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,
             *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(grad_out), *_strides4(dq), *_strides4(dk),
             *_strides4(dv), seq, heads, feature_dim, value_dim, scale, num_blocks, scale,
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
             INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
-            num_warps=warps, num_stages=cfg.num_stages,
+            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), num_warps=warps, num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)

@@ -14,8 +14,10 @@ with A'(s) = 1 + s (based) or 2s (rebased).
 The same kernels serve the chunked form (INTER): they visit only the diagonal block (the intra-chunk part,
 chunk = block) and add the contribution of the other chunks from the prefix states that `triton_chunked` built.
 
-Every offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); every tensor is addressed through its
-strides, so non-contiguous inputs need no copy. F and D are padded to tiles of at least 16 with masks.
+Each (batch, head)'s base offset is computed in int64 (batch·seq·heads·dim may pass 2³¹); the row offsets within
+one head are int32 where the host has checked that every tensor's fit (ROWS32, triton_ops._rows32), else int64.
+Every tensor is addressed through its strides, so non-contiguous inputs need no copy. F and D are padded to tiles of
+at least 16 with masks.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def _poly_grad(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v.
+def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
+    for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
 
     bf16 inputs: a is split into hi + lo bf16 halves, so two bf16 MMAs give it ~16 mantissa bits instead of 8:
     bf16-rounding the similarity A before A·v shifted o by 2⁻⁹ relative and, through δ = do·o and the cancellation
@@ -56,11 +59,28 @@ def _mm(a, b, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     inputs need none: both take one fp32 dot at PRECISE (tf32x3, ≈ fp32).
     """
     if DOT_DTYPE != tl.bfloat16:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISE)
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=PRECISE)
     else:
-        a_hi = a.to(DOT_DTYPE)
-        a_lo = (a - a_hi.to(tl.float32)).to(DOT_DTYPE)
-        return tl.dot(a_lo, b, tl.dot(a_hi, b))
+        # hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather
+        # than a rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32)
+        # + PRMT packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3 and half an F2FP
+        # (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to bf16 leaves
+        # ≤ 2⁻¹⁶ relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹ that failed.
+        a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        a_lo = (a - a_hi).to(DOT_DTYPE)
+        return tl.dot(a_lo, b, tl.dot(a_hi.to(DOT_DTYPE), b, acc))
+
+
+@triton.jit
+def _rows(offs, ROWS32: tl.constexpr):
+    """Row indices for the offsets row·stride within one head: int32 when ROWS32 (the host checked that every
+    tensor's rows·stride(1) + columns·stride(3) fit, padded rows included), int64 otherwise. An int64 row offset
+    is a 64-bit multiply and a 64-bit add per pointer (IMAD.WIDE.U32 + IMAD, LEA + LEA.HI.X), an int32 one a
+    sign-extending IMAD.WIDE / LEA.HI.X.SX32 (offline sm_90 SASS, parallel-offline.md, round 2)."""
+    if ROWS32:
+        return offs
+    else:
+        return offs.to(tl.int64)
 
 
 @triton.jit
@@ -83,13 +103,13 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 @triton.jit
 def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale,
               KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, causal):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
     caller applies 1/F)."""
     offs_n = start_n + tl.arange(0, BN)
     mask_n = offs_n < T
-    rows_n = offs_n.to(tl.int64)
+    rows_n = _rows(offs_n, ROWS32)
     k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
     qk = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32, √F s
@@ -98,9 +118,15 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
     else:
         a = _poly(qk * scale, KERNEL)
     if causal:
-        a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
-    z += tl.sum(a, axis=1)
-    acc += _mm(a, v.to(DOT_DTYPE), DOT_DTYPE, PRECISE)
+        # as a difference: `offs_n <= offs_m` compiled to 64-bit compares (ISETP pairs ….EX per element, sm_90 SASS)
+        a = tl.where(offs_m[:, None] - offs_n[None, :] >= 0, a, 0.0)
+    if DOT_DTYPE == tl.bfloat16:
+        # the row sums by the same two MMAs on a column of ones (z [BM, 16], every column the sum): ~16 bits, like
+        # A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS, parallel-offline.md)
+        z = _mm(a, tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), z, DOT_DTYPE, PRECISE)
+    else:
+        z += tl.sum(a, axis=1)
+    acc = _mm(a, v.to(DOT_DTYPE), acc, DOT_DTYPE, PRECISE)
     return acc, z
 
 
@@ -116,7 +142,7 @@ def parallel_fwd_kernel(
     T, H, F, D, scale, eps, NUM_EB, scale_f,
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr,
+    PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
 ):
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
     pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
@@ -132,13 +158,16 @@ def parallel_fwd_kernel(
     mask_m = offs_m < T
     mask_f = offs_f < F
     mask_d = offs_d < D
-    rows_m = offs_m.to(tl.int64)
+    rows_m = _rows(offs_m, ROWS32)
 
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
-    z = tl.zeros([BM], dtype=tl.float32)
+    if DOT_DTYPE == tl.bfloat16:
+        z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_fwd_tile), reduced after the loop
+    else:
+        z = tl.zeros([BM], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
     if INTER:
         lo = pid_m * BM
@@ -149,7 +178,10 @@ def parallel_fwd_kernel(
         # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, start_n + BN > pid_m * BM)
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32,
+                           start_n + BN > pid_m * BM)
+    if DOT_DTYPE == tl.bfloat16:
+        z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)
@@ -170,10 +202,10 @@ def parallel_fwd_kernel(
 
 
 @triton.jit
-def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, CAUSAL: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
@@ -181,14 +213,16 @@ def _bwd_tile(k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f,
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
-    need no mask: they load do = 0 and δ = 0 (so g = 0, dA = 0) and Z = 1, and contribute nothing.
+    need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
     """
     offs_m = start_m + tl.arange(0, BM)
     mask_m = offs_m < T
-    rows_m = offs_m.to(tl.int64)
+    rows_m = _rows(offs_m, ROWS32)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
-    rz = 1.0 / tl.load(Z + zt_base + rows_m, mask=mask_m, other=1.0)
+    # RZ holds 1/Z (triton_ops._backward): a division per tile was MUFU.RCP + range checks per row in every query step
+    # of the offline sm_90 SASS (parallel-offline.md). Rows past T: rz = 0 (do = 0 there anyway).
+    rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
     delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
     g = do.to(tl.float32) * rz[:, None]  # [BM, BD] fp32
 
@@ -259,7 +293,7 @@ def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, Z, DELTA, DQ, DK, DV,  # z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -272,7 +306,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -300,7 +334,7 @@ def parallel_bwd_kernel(
     mask_n = offs_n < T
     mask_f = offs_f < F
     mask_d = offs_d < D
-    rows_n = offs_n.to(tl.int64)
+    rows_n = _rows(offs_n, ROWS32)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = k.to(DOT_DTYPE)
@@ -312,8 +346,8 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, v, q_base, do_base, Z, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
+            k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
@@ -339,16 +373,16 @@ def parallel_bwd_kernel(
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, True)
+                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, Z, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, False)
+                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,

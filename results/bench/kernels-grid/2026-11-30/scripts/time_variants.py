@@ -3,8 +3,8 @@
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
                                                        [chunked=CxBExWARPS]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
-  NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA, strings otherwise), where the
-  imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
+  NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA / ROWS32, strings otherwise),
+  where the imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
   form's pipelining depth, chunked= the chunked form's chunk, feature block and warps.
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
@@ -59,7 +59,7 @@ def main(label, form, *settings):
         if not hasattr(ops, name):
             print(json.dumps({"label": label, "skipped_setting": name}), flush=True)
             continue
-        setattr(ops, name, int(value) if name in ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA") else value)
+        setattr(ops, name, int(value) if name in ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA", "ROWS32") else value)
         applied[name] = value
     for kernel, dtype_name, B, T, H, F, D in PARALLEL if form == "parallel" else CHUNKED:
         dtype = DTYPES[dtype_name]
