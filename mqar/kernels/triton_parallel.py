@@ -118,8 +118,7 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
     else:
         a = _poly(qk * scale, KERNEL)
     if causal:
-        # as a difference: `offs_n <= offs_m` compiled to 64-bit compares (ISETP pairs ….EX per element, sm_90 SASS)
-        a = tl.where(offs_m[:, None] - offs_n[None, :] >= 0, a, 0.0)
+        a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     if DOT_DTYPE == tl.bfloat16:
         # the row sums by the same two MMAs on a column of ones (z [BM, 16], every column the sum): ~16 bits, like
         # A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS, parallel-offline.md)
