@@ -326,16 +326,16 @@ def test_state_scan_builds_the_same_prefix_states_as_chunk_states_and_cumsum(mon
 
     q, k, v, grad = _inputs((2, 45, 2, 16, 40), seed=13)
     x, y = [t.to(DEVICE, torch.float32) for t in ((q, grad) if backward else (k, v))]
-    denominator = delta = None
+    reciprocal = delta = None
     if backward:
-        denominator = torch.rand(2, 2, 45, device=DEVICE) + 0.5  # [B, H, T]
+        reciprocal = torch.rand(2, 2, 45, device=DEVICE) + 0.5  # 1/Z [B, H, T]
         delta = torch.randn(2, 2, 45, device=DEVICE)
     config = triton_ops._config("chunked", 16, torch.float32, 40, 16)
     monkeypatch.setattr(triton_ops, "SCAN_BLOCK_D", 32)
     results = {}
     for scan in (True, False):
         monkeypatch.setattr(triton_ops, "STATE_SCAN", scan)
-        results[scan] = triton_ops._prefix_states(x, y, denominator, delta, "based", config, 64, "ieee",
+        results[scan] = triton_ops._prefix_states(x, y, reciprocal, delta, "based", config, 64, "ieee",
                                                   backward=backward)
     (scan_state, scan_vec, blocks), (sum_state, sum_vec, blocks_again) = results[True], results[False]
     assert blocks == blocks_again

@@ -103,13 +103,14 @@ def _scatter_to_inputs(dphi, xa, xb, ia, ib, BF: tl.constexpr, PRECISION: tl.con
 
 
 @triton.jit
-def _chunk_sums(x_base, y_base, Z, DELTA, zt_base, chunk, T, F, D, sxt, sxf, syt, syd, offs_d, mask_d,
+def _chunk_sums(x_base, y_base, RZ, DELTA, zt_base, chunk, T, F, D, sxt, sxf, syt, syd, offs_d, mask_d,
                 ia, ib, coef, valid_e, C: tl.constexpr, BF: tl.constexpr, IS_QUERY: tl.constexpr,
                 PRECISION: tl.constexpr):
     """One chunk's own sums for one block of features and the value columns offs_d: [BE, BD] and [BE] fp32.
 
     Forward (IS_QUERY False): Σ_t φk(k_t) v_tᵀ and Σ_t φk(k_t). Backward (IS_QUERY True): Σ_t φq(q_t) g_tᵀ and
-    Σ_t δ_t φq(q_t), with g = do / Z (z, δ at zt_base + t of [B, H, T] buffers).
+    Σ_t δ_t φq(q_t), with g = do · (1/Z) (1/Z, δ at zt_base + t of [B, H, T] buffers: a multiply, where a
+    division per element slowed the scan's backward direction, its loop's [C, D] tile divided each step).
     """
     offs_t = chunk * C + tl.arange(0, C)
     mask_t = offs_t < T
@@ -123,9 +124,9 @@ def _chunk_sums(x_base, y_base, Z, DELTA, zt_base, chunk, T, F, D, sxt, sxf, syt
     phi = tl.where(mask_t[:, None], phi, 0.0)  # [C, BE]
     y = tl.load(y_base + rows[:, None] * syt + offs_d[None, :] * syd, mask=mask_t[:, None] & mask_d[None, :], other=0.0).to(tl.float32)
     if IS_QUERY:
-        zi = tl.load(Z + zt_base + rows, mask=mask_t, other=1.0)
+        rz = tl.load(RZ + zt_base + rows, mask=mask_t, other=1.0)
         weight = tl.load(DELTA + zt_base + rows, mask=mask_t, other=0.0)
-        y = y / zi[:, None]
+        y = y * rz[:, None]
     else:
         weight = tl.where(mask_t, 1.0, 0.0)
     state = tl.dot(tl.trans(phi), y, input_precision=PRECISION)  # [BE, BD]
@@ -135,7 +136,7 @@ def _chunk_sums(x_base, y_base, Z, DELTA, zt_base, chunk, T, F, D, sxt, sxf, syt
 
 @triton.jit
 def chunk_state_kernel(
-    X, Y, Z, DELTA, STATE, VEC,  # X: k (or q), Y: v (or do) [B, T, H, *]; z, delta [B, H, T] fp32 (IS_QUERY)
+    X, Y, RZ, DELTA, STATE, VEC,  # X: k (or q), Y: v (or do) [B, T, H, *]; 1/z, δ [B, H, T] fp32 (IS_QUERY)
     sxb, sxt, sxh, sxf,
     syb, syt, syh, syd,
     T, H, F, D, scale_f,
@@ -156,7 +157,7 @@ def chunk_state_kernel(
     ia, ib, coef, valid_e = _feature_index(pid_e, F, KERNEL, BE, scale_f)
     offs_d = tl.arange(0, BD)
     mask_d = offs_d < D
-    state, vec = _chunk_sums(X + b * sxb + h * sxh, Y + b * syb + h * syh, Z, DELTA, pid_bh * T, pid_c, T, F, D,
+    state, vec = _chunk_sums(X + b * sxb + h * sxh, Y + b * syb + h * syh, RZ, DELTA, pid_bh * T, pid_c, T, F, D,
                              sxt, sxf, syt, syd, offs_d, mask_d, ia, ib, coef, valid_e, C, BF, IS_QUERY, PRECISION)
 
     num_chunks = tl.cdiv(T, C)
@@ -173,7 +174,7 @@ def chunk_state_kernel(
 
 @triton.jit
 def chunk_scan_kernel(
-    X, Y, Z, DELTA, STATE, VEC,  # as chunk_state_kernel's
+    X, Y, RZ, DELTA, STATE, VEC,  # as chunk_state_kernel's
     sxb, sxt, sxh, sxf,
     syb, syt, syh, syd,
     T, H, F, D, scale_f,
@@ -205,7 +206,7 @@ def chunk_scan_kernel(
             chunk = num_chunks - 1 - i
         else:
             chunk = i
-        chunk_state, chunk_vec = _chunk_sums(x_base, y_base, Z, DELTA, pid_bh * T, chunk, T, F, D, sxt, sxf, syt,
+        chunk_state, chunk_vec = _chunk_sums(x_base, y_base, RZ, DELTA, pid_bh * T, chunk, T, F, D, sxt, sxf, syt,
                                              syd, offs_d, mask_d, ia, ib, coef, valid_e, C, BF, IS_QUERY, PRECISION)
         state += chunk_state
         vec += chunk_vec

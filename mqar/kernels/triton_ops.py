@@ -32,6 +32,7 @@ patch_interpreter_index()
 from mqar.kernels.triton_chunked import chunk_scan_kernel, chunk_state_kernel  # noqa: E402
 from mqar.kernels.triton_parallel import (  # noqa: E402
     KERNEL_IDS,
+    bwd_prep_kernel,
     parallel_bwd_kernel,
     parallel_fwd_kernel,
 )
@@ -78,7 +79,7 @@ class _Config:
     num_stages: int
     bwd_block: int | None = None  # parallel backward: query rows per step (None: as above) ...
     bwd_block_n: int | None = None  # ... and key rows per program (None: bwd_block); larger = fewer dq atomics
-    bwd_warps: int | None = None
+    bwd_warps: int | None = None  # the backward kernel's warps, both forms (None: num_warps)
     # Program order of the parallel kernels. True: one grid axis, a head's blocks consecutive, so the programs in
     # flight share a few heads' rows in L2; False: grid (B·H, blocks), block-major (hundreds of heads in flight, a
     # head's rows evicted before its next block reads them). ncu of the block-major backward at 64×2048×12 bf16: 5.2
@@ -162,14 +163,20 @@ def _config(
         return _Config(block, block, 128, 4, 1)
     stages = _stages(dtype, value_dim, feature_dim)
     if algorithm == "chunked":
-        # Feature block BE by the value width: H200, bf16 rebased F = 16, fwd+bwd ms, BE 32 / BE 16 (3 stages,
-        # scan at 64 columns; .scratch tune, results/bench/kernels-tuned/2026-11-30/tune-chunked.txt):
-        #   2×32768×8 D64 3.72 / 3.52   8×8192×8 D64 3.15 / 3.04   32×4096×8 D64 5.65 / 5.61   16×8192×8 D16 3.44 / 3.71
-        # A BE × D state tile of 32 × 64 crowds the registers; at D = 16 the larger block's fewer programs win.
-        # fp32 was not measured: it keeps BE 32.
+        # Half inputs: 2 warps for all three kernels (the prefix-state scan, the forward and the backward) and
+        # feature blocks of 16. H200, bf16 rebased F = 16, fwd+bwd ms (results/bench/kernels-grid/2026-12-01/,
+        # calls 3-5): 4 warps (BE 32 at D16) / the scan alone at 2 / all at 2 with BE 16 / all at 2 with BE 32
+        #   8×8192×8 D64   2.65 / 2.41 / 2.07 / 2.27      2×32768×8 D64  3.15 / 2.95 / 2.61 / 3.39
+        #   32×4096×8 D64  4.86 / 4.51 / 3.83 / 4.23      16×8192×8 D16  2.86 / 2.66 / 2.49 / 2.56
+        #   64×2048×12 D16 4.11 / 3.67 / 3.54 / 3.54
+        # The scan is a sequential loop over the chunks, latency-bound: at 8×8192 D64 its forward direction took
+        # 384 µs at 4 warps, 252 at 2, 339 at 1 (call 4). The backward kernel at 8 warps hit an illegal memory
+        # access on the H200 (call 4; not investigated, not used). fp32 was not measured at 2 warps: it keeps 4 and
+        # BE 32 (at 4 warps, BE 16 crowded fewer registers than 32 only where D = 64: session 11's tune-chunked.txt).
         block = chunk_size or 64
-        block_e = 16 if value_dim >= 64 and dtype != torch.float32 else 32
-        return _Config(block, block, block_e, 4, stages)
+        if dtype == torch.float32:
+            return _Config(block, block, 32, 4, stages)
+        return _Config(block, block, 16, 2, stages)
     # Parallel backward, H200, bf16, F = 16, fwd+bwd ms by backward tiles (query rows per step BM, key rows per
     # program BN, warps), results/bench/kernels-state-scan/2026-11-30/tune-parallel.txt:
     #                    BM32 BN64 w2   BM32 BN32 w2   BM64 BN64 w4   best other
@@ -245,7 +252,7 @@ def _rows32(seq: int, block: int, *tensors: torch.Tensor) -> bool:
         (rows - 1) * t.stride(1) + (_pad(t.shape[3]) - 1) * t.stride(3) < 2**31 for t in tensors)
 
 
-def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
+def _prefix_states(x, y, reciprocal, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
     """Per-chunk states summed over all earlier chunks (forward) or all later chunks (backward).
 
     Returns STATE [B·H, NC + 1, E_PAD, D] and VEC [B·H, NC + 1, E_PAD] (fp32) and the number of feature blocks.
@@ -265,7 +272,7 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
     if STATE_SCAN:
         block_ds = min(block_d, SCAN_BLOCK_D)
         chunk_scan_kernel[(batch * heads, num_blocks, triton.cdiv(value_dim, block_ds))](
-            x, y, denominator, delta, state, vec,
+            x, y, reciprocal, delta, state, vec,
             *_strides4(x), *_strides4(y),
             seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim),
             KERNEL=KERNEL_IDS[kernel], C=cfg.block_m, BE=cfg.block_e, BF=_pad(feature_dim), BD=block_ds,
@@ -273,7 +280,7 @@ def _prefix_states(x, y, denominator, delta, kernel: str, cfg: _Config, block_d:
         )
         return state, vec, num_blocks
     chunk_state_kernel[(batch * heads, num_chunks, num_blocks)](
-        x, y, denominator, delta, state, vec,
+        x, y, reciprocal, delta, state, vec,
         *_strides4(x), *_strides4(y),
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], C=cfg.block_m, BE=cfg.block_e, BF=_pad(feature_dim), BD=block_d, IS_QUERY=backward,
@@ -322,9 +329,15 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     cfg = _config(algorithm, chunk_size, q.dtype, value_dim, feature_dim, seq)
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
-    # δ_i = (do_i · o_i) / Z_i: [batch, heads, seq] fp32, from the unrounded o
-    # (an elementwise product and a last-dim sum: einsum would run this as 1×D by D×1 batched products)
-    delta = (grad_out.float() * out32).sum(-1).transpose(1, 2).contiguous().div_(denominator)
+    # δ_i = (do_i · o_i) / Z_i from the unrounded o, and 1/Z_i for the kernels (rather than a division per tile
+    # there): [batch, heads, seq] fp32 each
+    delta = torch.empty_like(denominator)
+    reciprocal = torch.empty_like(denominator)
+    prep_rows = 64 if block_d <= 64 else 32
+    bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
+        grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
+        seq, heads, value_dim, BT=prep_rows, BD=block_d,
+    )
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
     chunked = algorithm == "chunked"
@@ -333,7 +346,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)
         state, vec = forward_states or _prefix_states(k, v, None, None, kernel, cfg, block_d, precision,
                                                       backward=False)[:2]
-        rstate, wvec, num_blocks = _prefix_states(q, grad_out, denominator, delta, kernel, cfg, block_d, precision,
+        rstate, wvec, num_blocks = _prefix_states(q, grad_out, reciprocal, delta, kernel, cfg, block_d, precision,
                                                   backward=True)
         if state.shape != rstate.shape:  # the kernel addresses both with this config's chunks and feature blocks
             raise RuntimeError(f"chunked backward: the forward's kept states {tuple(state.shape)} do not fit this "
@@ -342,12 +355,10 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
         num_blocks = 0
-    reciprocal = denominator.reciprocal()  # 1/Z for the kernel (rather than a division per tile there)
     scale = 1.0 / math.sqrt(feature_dim)
-    block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.num_warps
+    block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.bwd_warps or cfg.num_warps
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
-        warps = cfg.bwd_warps or warps
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,

@@ -1,11 +1,12 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
 
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
-                                                       [chunked=CxBExWARPS]
+                                                       [chunked=CxBExWARPS] [scan_warps=W] [chunked_bwd_warps=W]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
   NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA / ROWS32, strings otherwise),
   where the imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
-  form's pipelining depth, chunked= the chunked form's chunk, feature block and warps.
+  form's pipelining depth, chunked= the chunked form's chunk, feature block and warps, scan_warps= / chunked_bwd_warps=
+  the chunked form's prefix-state scan's / backward kernel's warps (session 13).
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
 """
@@ -53,6 +54,9 @@ def main(label, form, *settings):
         if name == "fwd":
             applied["fwd"] = tuple(map(int, value.split("x")))
             continue
+        if name in ("scan_warps", "chunked_bwd_warps"):  # chunked config fields
+            applied[name] = int(value)
+            continue
         if name == "stages":
             applied["stages"] = int(value)
             continue
@@ -79,6 +83,12 @@ def main(label, form, *settings):
             chunk, block_e, warps = applied["chunked"]
             default = ops._config("chunked", chunk, dtype, D, F)
             ops.CONFIG_OVERRIDE["chunked"] = dataclasses.replace(default, block_e=block_e, num_warps=warps)
+        for name, field in (("scan_warps", "scan_warps"), ("chunked_bwd_warps", "bwd_warps")):
+            if name in applied and form == "chunked":
+                base = ops.CONFIG_OVERRIDE.get("chunked") or ops._config("chunked", None, dtype, D, F)
+                if name == "scan_warps" and not hasattr(base, "scan_warps"):
+                    continue
+                ops.CONFIG_OVERRIDE["chunked"] = dataclasses.replace(base, **{field: applied[name]})
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=dtype, requires_grad=True) for d in (F, F, D))
         g = torch.randn(B, T, H, D, device="cuda", dtype=dtype)
