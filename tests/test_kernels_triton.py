@@ -384,8 +384,10 @@ def test_chunked_and_parallel_agree_at_default_chunk_size():
 def test_auto_algorithm_and_dtype_follow_q():
     assert choose_algorithm(512, 256, 12, 16, 8, torch.bfloat16) == "parallel"
     assert choose_algorithm(2, 32768, 8, 16, 64, torch.bfloat16) == "chunked"
-    # the measured crossover (choose_algorithm's table): parallel at 2k, chunked at 8k, and later for larger F
+    # the measured crossover (choose_algorithm's table): parallel up to 3k, chunked from 4k, and later for larger F
     assert choose_algorithm(64, 2048, 12, 16, 16, torch.bfloat16) == "parallel"
+    assert choose_algorithm(32, 3072, 8, 16, 64, torch.bfloat16) == "parallel"
+    assert choose_algorithm(16, 4096, 12, 16, 16, torch.bfloat16) == "chunked"
     assert choose_algorithm(8, 8192, 8, 16, 64, torch.bfloat16) == "chunked"
     assert choose_algorithm(8, 8192, 8, 32, 64, torch.bfloat16) == "parallel"
     assert choose_algorithm(1, 1, 1, 16, 16, torch.float32) == "parallel"

@@ -44,26 +44,28 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
     """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    Measured on the H200 at 2026-11-30 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median, each form with its
-    own tiles from _config below; results/bench/kernels-grid/2026-11-30/, calls 2, 4 and 5):
+    Measured on the H200 at 2026-12-01 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median, each form with its
+    own tiles from _config below; results/bench/kernels-grid/2026-12-01/, call 7):
         B, T, H, D          parallel  chunked
-        256, 512, 12, 16      1.18     4.55
-        64, 2048, 12, 16      2.60     4.48
-        32, 4096, 8, 64       5.52     5.48
-        8, 8192, 8, 64        5.04     3.00
-        2, 32768, 8, 64      18.18     3.50
-    (16×8192×8 D16: chunked 3.13-3.15; the parallel form there was 8.4 in an earlier session, not re-measured.)
-    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: they
-    tie near T = 4k and the chunked form is 1.7× faster at 8k, so the crossover sits between, at 6k. The chunked
-    state has ~F²/2 features per head, so its cost and the crossover grow with F²; for F < 16 the F = 16 crossover
-    is kept (not measured).
+        256, 512, 12, 16      0.88     3.58
+        64, 2048, 12, 16      2.21     3.55
+        22, 3072, 12, 16      1.64     1.83
+        32, 3072, 8, 64       2.66     2.71
+        16, 4096, 12, 16      2.04     1.83
+        32, 4096, 8, 64       4.52     3.61
+        8, 8192, 8, 64        4.44     1.86
+        2, 32768, 8, 64      17.20     2.60
+    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: the parallel
+    form still wins at 3k (barely at D = 64), the chunked one from 4k at both value widths, so the crossover sits
+    at 4096. The chunked state has ~F²/2 features per head, so its cost and the crossover grow with F²; for F < 16
+    the F = 16 crossover is kept (not measured).
     """
     if seq <= 1:
         return "parallel"
     return "chunked" if seq >= _crossover_seq_len(feature_dim) else "parallel"
 
 
-CROSSOVER_SEQ_LEN_F16 = 6144
+CROSSOVER_SEQ_LEN_F16 = 4096
 
 
 def _crossover_seq_len(feature_dim: int) -> int:
