@@ -210,7 +210,8 @@ def test_naive_reference_agrees_with_quadratic_reference():
 
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
 def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
-    # q, k, v as strided views of [B, H, T, dim] tensors and a sliced feature axis: no copy, same result.
+    # q, k, v as strided views of [B, H, T, dim] tensors and a sliced feature axis, and a strided output gradient
+    # (bwd_prep_kernel reads it through its strides): no copy, same result.
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
@@ -219,8 +220,8 @@ def test_non_contiguous_inputs(monkeypatch, algorithm, chunked_bwd):
     q = base[..., :16].transpose(1, 2)  # [B, T, H, 16], strided
     k = base[..., 8:].transpose(1, 2)
     v = torch.randn(2, 2, 21, 10, generator=generator, dtype=torch.float64).transpose(1, 2)[..., ::2]  # D = 5
-    grad = torch.randn(2, 21, 2, 5, generator=generator, dtype=torch.float64)
-    assert not q.is_contiguous() and not v.is_contiguous()
+    grad = torch.randn(2, 2, 21, 5, generator=generator, dtype=torch.float64).transpose(1, 2)
+    assert not q.is_contiguous() and not v.is_contiguous() and not grad.is_contiguous()
     ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
     out, grads = _triton_grads(q, k, v, grad, "rebased", algorithm, chunk_size=16)
     _assert_outputs_close(out, grads, ref_out, ref_grads)
