@@ -56,8 +56,16 @@ def _reference_grads(q, k, v, grad, kernel):
     return out.detach(), [t.grad for t in leaves]
 
 
+def _fp32_leaf(t):
+    """t in fp32 on DEVICE with t's own strides, as a leaf: `.to(torch.float32)` would hand a sliced (non-dense)
+    view over as a contiguous copy, and the kernels would never see the strides a test gives them."""
+    leaf = torch.empty_strided(t.shape, t.stride(), dtype=torch.float32, device=DEVICE).copy_(t)
+    assert leaf.stride() == t.stride()
+    return leaf.requires_grad_()
+
+
 def _triton_grads(q, k, v, grad, kernel, algorithm, **kwargs):
-    leaves = [t.to(DEVICE, torch.float32).requires_grad_() for t in (q, k, v)]
+    leaves = [_fp32_leaf(t) for t in (q, k, v)]
     out = linear_attention_triton(*leaves, kernel=kernel, eps=1e-6, algorithm=algorithm, **kwargs)
     out.backward(grad.to(DEVICE, torch.float32))
     return out.detach().double().cpu(), [t.grad.double().cpu() for t in leaves]
