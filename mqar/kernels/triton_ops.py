@@ -173,8 +173,8 @@ def _config(
         #   64×2048×12 D16 4.11 / 3.67 / 3.54 / 3.54
         # The scan is a sequential loop over the chunks, latency-bound: at 8×8192 D64 its forward direction took
         # 384 µs at 4 warps, 252 at 2, 339 at 1 (call 4). The backward kernel at 8 warps hit an illegal memory
-        # access on the H200 (call 4; not investigated, not used). fp32 was not measured at 2 warps: it keeps 4 and
-        # BE 32 (at 4 warps, BE 16 crowded fewer registers than 32 only where D = 64: session 11's tune-chunked.txt).
+        # access on the H200 (call 4; not investigated, not used). fp32 was measured neither at 2 warps nor with
+        # BE 16: it keeps 4 warps and BE 32.
         block = chunk_size or 64
         if dtype == torch.float32:
             return _Config(block, block, 32, 4, stages)
@@ -335,7 +335,7 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     # there): [batch, heads, seq] fp32 each
     delta = torch.empty_like(denominator)
     reciprocal = torch.empty_like(denominator)
-    prep_rows = 64 if block_d <= 64 else 32
+    prep_rows = 64 if block_d <= 64 else 32  # [rows, D] fp32 tiles of at most 4096 entries (not tuned)
     bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
         grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
         seq, heads, value_dim, BT=prep_rows, BD=block_d,
