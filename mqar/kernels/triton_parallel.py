@@ -40,15 +40,6 @@ def _poly(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _poly_grad(s, KERNEL: tl.constexpr):
-    """dA/ds."""
-    if KERNEL == 0:
-        return 1.0 + s
-    else:
-        return 2.0 * s
-
-
-@triton.jit
 def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
     for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
@@ -227,13 +218,14 @@ def bwd_prep_kernel(
 
 
 @triton.jit
-def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
               PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
-    k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
+    k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
+    Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F; rebased: half of it, the caller doubles it),
     dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
@@ -257,14 +249,22 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = √F sᵀ
         if CAUSAL:
             qk = tl.where(offs_m[None, :] >= offs_n[:, None], qk, 0.0)
+        # per-row factors once per row, not per score: rz/F and δ/F (ds's factor 2 rides on kq = 2k and the
+        # caller's final dk × 2, exact: the same bits as forming 2·ds, and 24 instead of 40 per-column FMUL / FADD
+        # per query step in the offline sm_90 SASS)
         scale2 = scale * scale
+        rzs = rz * scale2
+        deltas = delta * scale2
         if DOT_DTYPE == tl.float32:
             dv = tl.dot(qk * qk * scale2, g, input_precision=PRECISION)
         else:  # as below: P = A/Z rounded once
-            dv = tl.dot((qk * qk * (rz * scale2)[None, :]).to(DOT_DTYPE), do)
+            dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
-        at = _poly(st, KERNEL)
+        # based: A = 1 + s(1 + s/2), two FFMA (Horner; _poly's 1 + s + s²/2 to fp32 rounding), and ds below as
+        # dA'·s + dA' with dA' = dvdo·(rz/√F) − δ/√F, the 1/√F on per-row factors: 6 instead of 8 fp32 operations
+        # per score in the offline sm_90 SASS
+        at = st * (0.5 * st + 1.0) + 1.0
         if CAUSAL:
             causal = offs_m[None, :] >= offs_n[:, None]
             at = tl.where(causal, at, 0.0)
@@ -278,11 +278,11 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         dvdo = tl.dot(v, tl.trans(do), input_precision=PRECISE)
     else:
         dvdo = tl.dot(v, tl.trans(do))
-    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk
-        dst = (dvdo * (rz * 2.0 * scale2)[None, :] - (delta * 2.0 * scale2)[None, :]) * qk
+    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk; formed here without the 2
+        dst = (dvdo * rzs[None, :] - deltas[None, :]) * qk
     else:
-        dat = dvdo * rz[None, :] - delta[None, :]
-        dst = dat * _poly_grad(st, KERNEL) * scale
+        dat = dvdo * (rz * scale)[None, :] - (delta * scale)[None, :]  # dA/√F
+        dst = dat * st + dat  # dA · A'(s) / √F, A' = 1 + s
         if CAUSAL:
             dst = tl.where(causal, dst, 0.0)
     # dk = ds q and dq = dsᵀ k from the same ds. Rounded once after the cancellation, ds costs ~2⁻⁹ relative per
@@ -291,10 +291,10 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
     if DOT_DTYPE == tl.bfloat16:
         ds = dst.to(DOT_DTYPE)
         dk = tl.dot(ds, q)
-        dq = tl.dot(tl.trans(ds), k)
+        dq = tl.dot(tl.trans(ds), kq)
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
         dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
-        dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
+        dq = tl.dot(tl.trans(dst), kq.to(tl.float32), input_precision=PRECISION)
     return dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz
 
 
@@ -364,6 +364,10 @@ def parallel_bwd_kernel(
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = k.to(DOT_DTYPE)
     v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+    if KERNEL == 1:  # rebased's ds is formed without A' = 2s's factor 2: dq takes it through 2k, dk at the end
+        kq = (k.to(tl.float32) * 2.0).to(DOT_DTYPE)  # exact
+    else:
+        kq = k
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
@@ -371,8 +375,10 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
             sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+        if KERNEL == 1:
+            dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
@@ -398,7 +404,7 @@ def parallel_bwd_kernel(
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
             dv += dv_t
             dk += dk_t
@@ -406,12 +412,14 @@ def parallel_bwd_kernel(
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
                 sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
+    if not INTER and KERNEL == 1:
+        dk = dk * 2.0  # see kq
     if INTER_GRADS != "dq":
         tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
         tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
