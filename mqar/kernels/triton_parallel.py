@@ -75,6 +75,17 @@ def _rows(offs, ROWS32: tl.constexpr):
 
 
 @triton.jit
+def _bound(offs, n, EVEN: tl.constexpr):
+    """offs < n, or where the host has checked that no block passes n (EVEN) a constant true, which the compiler
+    folds away: unmasked loads, stores and atomics, no per-step cp.async predicates (offline sm_90 SASS,
+    results/bench/kernels-grid/2026-12-01/bwd-offline.md)."""
+    if EVEN:
+        return tl.full(offs.shape, 1, tl.int1)
+    else:
+        return offs < n
+
+
+@triton.jit
 def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
     """-> (batch·head, block) of this program, the batch·head in int64.
 
@@ -221,7 +232,7 @@ def bwd_prep_kernel(
 def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
@@ -233,7 +244,7 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
     need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
     """
     offs_m = start_m + tl.arange(0, BM)
-    mask_m = offs_m < T
+    mask_m = _bound(offs_m, T, EVEN)
     rows_m = _rows(offs_m, ROWS32)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
@@ -331,7 +342,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -356,9 +367,9 @@ def parallel_bwd_kernel(
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_f = tl.arange(0, BF)
     offs_d = tl.arange(0, BD)
-    mask_n = offs_n < T
-    mask_f = offs_f < F
-    mask_d = offs_d < D
+    mask_n = _bound(offs_n, T, EVEN)  # EVEN: T a multiple of BM and BN, F == BF, D == BD (triton_ops._backward)
+    mask_f = _bound(offs_f, F, EVEN)
+    mask_d = _bound(offs_d, D, EVEN)
     rows_n = _rows(offs_n, ROWS32)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
@@ -376,7 +387,7 @@ def parallel_bwd_kernel(
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
             k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN)
         if KERNEL == 1:
             dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
@@ -405,7 +416,7 @@ def parallel_bwd_kernel(
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
@@ -413,7 +424,7 @@ def parallel_bwd_kernel(
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
