@@ -332,17 +332,19 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i from the unrounded o, and 1/Z_i for the kernels (rather than a division per tile
-    # there): [batch, heads, seq] fp32 each
+    # there): [batch, heads, seq] fp32 each. The parallel form's rebased backward takes both × 1/F (its per-row
+    # factors, applied here once per row instead of in every query step); the chunked form needs them plain.
+    chunked = algorithm == "chunked"
     delta = torch.empty_like(denominator)
     reciprocal = torch.empty_like(denominator)
     prep_rows = 64 if block_d <= 64 else 32
     bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
         grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
-        seq, heads, value_dim, BT=prep_rows, BD=block_d,
+        seq, heads, value_dim, 1.0 / math.sqrt(feature_dim), BT=prep_rows, BD=block_d,
+        SCALED=not chunked and kernel == "rebased",
     )
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
-    chunked = algorithm == "chunked"
     if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
         _check_chunked_config(cfg)
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)

@@ -207,10 +207,11 @@ def bwd_prep_kernel(
     DO, O, Z, DELTA, RZ,  # do [B, T, H, D] (any strides), o [B, T, H, D] fp32; Z, δ, 1/Z [B, H, T] fp32
     sdb, sdt, sdh, sdd,
     sob, sot, soh, sod,
-    T, H, D,
-    BT: tl.constexpr, BD: tl.constexpr,
+    T, H, D, scale,
+    BT: tl.constexpr, BD: tl.constexpr, SCALED: tl.constexpr,
 ):
-    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i. Grid (B·H,
+    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i, both × scale²
+    (= 1/F) where SCALED (the parallel form's rebased backward, _bwd_tile's RZ_SCALED). Grid (B·H,
     cdiv(T, BT)). As torch ops (a cast, a product, a last-dim sum, a transpose, two divisions) the same took ~0.4 ms
     at 64×2048×12 D16 on the H200, a sixth of that shape's fwd+bwd (session 13, call 2's kernel breakdown)."""
     pid_bh = tl.program_id(0).to(tl.int64)
@@ -224,15 +225,22 @@ def bwd_prep_kernel(
     do = tl.load(DO + b * sdb + h * sdh + rows * sdt + offs_d[None, :] * sdd, mask=mask, other=0.0).to(tl.float32)
     o = tl.load(O + b * sob + h * soh + rows * sot + offs_d[None, :] * sod, mask=mask, other=0.0)
     z = tl.load(Z + pid_bh * T + offs_t, mask=mask_t, other=1.0)
-    tl.store(DELTA + pid_bh * T + offs_t, tl.sum(do * o, axis=1) / z, mask=mask_t)
-    tl.store(RZ + pid_bh * T + offs_t, 1.0 / z, mask=mask_t)
+    delta = tl.sum(do * o, axis=1) / z
+    rz = 1.0 / z
+    if SCALED:  # the same fp32 products _bwd_tile formed per query step before (scale2 as there)
+        scale2 = scale * scale
+        delta = delta * scale2
+        rz = rz * scale2
+    tl.store(DELTA + pid_bh * T + offs_t, delta, mask=mask_t)
+    tl.store(RZ + pid_bh * T + offs_t, rz, mask=mask_t)
 
 
 @triton.jit
 def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
+              RZ_SCALED: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
@@ -242,6 +250,8 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
     need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
+    RZ_SCALED (rebased only): RZ and DELTA hold 1/Z and δ already × 1/F (bwd_prep_kernel's SCALED); then the
+    returned g, δ and rz carry that factor too (the chunked form, which uses them, does not set it).
     """
     offs_m = start_m + tl.arange(0, BM)
     mask_m = _bound(offs_m, T, EVEN)
@@ -262,12 +272,16 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
             qk = tl.where(offs_m[None, :] >= offs_n[:, None], qk, 0.0)
         # per-row factors once per row, not per score: rz/F and δ/F (ds's factor 2 rides on kq = 2k and the
         # caller's final dk × 2, exact: the same bits as forming 2·ds, and 24 instead of 40 per-column FMUL / FADD
-        # per query step in the offline sm_90 SASS)
-        scale2 = scale * scale
-        rzs = rz * scale2
-        deltas = delta * scale2
+        # per query step in the offline sm_90 SASS), or none per step where bwd_prep_kernel applied them (RZ_SCALED)
+        if RZ_SCALED:
+            rzs = rz
+            deltas = delta
+        else:
+            scale2 = scale * scale
+            rzs = rz * scale2
+            deltas = delta * scale2
         if DOT_DTYPE == tl.float32:
-            dv = tl.dot(qk * qk * scale2, g, input_precision=PRECISION)
+            dv = tl.dot(qk * qk, do.to(tl.float32) * rzs[:, None], input_precision=PRECISION)
         else:  # as below: P = A/Z rounded once
             dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
@@ -329,7 +343,7 @@ def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32 (parallel rebased: × 1/F, bwd_prep_kernel); dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -387,7 +401,7 @@ def parallel_bwd_kernel(
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
             k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN)
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False)
         if KERNEL == 1:
             dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
@@ -416,7 +430,7 @@ def parallel_bwd_kernel(
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
@@ -424,7 +438,7 @@ def parallel_bwd_kernel(
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
                 k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN)
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
