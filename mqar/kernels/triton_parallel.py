@@ -405,7 +405,10 @@ def parallel_bwd_kernel(
     k = k.to(DOT_DTYPE)
     v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
     if KERNEL == 1:  # rebased's ds is formed without A' = 2s's factor 2: dq takes it through 2k, dk at the end
-        kq = (k.to(tl.float32) * 2.0).to(DOT_DTYPE)  # exact
+        if DOT_DTYPE == tl.bfloat16:
+            kq = (k.to(tl.float32) * 2.0).to(DOT_DTYPE)  # exact (bf16 has fp32's range)
+        else:  # fp32; fp16, where 2k could pass 65504 (its dq product takes fp32 operands anyway)
+            kq = k.to(tl.float32) * 2.0
     else:
         kq = k
 
