@@ -313,6 +313,36 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
 
 
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+@pytest.mark.parametrize("shape", [(2, 64, 2, 16, 16), (2, 64, 2, 16, 8), (1, 40, 1, 16, 16)],
+                         ids=["even", "D8-padded", "T40-ragged"])
+def test_backward_drops_its_masks_only_where_no_block_passes_the_edges(monkeypatch, algorithm, chunked_bwd, shape):
+    # parallel_bwd_kernel's EVEN (T a multiple of both tiles, F and D their padded widths) folds every mask away:
+    # same gradients as the masked path, and only for such shapes (the interpreter's tiles: the chunk size, 16)
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    seen = []
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append(kwargs["EVEN"])
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    for kernel in ("based", "rebased"):
+        q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, algorithm)).encode()))
+        ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+        out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+    even = shape[4] == 16 and shape[1] % 16 == 0
+    assert seen and all(flag is even for flag in seen)
+
+
 def test_gpu_configs_follow_the_measured_rules(monkeypatch):
     # The GPU's tile choices (the interpreter has its own): half inputs take head-major grids and key blocks of 128
     # in the parallel backward where values are ≤ 16 wide and T ≥ 512, 64 elsewhere; fp32 stays block-major. The

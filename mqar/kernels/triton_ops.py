@@ -332,17 +332,23 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     block_f, block_d = _pad(feature_dim), _pad(value_dim)
     precision = _precision(q.dtype)
     # δ_i = (do_i · o_i) / Z_i from the unrounded o, and 1/Z_i for the kernels (rather than a division per tile
-    # there): [batch, heads, seq] fp32 each
-    delta = torch.empty_like(denominator)
-    reciprocal = torch.empty_like(denominator)
+    # there): [batch, heads, seq] fp32 each. The parallel form's rebased backward takes both × 1/F (its per-row
+    # factors, applied here once per row instead of in every query step); the chunked form needs them plain.
+    chunked = algorithm == "chunked"
+    if chunked:
+        delta = torch.empty_like(denominator)
+        reciprocal = torch.empty_like(denominator)
+    else:  # (1/Z, δ) pairs: the kernel loads both per query step as one [BM, 2] tile
+        reciprocal = torch.empty(*denominator.shape, 2, dtype=torch.float32, device=q.device)
+        delta = reciprocal  # unused by the kernels (PAIRS)
     prep_rows = 64 if block_d <= 64 else 32
     bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
         grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
-        seq, heads, value_dim, BT=prep_rows, BD=block_d,
+        seq, heads, value_dim, 1.0 / math.sqrt(feature_dim), BT=prep_rows, BD=block_d,
+        SCALED=not chunked and kernel == "rebased", PAIRS=not chunked,
     )
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)
-    chunked = algorithm == "chunked"
     if chunked:  # each program owns its chunk's dq and stores it; BM == BN == chunk
         _check_chunked_config(cfg)
         dq = torch.empty_like(q, memory_format=torch.contiguous_format)
@@ -361,6 +367,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     block_m, block_n, warps = cfg.block_m, cfg.block_n, cfg.bwd_warps or cfg.num_warps
     if cfg.bwd_block and not chunked:  # the chunked form's diagonal tiles are its chunks
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
+    # no block passes T and no padded columns: the kernel drops its masks (a constant-true mask is folded away)
+    even = seq % block_m == 0 and seq % block_n == 0 and feature_dim == block_f and value_dim == block_d
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,
@@ -369,7 +377,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
             INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
-            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), num_warps=warps, num_stages=cfg.num_stages,
+            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even, num_warps=warps,
+            num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)

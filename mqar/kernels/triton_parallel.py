@@ -40,15 +40,6 @@ def _poly(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _poly_grad(s, KERNEL: tl.constexpr):
-    """dA/ds."""
-    if KERNEL == 0:
-        return 1.0 + s
-    else:
-        return 2.0 * s
-
-
-@triton.jit
 def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
     for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
@@ -81,6 +72,17 @@ def _rows(offs, ROWS32: tl.constexpr):
         return offs
     else:
         return offs.to(tl.int64)
+
+
+@triton.jit
+def _bound(offs, n, EVEN: tl.constexpr):
+    """offs < n, or where the host has checked that no block passes n (EVEN) a constant true, which the compiler
+    folds away: unmasked loads, stores and atomics, no per-step cp.async predicates (offline sm_90 SASS,
+    results/bench/kernels-grid/2026-12-01/bwd-offline.md)."""
+    if EVEN:
+        return tl.full(offs.shape, 1, tl.int1)
+    else:
+        return offs < n
 
 
 @triton.jit
@@ -205,10 +207,11 @@ def bwd_prep_kernel(
     DO, O, Z, DELTA, RZ,  # do [B, T, H, D] (any strides), o [B, T, H, D] fp32; Z, δ, 1/Z [B, H, T] fp32
     sdb, sdt, sdh, sdd,
     sob, sot, soh, sod,
-    T, H, D,
-    BT: tl.constexpr, BD: tl.constexpr,
+    T, H, D, scale,
+    BT: tl.constexpr, BD: tl.constexpr, SCALED: tl.constexpr, PAIRS: tl.constexpr,
 ):
-    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i. Grid (B·H,
+    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i, both × scale²
+    (= 1/F) where SCALED (the parallel form's rebased backward, _bwd_tile's RZ_SCALED). Grid (B·H,
     cdiv(T, BT)). As torch ops (a cast, a product, a last-dim sum, a transpose, two divisions) the same took ~0.4 ms
     at 64×2048×12 D16 on the H200, a sixth of that shape's fwd+bwd (session 13, call 2's kernel breakdown)."""
     pid_bh = tl.program_id(0).to(tl.int64)
@@ -222,33 +225,58 @@ def bwd_prep_kernel(
     do = tl.load(DO + b * sdb + h * sdh + rows * sdt + offs_d[None, :] * sdd, mask=mask, other=0.0).to(tl.float32)
     o = tl.load(O + b * sob + h * soh + rows * sot + offs_d[None, :] * sod, mask=mask, other=0.0)
     z = tl.load(Z + pid_bh * T + offs_t, mask=mask_t, other=1.0)
-    tl.store(DELTA + pid_bh * T + offs_t, tl.sum(do * o, axis=1) / z, mask=mask_t)
-    tl.store(RZ + pid_bh * T + offs_t, 1.0 / z, mask=mask_t)
+    delta = tl.sum(do * o, axis=1) / z
+    rz = 1.0 / z
+    if SCALED:  # the same fp32 products _bwd_tile formed per query step before (scale2 as there)
+        scale2 = scale * scale
+        delta = delta * scale2
+        rz = rz * scale2
+    if PAIRS:  # RZ: [B, H, T, 2] (1/Z, δ) pairs, DELTA unused (see _bwd_tile's RZ_PAIRS)
+        offs = (pid_bh * T + offs_t) * 2
+        tl.store(RZ + offs, rz, mask=mask_t)
+        tl.store(RZ + offs + 1, delta, mask=mask_t)
+    else:
+        tl.store(DELTA + pid_bh * T + offs_t, delta, mask=mask_t)
+        tl.store(RZ + pid_bh * T + offs_t, rz, mask=mask_t)
 
 
 @triton.jit
-def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
+              RZ_SCALED: tl.constexpr, RZ_PAIRS: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
-    k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
+    k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
+    Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F; rebased: half of it, the caller doubles it),
     dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
     need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
+    RZ_SCALED (rebased only): RZ and DELTA hold 1/Z and δ already × 1/F (bwd_prep_kernel's SCALED); then the
+    returned g, δ and rz carry that factor too (the chunked form, which uses them, does not set it).
     """
     offs_m = start_m + tl.arange(0, BM)
-    mask_m = offs_m < T
+    mask_m = _bound(offs_m, T, EVEN)
     rows_m = _rows(offs_m, ROWS32)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
     # RZ holds 1/Z (triton_ops._backward): a division per tile was MUFU.RCP + range checks per row in every query step
     # of the offline sm_90 SASS (parallel-offline.md). Rows past T: rz = 0 (do = 0 there anyway).
-    rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
-    delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
+    if RZ_PAIRS:
+        # RZ points at this query block's (1/Z, δ) pairs ([B, H, T, 2], a pointer the caller advances): one [BM, 2]
+        # load (cp.async + LDS.128) for both instead of two [BM] vectors replicated into every thread's columns
+        # (LDGSTS.E.64 ×8, LDS.64 ×8). Offline sm_90 SASS (bwd-offline.md): off-diagonal loop −25 instructions,
+        # but the causal loop's compares turn 64-bit (LLVM widens the loop index: ISETP.U32 + .EX per element,
+        # +57) whichever way the pairs are addressed (from rows_m, from start_m, or this pointer: fewest spills)
+        rzd = tl.load(RZ + (2 * tl.arange(0, BM))[:, None] + tl.arange(0, 2)[None, :], mask=mask_m[:, None],
+                      other=0.0)
+        rz, delta = tl.split(rzd)
+    else:
+        rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
+        delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
     g = do.to(tl.float32) * rz[:, None]  # [BM, BD] fp32
 
     if KERNEL == 1:
@@ -257,14 +285,26 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = √F sᵀ
         if CAUSAL:
             qk = tl.where(offs_m[None, :] >= offs_n[:, None], qk, 0.0)
-        scale2 = scale * scale
+        # per-row factors once per row, not per score: rz/F and δ/F (ds's factor 2 rides on kq = 2k and the
+        # caller's final dk × 2, exact: the same bits as forming 2·ds, and 24 instead of 40 per-column FMUL / FADD
+        # per query step in the offline sm_90 SASS), or none per step where bwd_prep_kernel applied them (RZ_SCALED)
+        if RZ_SCALED:
+            rzs = rz
+            deltas = delta
+        else:
+            scale2 = scale * scale
+            rzs = rz * scale2
+            deltas = delta * scale2
         if DOT_DTYPE == tl.float32:
-            dv = tl.dot(qk * qk * scale2, g, input_precision=PRECISION)
+            dv = tl.dot(qk * qk, do.to(tl.float32) * rzs[:, None], input_precision=PRECISION)
         else:  # as below: P = A/Z rounded once
-            dv = tl.dot((qk * qk * (rz * scale2)[None, :]).to(DOT_DTYPE), do)
+            dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
-        at = _poly(st, KERNEL)
+        # based: A = 1 + s(1 + s/2), two FFMA (Horner; _poly's 1 + s + s²/2 to fp32 rounding), and ds below as
+        # dA'·s + dA' with dA' = dvdo·(rz/√F) − δ/√F, the 1/√F on per-row factors: 6 instead of 8 fp32 operations
+        # per score in the offline sm_90 SASS
+        at = st * (0.5 * st + 1.0) + 1.0
         if CAUSAL:
             causal = offs_m[None, :] >= offs_n[:, None]
             at = tl.where(causal, at, 0.0)
@@ -278,11 +318,11 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         dvdo = tl.dot(v, tl.trans(do), input_precision=PRECISE)
     else:
         dvdo = tl.dot(v, tl.trans(do))
-    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk
-        dst = (dvdo * (rz * 2.0 * scale2)[None, :] - (delta * 2.0 * scale2)[None, :]) * qk
+    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk; formed here without the 2
+        dst = (dvdo * rzs[None, :] - deltas[None, :]) * qk
     else:
-        dat = dvdo * rz[None, :] - delta[None, :]
-        dst = dat * _poly_grad(st, KERNEL) * scale
+        dat = dvdo * (rz * scale)[None, :] - (delta * scale)[None, :]  # dA/√F
+        dst = dat * st + dat  # dA · A'(s) / √F, A' = 1 + s
         if CAUSAL:
             dst = tl.where(causal, dst, 0.0)
     # dk = ds q and dq = dsᵀ k from the same ds. Rounded once after the cancellation, ds costs ~2⁻⁹ relative per
@@ -291,10 +331,10 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
     if DOT_DTYPE == tl.bfloat16:
         ds = dst.to(DOT_DTYPE)
         dk = tl.dot(ds, q)
-        dq = tl.dot(tl.trans(ds), k)
+        dq = tl.dot(tl.trans(ds), kq)
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
         dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
-        dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
+        dq = tl.dot(tl.trans(dst), kq.to(tl.float32), input_precision=PRECISION)
     return dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz
 
 
@@ -318,7 +358,7 @@ def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32 (INTER); parallel: RZ (1/z, delta) pairs [B, H, T, 2] (rebased: × 1/F), bwd_prep_kernel; dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -331,7 +371,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -356,14 +396,21 @@ def parallel_bwd_kernel(
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_f = tl.arange(0, BF)
     offs_d = tl.arange(0, BD)
-    mask_n = offs_n < T
-    mask_f = offs_f < F
-    mask_d = offs_d < D
+    mask_n = _bound(offs_n, T, EVEN)  # EVEN: T a multiple of BM and BN, F == BF, D == BD (triton_ops._backward)
+    mask_f = _bound(offs_f, F, EVEN)
+    mask_d = _bound(offs_d, D, EVEN)
     rows_n = _rows(offs_n, ROWS32)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = k.to(DOT_DTYPE)
     v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+    if KERNEL == 1:  # rebased's ds is formed without A' = 2s's factor 2: dq takes it through 2k, dk at the end
+        if DOT_DTYPE == tl.bfloat16:
+            kq = (k.to(tl.float32) * 2.0).to(DOT_DTYPE)  # exact (bf16 has fp32's range)
+        else:  # fp32; fp16, where 2k could pass 65504 (its dq product takes fp32 operands anyway)
+            kq = k.to(tl.float32) * 2.0
+    else:
+        kq = k
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
@@ -371,8 +418,10 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+            k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False, False)
+        if KERNEL == 1:
+            dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
@@ -396,22 +445,28 @@ def parallel_bwd_kernel(
         dv = tl.zeros([BN, BD], dtype=tl.float32)
         lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
+        rzd = RZ + 2 * (zt_base + lo)  # (1/Z, δ) pairs of the query block (_bwd_tile's RZ_PAIRS)
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+                k, kq, v, q_base, do_base, rzd, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1, True)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
+            rzd += 2 * BM
+        rzd = RZ + 2 * (zt_base + mid)
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
+                k, kq, v, q_base, do_base, rzd, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1, True)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
+            rzd += 2 * BM
+    if not INTER and KERNEL == 1:
+        dk = dk * 2.0  # see kq
     if INTER_GRADS != "dq":
         tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
         tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])
