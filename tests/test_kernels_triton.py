@@ -322,6 +322,36 @@ def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
     assert seen == [takes_tma] * 2 + [False] * 2  # parallel (based, rebased), then chunked
 
 
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd):
+    # The forward's pointer path: where F and D fill their tiles (PAD_FD False) the key loop clamps rows past T to
+    # row T − 1 unmasked (the causal mask zeroes them), else it masks rows and columns. T = 37: ragged key blocks
+    # (16 in the chunked form, 32 in the interpreter's parallel one); B, H > 1.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    monkeypatch.setattr(triton_ops, "FWD_TMA", False)
+    seen = []
+    real_kernel = triton_ops.parallel_fwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append((kwargs["TMA"], kwargs["PAD_FD"]))
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_fwd_kernel", RecordingKernel())
+    for shape, padded in [((2, 37, 2, 16, 16), False), ((2, 37, 2, 16, 8), True)]:
+        q, k, v, grad = _inputs(shape, seed=17)
+        for kernel in ("based", "rebased"):
+            ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+            out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+            _assert_outputs_close(out, grads, ref_out, ref_grads)
+        assert seen[-2:] == [(False, padded)] * 2
+
+
 def test_tma_layout_rules():
     # triton_ops._tma_strides against the copy engine's rules, on fp32 / bf16 tensors (no launch).
     from mqar.kernels import triton_ops

@@ -374,7 +374,8 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
         PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major,
-        ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out), TMA=tma, num_warps=cfg.num_warps,
+        ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out), TMA=tma,
+        PAD_FD=block_f != feature_dim or block_d != value_dim, num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None

@@ -104,7 +104,7 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
               svt, svd, T, scale, KERNEL: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
               DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr, ROWS32: tl.constexpr,
-              TMA: tl.constexpr, causal):
+              TMA: tl.constexpr, PAD_FD: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
     caller applies 1/F). TMA: k, v come through the host's tensor descriptors KD, VD (see parallel_fwd_kernel)."""
@@ -114,11 +114,24 @@ def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs
         # the copy engine (the 4-D box does not run into the next batch), so no per-row addresses or masks
         k = KD.load([b32, start_n, h32, 0]).reshape(BN, BF)
         v = VD.load([b32, start_n, h32, 0]).reshape(BN, BD)
-    else:
+    elif PAD_FD:
         mask_n = offs_n < T
         rows_n = _rows(offs_n, ROWS32)
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
         v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    else:
+        # F = BF and D = BD: no column masks, and rows past T are clamped to row T − 1 rather than masked. Only a key
+        # block that reaches past the query block's first row (causal: start_n + BN > T > pid_m·BM) holds them, and
+        # there j > i zeroes their A for every stored row i < T (a non-finite k or v row then reaches earlier rows'
+        # MMAs as 0·x, as the in-range rows j > i of the diagonal block already do). Unpredicated copies need no
+        # per-row compares and selects, and without offs_n < T LLVM keeps the loop counter int32 (it widened it to
+        # int64, and the causal compares with it). Offline sm_90 SASS, bf16 rebased F = D = 16: key loop 217 → 202
+        # instructions, cold causal block 116 → 78. Padded widths keep the masks above: with D = 42 (scalar copies)
+        # the clamp costs a min per element and the loop grew 435 → 453
+        # (results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md).
+        rows_n = _rows(tl.minimum(offs_n, T - 1), ROWS32)
+        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf)
+        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd)
     qk = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32, √F s
     if KERNEL == 1:
         a = qk * qk
@@ -150,12 +163,12 @@ def parallel_fwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
-    TMA: tl.constexpr,
+    TMA: tl.constexpr, PAD_FD: tl.constexpr,
 ):
     """TMA (triton_ops._fwd_tma: not INTER, and every layout rule of the copy engine checked on the host): q, k and
     v are loaded by Hopper TMA through host tensor descriptors QD, KD, VD instead of per-thread pointers and masks;
     otherwise (strides not 16-byte multiples, a non-unit last stride, an unaligned base, the chunked form) through
-    pointers."""
+    pointers. PAD_FD: F < BF or D < BD (the pointer path's key loop masks k, v only then, _fwd_tile)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
     pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
     b = pid_bh // H
@@ -197,7 +210,7 @@ def parallel_fwd_kernel(
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
         acc, z = _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f,
                            mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, BF, BD, DOT_DTYPE, PRECISION, PRECISE,
-                           ROWS32, TMA, start_n + BN > pid_m * BM)
+                           ROWS32, TMA, PAD_FD, start_n + BN > pid_m * BM)
     if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
