@@ -136,7 +136,10 @@ def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs
     if KERNEL == 1:
         a = qk * qk
     else:
-        a = _poly(qk * scale, KERNEL)
+        # based, 1 + s + s²/2 with s = scale·qk, as qk·(scale + scale²/2·qk) + 1: two FFMA per score where
+        # _poly(qk * scale) took two FMUL and two FFMA (offline sm_90 SASS, bf16 F = D = 16: key loop 299 → 234
+        # instructions, results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md); a few fp32 ulps apart
+        a = qk * (scale + (0.5 * scale * scale) * qk) + 1.0
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     if DOT_DTYPE == tl.bfloat16:
