@@ -322,15 +322,17 @@ def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
     assert seen == [takes_tma] * 2 + [False] * 2  # parallel (based, rebased), then chunked
 
 
+@pytest.mark.parametrize("rows32", [True, False], ids=["rows32", "rows64"])
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
-def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd):
+def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd, rows32):
     # The forward's pointer path: where F and D fill their tiles (PAD_FD False) the key loop clamps rows past T to
     # row T − 1 unmasked (the causal mask zeroes them), else it masks rows and columns. T = 37: ragged key blocks
-    # (16 in the chunked form, 32 in the interpreter's parallel one); B, H > 1.
+    # (16 in the chunked form, 32 in the interpreter's parallel one); B, H > 1; int32 and int64 row offsets.
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     monkeypatch.setattr(triton_ops, "FWD_TMA", False)
+    monkeypatch.setattr(triton_ops, "ROWS32", rows32)
     seen = []
     real_kernel = triton_ops.parallel_fwd_kernel
 
