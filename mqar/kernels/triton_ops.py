@@ -256,9 +256,10 @@ def _rows32(seq: int, block: int, *tensors: torch.Tensor) -> bool:
 
 # True: the parallel forward loads q, k, v through Hopper TMA (host tensor descriptors, parallel_fwd_kernel's TMA)
 # where _fwd_tma allows. Off by default: in the offline sm_90 SASS (Triton 3.6, bf16 F = D = 16, 64×64 tiles) TMA's
-# key loop is longer than cp.async's, rebased 217 → 223 instructions and based 314 → 333 (mbarrier wait / expect,
-# ELECT + VOTEU per copy, 4 BAR.SYNC instead of 2, against ~20 address and predicate instructions saved);
-# results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md. Not timed on a GPU; the tests run both paths.
+# key loop is longer than cp.async's (mbarrier wait / expect, ELECT + VOTEU per copy, 4 BAR.SYNC instead of 2, against
+# ~20 address and predicate instructions saved): rebased 223 instructions against the pointer path's 217 before its
+# row clamp (_fwd_tile) and 202 after, based 268 against 234; results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md.
+# Not timed on a GPU; the tests run both paths.
 FWD_TMA = False
 
 
