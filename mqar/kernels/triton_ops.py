@@ -394,17 +394,13 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     # there): [batch, heads, seq] fp32 each. The parallel form's rebased backward takes both × 1/F (its per-row
     # factors, applied here once per row instead of in every query step); the chunked form needs them plain.
     chunked = algorithm == "chunked"
-    if chunked:
-        delta = torch.empty_like(denominator)
-        reciprocal = torch.empty_like(denominator)
-    else:  # (1/Z, δ) pairs: the kernel loads both per query step as one [BM, 2] tile
-        reciprocal = torch.empty(*denominator.shape, 2, dtype=torch.float32, device=q.device)
-        delta = reciprocal  # unused by the kernels (PAIRS)
+    delta = torch.empty_like(denominator)
+    reciprocal = torch.empty_like(denominator)
     prep_rows = 64 if block_d <= 64 else 32
     bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
         grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
         seq, heads, value_dim, 1.0 / math.sqrt(feature_dim), BT=prep_rows, BD=block_d,
-        SCALED=not chunked and kernel == "rebased", PAIRS=not chunked,
+        SCALED=not chunked and kernel == "rebased",
     )
     dk = torch.empty_like(k, memory_format=torch.contiguous_format)
     dv = torch.empty_like(v, memory_format=torch.contiguous_format)

@@ -243,7 +243,7 @@ def bwd_prep_kernel(
     sdb, sdt, sdh, sdd,
     sob, sot, soh, sod,
     T, H, D, scale,
-    BT: tl.constexpr, BD: tl.constexpr, SCALED: tl.constexpr, PAIRS: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, SCALED: tl.constexpr,
 ):
     """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i, both × scale²
     (= 1/F) where SCALED (the parallel form's rebased backward, _bwd_tile's RZ_SCALED). Grid (B·H,
@@ -266,13 +266,8 @@ def bwd_prep_kernel(
         scale2 = scale * scale
         delta = delta * scale2
         rz = rz * scale2
-    if PAIRS:  # RZ: [B, H, T, 2] (1/Z, δ) pairs, DELTA unused (see _bwd_tile's RZ_PAIRS)
-        offs = (pid_bh * T + offs_t) * 2
-        tl.store(RZ + offs, rz, mask=mask_t)
-        tl.store(RZ + offs + 1, delta, mask=mask_t)
-    else:
-        tl.store(DELTA + pid_bh * T + offs_t, delta, mask=mask_t)
-        tl.store(RZ + pid_bh * T + offs_t, rz, mask=mask_t)
+    tl.store(DELTA + pid_bh * T + offs_t, delta, mask=mask_t)
+    tl.store(RZ + pid_bh * T + offs_t, rz, mask=mask_t)
 
 
 @triton.jit
@@ -280,7 +275,7 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
               PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
-              RZ_SCALED: tl.constexpr, RZ_PAIRS: tl.constexpr):
+              RZ_SCALED: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
     k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
@@ -300,18 +295,8 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
     # RZ holds 1/Z (triton_ops._backward): a division per tile was MUFU.RCP + range checks per row in every query step
     # of the offline sm_90 SASS (parallel-offline.md). Rows past T: rz = 0 (do = 0 there anyway).
-    if RZ_PAIRS:
-        # RZ points at this query block's (1/Z, δ) pairs ([B, H, T, 2], a pointer the caller advances): one [BM, 2]
-        # load (cp.async + LDS.128) for both instead of two [BM] vectors replicated into every thread's columns
-        # (LDGSTS.E.64 ×8, LDS.64 ×8). Offline sm_90 SASS (bwd-offline.md): off-diagonal loop −25 instructions,
-        # but the causal loop's compares turn 64-bit (LLVM widens the loop index: ISETP.U32 + .EX per element,
-        # +57) whichever way the pairs are addressed (from rows_m, from start_m, or this pointer: fewest spills)
-        rzd = tl.load(RZ + (2 * tl.arange(0, BM))[:, None] + tl.arange(0, 2)[None, :], mask=mask_m[:, None],
-                      other=0.0)
-        rz, delta = tl.split(rzd)
-    else:
-        rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
-        delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
+    rz = tl.load(RZ + zt_base + rows_m, mask=mask_m, other=0.0)
+    delta = tl.load(DELTA + zt_base + rows_m, mask=mask_m, other=0.0)
     g = do.to(tl.float32) * rz[:, None]  # [BM, BD] fp32
 
     if KERNEL == 1:
@@ -393,7 +378,7 @@ def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32 (INTER); parallel: RZ (1/z, delta) pairs [B, H, T, 2] (rebased: × 1/F), bwd_prep_kernel; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32 (parallel rebased: × 1/F, bwd_prep_kernel); dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -454,7 +439,7 @@ def parallel_bwd_kernel(
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
             k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False, False)
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False)
         if KERNEL == 1:
             dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
@@ -480,26 +465,22 @@ def parallel_bwd_kernel(
         dv = tl.zeros([BN, BD], dtype=tl.float32)
         lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
-        rzd = RZ + 2 * (zt_base + lo)  # (1/Z, δ) pairs of the query block (_bwd_tile's RZ_PAIRS)
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, kq, v, q_base, do_base, rzd, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1, True)
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
-            rzd += 2 * BM
-        rzd = RZ + 2 * (zt_base + mid)
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, kq, v, q_base, do_base, rzd, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1, True)
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
-            rzd += 2 * BM
     if not INTER and KERNEL == 1:
         dk = dk * 2.0  # see kq
     if INTER_GRADS != "dq":
