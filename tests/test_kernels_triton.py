@@ -277,6 +277,109 @@ def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows
     assert triton_ops._rows32(200, 16, fits, too_far) is False
 
 
+@pytest.mark.parametrize("fwd_tma", [True, False], ids=["tma", "pointers"])
+@pytest.mark.parametrize(
+    "layout", ["contiguous", "strided", "unaligned-stride", "unaligned-base"],
+)
+def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
+    # The parallel forward loads q, k, v through TMA descriptors (TMA) where triton_ops._fwd_tma finds every layout
+    # rule met, else through pointers: both paths on the interpreter's descriptor emulation, the same results. Strided:
+    # slices of [B, H, T, 40] storage seen as [B, T, H, ·] (16-byte strides, TMA); unaligned-stride: rows of 25 floats
+    # (100 B, pointers); unaligned-base: views starting 4 B into 16-byte aligned storage (pointers). The chunked form
+    # keeps pointers (INTER).
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "FWD_TMA", fwd_tma)
+    seen = []
+    real_kernel = triton_ops.parallel_fwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append(kwargs["TMA"])
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_fwd_kernel", RecordingKernel())
+    generator = torch.Generator().manual_seed(13)
+    # v: D = 5 (padded to 16; TMA zero-fills the columns past D) where the row stride stays 16-byte aligned
+    value_dim = 5 if layout == "strided" else 8
+    width = {"contiguous": 24, "strided": 40, "unaligned-stride": 25, "unaligned-base": 44}[layout]
+    start = 1 if layout == "unaligned-base" else 0
+    base = torch.randn(2, 37, 2, width, generator=generator, dtype=torch.float64)
+    if layout != "contiguous":
+        base = base.transpose(1, 2).contiguous().transpose(1, 2)  # [B, T, H, ·] over [B, H, T, ·] storage
+    grad = torch.randn(2, 37, 2, value_dim, generator=generator, dtype=torch.float64)
+
+    def views(x):  # q, k [.., 8] (padded to 16), v: disjoint slices of x, strided unless contiguous
+        qkv = [x[..., start:start + 8], x[..., start + 8:start + 16], x[..., start + 16:start + 16 + value_dim]]
+        return [t.contiguous() for t in qkv] if layout == "contiguous" else qkv
+
+    for algorithm in ("parallel", "chunked"):
+        for kernel in ("based", "rebased"):
+            ref_out, ref_grads = _reference_grads(*views(base), grad, kernel)
+            # the kernels get fp32 views of one fp32 storage (a .to(fp32) of a strided view would copy it dense)
+            leaf = base.float().requires_grad_() if layout != "contiguous" else None
+            q, k, v = views(leaf) if leaf is not None else [t.float().requires_grad_() for t in views(base)]
+            assert layout == "contiguous" or not q.is_contiguous()
+            out = linear_attention_triton(q, k, v, kernel=kernel, eps=1e-6, algorithm=algorithm, chunk_size=16)
+            out.backward(grad.float())
+            grads = views(leaf.grad) if leaf is not None else [t.grad for t in (q, k, v)]
+            _assert_outputs_close(out.detach().double(), [g.double() for g in grads], ref_out, ref_grads)
+    takes_tma = fwd_tma and layout in ("contiguous", "strided")
+    assert seen == [takes_tma] * 2 + [False] * 2  # parallel (based, rebased), then chunked
+
+
+@pytest.mark.parametrize("rows32", [True, False], ids=["rows32", "rows64"])
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd, rows32):
+    # The forward's pointer path: where F and D fill their tiles (PAD_FD False) the key loop clamps rows past T to
+    # row T − 1 unmasked (the causal mask zeroes them), else it masks rows and columns. T = 37: ragged key blocks
+    # (16 in the chunked form, 32 in the interpreter's parallel one); B, H > 1; int32 and int64 row offsets.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    monkeypatch.setattr(triton_ops, "FWD_TMA", False)
+    monkeypatch.setattr(triton_ops, "ROWS32", rows32)
+    seen = []
+    real_kernel = triton_ops.parallel_fwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append((kwargs["TMA"], kwargs["PAD_FD"]))
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_fwd_kernel", RecordingKernel())
+    for shape, padded in [((2, 37, 2, 16, 16), False), ((2, 37, 2, 16, 8), True)]:
+        q, k, v, grad = _inputs(shape, seed=17)
+        for kernel in ("based", "rebased"):
+            ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+            out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+            _assert_outputs_close(out, grads, ref_out, ref_grads)
+        assert seen[-2:] == [(False, padded)] * 2
+
+
+def test_tma_layout_rules():
+    # triton_ops._tma_strides against the copy engine's rules, on fp32 / bf16 tensors (no launch).
+    from mqar.kernels import triton_ops
+
+    x = torch.zeros(2, 40, 3, 16)
+    assert triton_ops._tma_strides(x) == [1920, 48, 16, 1]
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 1, 16)) == [640, 16, 16, 1]
+    assert triton_ops._tma_strides(torch.zeros(1, 40, 3, 4)) == [480, 12, 4, 1]  # size-1 batch: stride free
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 5)) is None  # rows of 20 B
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 8, dtype=torch.bfloat16)) == [960, 24, 8, 1]
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 4, dtype=torch.bfloat16)) is None  # 8 B
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 32)[..., ::2]) is None  # last stride 2
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 17)[..., 1:]) is None  # base 4 B off, stride 68 B
+    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 20)[..., 4:]) == [2400, 60, 20, 1]  # base +16 B
+    assert triton_ops._tma_strides(torch.zeros(1, 40, 1, 16).expand(2, 40, 3, 16)) is None  # stride 0
+
+
 @pytest.mark.parametrize(
     "blocks",
     [(16, 16, None, None, True), (16, 32, None, None, True), (32, 16, None, None, True), (32, 32, 16, None, True),
@@ -311,6 +414,36 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
     assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
+
+
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+@pytest.mark.parametrize("shape", [(2, 64, 2, 16, 16), (2, 64, 2, 16, 8), (1, 40, 1, 16, 16)],
+                         ids=["even", "D8-padded", "T40-ragged"])
+def test_backward_drops_its_masks_only_where_no_block_passes_the_edges(monkeypatch, algorithm, chunked_bwd, shape):
+    # parallel_bwd_kernel's EVEN (T a multiple of both tiles, F and D their padded widths) folds every mask away:
+    # same gradients as the masked path, and only for such shapes (the interpreter's tiles: the chunk size, 16)
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    seen = []
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append(kwargs["EVEN"])
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    for kernel in ("based", "rebased"):
+        q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, algorithm)).encode()))
+        ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+        out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+    even = shape[4] == 16 and shape[1] % 16 == 0
+    assert seen and all(flag is even for flag in seen)
 
 
 def test_gpu_configs_follow_the_measured_rules(monkeypatch):

@@ -40,15 +40,6 @@ def _poly(s, KERNEL: tl.constexpr):
 
 
 @triton.jit
-def _poly_grad(s, KERNEL: tl.constexpr):
-    """dA/ds."""
-    if KERNEL == 0:
-        return 1.0 + s
-    else:
-        return 2.0 * s
-
-
-@triton.jit
 def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
     for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
@@ -84,6 +75,17 @@ def _rows(offs, ROWS32: tl.constexpr):
 
 
 @triton.jit
+def _bound(offs, n, EVEN: tl.constexpr):
+    """offs < n, or where the host has checked that no block passes n (EVEN) a constant true, which the compiler
+    folds away: unmasked loads, stores and atomics, no per-step cp.async predicates (offline sm_90 SASS,
+    results/bench/kernels-grid/2026-12-01/bwd-offline.md)."""
+    if EVEN:
+        return tl.full(offs.shape, 1, tl.int1)
+    else:
+        return offs < n
+
+
+@triton.jit
 def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
     """-> (batch·head, block) of this program, the batch·head in int64.
 
@@ -101,22 +103,45 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 
 
 @triton.jit
-def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale,
-              KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, causal):
+def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+              svt, svd, T, scale, KERNEL: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
+              DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr, ROWS32: tl.constexpr,
+              TMA: tl.constexpr, PAD_FD: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
-    caller applies 1/F)."""
+    caller applies 1/F). TMA: k, v come through the host's tensor descriptors KD, VD (see parallel_fwd_kernel)."""
     offs_n = start_n + tl.arange(0, BN)
-    mask_n = offs_n < T
-    rows_n = _rows(offs_n, ROWS32)
-    k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
-    v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    if TMA:
+        # [1, BN, 1, BF] boxes of the 4-D [B, T, H, ·] tensors: rows past T and columns past F / D are zero-filled by
+        # the copy engine (the 4-D box does not run into the next batch), so no per-row addresses or masks
+        k = KD.load([b32, start_n, h32, 0]).reshape(BN, BF)
+        v = VD.load([b32, start_n, h32, 0]).reshape(BN, BD)
+    elif PAD_FD:
+        mask_n = offs_n < T
+        rows_n = _rows(offs_n, ROWS32)
+        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
+        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+    else:
+        # F = BF and D = BD: no column masks, and rows past T are clamped to row T − 1 rather than masked. Only a key
+        # block that reaches past the query block's first row (causal: start_n + BN > T > pid_m·BM) holds them, and
+        # there j > i zeroes their A for every stored row i < T (a non-finite k or v row then reaches earlier rows'
+        # MMAs as 0·x, as the in-range rows j > i of the diagonal block already do). Unpredicated copies need no
+        # per-row compares and selects, and without offs_n < T LLVM keeps the loop counter int32 (it widened it to
+        # int64, and the causal compares with it). Offline sm_90 SASS, bf16 rebased F = D = 16: key loop 217 → 202
+        # instructions, cold causal block 116 → 78. Padded widths keep the masks above: with D = 42 (scalar copies)
+        # the clamp costs a min per element and the loop grew 435 → 453
+        # (results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md).
+        rows_n = _rows(tl.minimum(offs_n, T - 1), ROWS32)
+        k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf)
+        v = tl.load(v_base + rows_n[:, None] * svt + offs_d[None, :] * svd)
     qk = tl.dot(q, tl.trans(k.to(DOT_DTYPE)), input_precision=PRECISION)  # [BM, BN] fp32, √F s
     if KERNEL == 1:
         a = qk * qk
     else:
-        a = _poly(qk * scale, KERNEL)
+        # based, 1 + s + s²/2 with s = scale·qk, as qk·(scale + scale²/2·qk) + 1: two FFMA per score where
+        # _poly(qk * scale) took two FMUL and two FFMA (offline sm_90 SASS, bf16 F = D = 16: key loop 299 → 234
+        # instructions, results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md); a few fp32 ulps apart
+        a = qk * (scale + (0.5 * scale * scale) * qk) + 1.0
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     if DOT_DTYPE == tl.bfloat16:
@@ -134,6 +159,7 @@ def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
     STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32
+    QD, KD, VD,  # TMA: tensor descriptors of q, k, v ([1, BM | BN, 1, BF | BD] boxes); else unused
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
@@ -142,7 +168,12 @@ def parallel_fwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
+    TMA: tl.constexpr, PAD_FD: tl.constexpr,
 ):
+    """TMA (triton_ops._fwd_tma: not INTER, and every layout rule of the copy engine checked on the host): q, k and
+    v are loaded by Hopper TMA through host tensor descriptors QD, KD, VD instead of per-thread pointers and masks;
+    otherwise (strides not 16-byte multiples, a non-unit last stride, an unaligned base, the chunked form) through
+    pointers. PAD_FD: F < BF or D < BD (the pointer path's key loop masks k, v only then, _fwd_tile)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
     pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
     b = pid_bh // H
@@ -159,7 +190,13 @@ def parallel_fwd_kernel(
     mask_d = offs_d < D
     rows_m = _rows(offs_m, ROWS32)
 
-    q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    # the descriptors' coordinates are int32 per dimension: b < B, h < H, rows < T (the host checked each < 2³¹)
+    b32 = b.to(tl.int32)
+    h32 = h.to(tl.int32)
+    if TMA:
+        q = QD.load([b32, pid_m * BM, h32, 0]).reshape(BM, BF)
+    else:
+        q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
@@ -176,9 +213,9 @@ def parallel_fwd_kernel(
         # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
         # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
-        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32,
-                           start_n + BN > pid_m * BM)
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f,
+                           mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, BF, BD, DOT_DTYPE, PRECISION, PRECISE,
+                           ROWS32, TMA, PAD_FD, start_n + BN > pid_m * BM)
     if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
@@ -205,10 +242,11 @@ def bwd_prep_kernel(
     DO, O, Z, DELTA, RZ,  # do [B, T, H, D] (any strides), o [B, T, H, D] fp32; Z, δ, 1/Z [B, H, T] fp32
     sdb, sdt, sdh, sdd,
     sob, sot, soh, sod,
-    T, H, D,
-    BT: tl.constexpr, BD: tl.constexpr,
+    T, H, D, scale,
+    BT: tl.constexpr, BD: tl.constexpr, SCALED: tl.constexpr,
 ):
-    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i. Grid (B·H,
+    """The backward's per-row inputs, one pass over do and o: δ_i = (do_i·o_i) / Z_i and 1/Z_i, both × scale²
+    (= 1/F) where SCALED (the parallel form's rebased backward, _bwd_tile's RZ_SCALED). Grid (B·H,
     cdiv(T, BT)). As torch ops (a cast, a product, a last-dim sum, a transpose, two divisions) the same took ~0.4 ms
     at 64×2048×12 D16 on the H200, a sixth of that shape's fwd+bwd (session 13, call 2's kernel breakdown)."""
     pid_bh = tl.program_id(0).to(tl.int64)
@@ -222,26 +260,36 @@ def bwd_prep_kernel(
     do = tl.load(DO + b * sdb + h * sdh + rows * sdt + offs_d[None, :] * sdd, mask=mask, other=0.0).to(tl.float32)
     o = tl.load(O + b * sob + h * soh + rows * sot + offs_d[None, :] * sod, mask=mask, other=0.0)
     z = tl.load(Z + pid_bh * T + offs_t, mask=mask_t, other=1.0)
-    tl.store(DELTA + pid_bh * T + offs_t, tl.sum(do * o, axis=1) / z, mask=mask_t)
-    tl.store(RZ + pid_bh * T + offs_t, 1.0 / z, mask=mask_t)
+    delta = tl.sum(do * o, axis=1) / z
+    rz = 1.0 / z
+    if SCALED:  # the same fp32 products _bwd_tile formed per query step before (scale2 as there)
+        scale2 = scale * scale
+        delta = delta * scale2
+        rz = rz * scale2
+    tl.store(DELTA + pid_bh * T + offs_t, delta, mask=mask_t)
+    tl.store(RZ + pid_bh * T + offs_t, rz, mask=mask_t)
 
 
 @triton.jit
-def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
               sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr):
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
+              RZ_SCALED: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
-    k [BN, BF], v [BN, BD] in DOT_DTYPE. Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F),
+    k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
+    Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F; rebased: half of it, the caller doubles it),
     dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
     CAUSAL: the tile straddles the diagonal (j > i entries zeroed); off-diagonal tiles skip the mask. Rows past T
     need no mask: they load do = 0, δ = 0 and rz = 0 (so g = 0, dA = 0), and contribute nothing.
+    RZ_SCALED (rebased only): RZ and DELTA hold 1/Z and δ already × 1/F (bwd_prep_kernel's SCALED); then the
+    returned g, δ and rz carry that factor too (the chunked form, which uses them, does not set it).
     """
     offs_m = start_m + tl.arange(0, BM)
-    mask_m = offs_m < T
+    mask_m = _bound(offs_m, T, EVEN)
     rows_m = _rows(offs_m, ROWS32)
     q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
     do = tl.load(do_base + rows_m[:, None] * sdot + offs_d[None, :] * sdod, mask=mask_m[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
@@ -257,14 +305,26 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # [BN, BM] = √F sᵀ
         if CAUSAL:
             qk = tl.where(offs_m[None, :] >= offs_n[:, None], qk, 0.0)
-        scale2 = scale * scale
+        # per-row factors once per row, not per score: rz/F and δ/F (ds's factor 2 rides on kq = 2k and the
+        # caller's final dk × 2, exact: the same bits as forming 2·ds, and 24 instead of 40 per-column FMUL / FADD
+        # per query step in the offline sm_90 SASS), or none per step where bwd_prep_kernel applied them (RZ_SCALED)
+        if RZ_SCALED:
+            rzs = rz
+            deltas = delta
+        else:
+            scale2 = scale * scale
+            rzs = rz * scale2
+            deltas = delta * scale2
         if DOT_DTYPE == tl.float32:
-            dv = tl.dot(qk * qk * scale2, g, input_precision=PRECISION)
+            dv = tl.dot(qk * qk, do.to(tl.float32) * rzs[:, None], input_precision=PRECISION)
         else:  # as below: P = A/Z rounded once
-            dv = tl.dot((qk * qk * (rz * scale2)[None, :]).to(DOT_DTYPE), do)
+            dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
-        at = _poly(st, KERNEL)
+        # based: A = 1 + s(1 + s/2), two FFMA (Horner; _poly's 1 + s + s²/2 to fp32 rounding), and ds below as
+        # dA'·s + dA' with dA' = dvdo·(rz/√F) − δ/√F, the 1/√F on per-row factors: 6 instead of 8 fp32 operations
+        # per score in the offline sm_90 SASS
+        at = st * (0.5 * st + 1.0) + 1.0
         if CAUSAL:
             causal = offs_m[None, :] >= offs_n[:, None]
             at = tl.where(causal, at, 0.0)
@@ -278,11 +338,11 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
         dvdo = tl.dot(v, tl.trans(do), input_precision=PRECISE)
     else:
         dvdo = tl.dot(v, tl.trans(do))
-    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk
-        dst = (dvdo * (rz * 2.0 * scale2)[None, :] - (delta * 2.0 * scale2)[None, :]) * qk
+    if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk; formed here without the 2
+        dst = (dvdo * rzs[None, :] - deltas[None, :]) * qk
     else:
-        dat = dvdo * rz[None, :] - delta[None, :]
-        dst = dat * _poly_grad(st, KERNEL) * scale
+        dat = dvdo * (rz * scale)[None, :] - (delta * scale)[None, :]  # dA/√F
+        dst = dat * st + dat  # dA · A'(s) / √F, A' = 1 + s
         if CAUSAL:
             dst = tl.where(causal, dst, 0.0)
     # dk = ds q and dq = dsᵀ k from the same ds. Rounded once after the cancellation, ds costs ~2⁻⁹ relative per
@@ -291,10 +351,10 @@ def _bwd_tile(k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f
     if DOT_DTYPE == tl.bfloat16:
         ds = dst.to(DOT_DTYPE)
         dk = tl.dot(ds, q)
-        dq = tl.dot(tl.trans(ds), k)
+        dq = tl.dot(tl.trans(ds), kq)
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
         dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
-        dq = tl.dot(tl.trans(dst), k.to(tl.float32), input_precision=PRECISION)
+        dq = tl.dot(tl.trans(dst), kq.to(tl.float32), input_precision=PRECISION)
     return dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz
 
 
@@ -318,7 +378,7 @@ def _inter_end(tile_grad, loop_result, INTER_ACC: tl.constexpr):
 
 @triton.jit
 def parallel_bwd_kernel(
-    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32; dq: fp32 accumulator (parallel) or dq itself (INTER)
+    Q, K, V, DO, RZ, DELTA, DQ, DK, DV,  # rz = 1/z, delta [B, H, T] fp32 (parallel rebased: × 1/F, bwd_prep_kernel); dq: fp32 accumulator (parallel) or dq itself (INTER)
     STATE, VEC, RSTATE, WVEC,  # INTER: prefix states (as in forward) and suffix states Σ φq gᵀ, Σ δ φq (reversed)
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
@@ -331,7 +391,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -356,14 +416,21 @@ def parallel_bwd_kernel(
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_f = tl.arange(0, BF)
     offs_d = tl.arange(0, BD)
-    mask_n = offs_n < T
-    mask_f = offs_f < F
-    mask_d = offs_d < D
+    mask_n = _bound(offs_n, T, EVEN)  # EVEN: T a multiple of BM and BN, F == BF, D == BD (triton_ops._backward)
+    mask_f = _bound(offs_f, F, EVEN)
+    mask_d = _bound(offs_d, D, EVEN)
     rows_n = _rows(offs_n, ROWS32)
 
     k = tl.load(K + b * skb + h * skh + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
     k = k.to(DOT_DTYPE)
     v = tl.load(V + b * svb + h * svh + rows_n[:, None] * svt + offs_d[None, :] * svd, mask=mask_n[:, None] & mask_d[None, :], other=0.0).to(DOT_DTYPE)
+    if KERNEL == 1:  # rebased's ds is formed without A' = 2s's factor 2: dq takes it through 2k, dk at the end
+        if DOT_DTYPE == tl.bfloat16:
+            kq = (k.to(tl.float32) * 2.0).to(DOT_DTYPE)  # exact (bf16 has fp32's range)
+        else:  # fp32; fp16, where 2k could pass 65504 (its dq product takes fp32 operands anyway)
+            kq = k.to(tl.float32) * 2.0
+    else:
+        kq = k
 
     q_base = Q + b * sqb + h * sqh
     do_base = DO + b * sdob + h * sdoh
@@ -371,8 +438,10 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+            k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
+            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False)
+        if KERNEL == 1:
+            dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
         if INTER_GRADS != "dkdv":
             # the chunks before this one (slot pid_n of the prefix states) for dq
@@ -398,20 +467,22 @@ def parallel_bwd_kernel(
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True)
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
             dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False)
+                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
+                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1)
             dv += dv_t
             dk += dk_t
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
+    if not INTER and KERNEL == 1:
+        dk = dk * 2.0  # see kq
     if INTER_GRADS != "dq":
         tl.store(DK + b * sdkb + h * sdkh + rows_n[:, None] * sdkt + offs_f[None, :] * sdkf, dk.to(DK.dtype.element_ty), mask=mask_n[:, None] & mask_f[None, :])
         tl.store(DV + b * sdvb + h * sdvh + rows_n[:, None] * sdvt + offs_d[None, :] * sdvd, dv.to(DV.dtype.element_ty), mask=mask_n[:, None] & mask_d[None, :])

@@ -257,6 +257,8 @@ def main() -> None:
         for fn, grid, args, kwargs in record(shape, kernel, cfg):
             if label != "default" and fn.__name__ != "parallel_bwd_kernel":
                 continue
+            if fn.__name__ not in ("parallel_fwd_kernel", "parallel_bwd_kernel"):
+                continue  # bwd_prep_kernel (δ, 1/Z): no tiles, no hot loop
             key = (kernel, shape_text, label, fn.__name__)
             if key in seen:
                 continue

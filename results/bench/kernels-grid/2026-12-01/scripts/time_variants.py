@@ -3,7 +3,7 @@
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
                                                        [chunked=CxBExWARPS] [scan_warps=W] [chunked_bwd_warps=W]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
-  NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA / ROWS32, strings otherwise),
+  NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA / ROWS32 / FWD_TMA, strings otherwise),
   where the imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
   form's pipelining depth, chunked= the chunked form's chunk, feature block and warps, scan_warps= / chunked_bwd_warps=
   the chunked form's prefix-state scan's / backward kernel's warps (session 13).
@@ -67,7 +67,7 @@ def main(label, form, *settings):
         if not hasattr(ops, name):
             print(json.dumps({"label": label, "skipped_setting": name}), flush=True)
             continue
-        setattr(ops, name, int(value) if name in ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA", "ROWS32") else value)
+        setattr(ops, name, int(value) if name in ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA", "ROWS32", "FWD_TMA") else value)
         applied[name] = value
     for kernel, dtype_name, B, T, H, F, D in PARALLEL if form == "parallel" else CHUNKED:
         dtype = DTYPES[dtype_name]
