@@ -44,21 +44,24 @@ _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.flo
 def choose_algorithm(batch: int, seq: int, heads: int, feature_dim: int, value_dim: int, dtype: torch.dtype) -> str:
     """The faster algorithm for a shape ("parallel" or "chunked"), from forward+backward timings on an H200.
 
-    Measured on the H200 at 2026-12-01 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median, each form with its
-    own tiles from _config below; results/bench/kernels-grid/2026-12-01/, call 7):
+    Measured on the H200 in session 14 (bf16, rebased, F = 16, fwd+bwd ms, do_bench median, each form with its
+    own tiles from _config below; results/bench/kernels-grid/s14-2026-11-30/, call 3: crossover.jsonl, and
+    kernels.md for the 256×512 / 64×2048 / 8×8192 / 2×32768 rows):
         B, T, H, D          parallel  chunked
-        256, 512, 12, 16      0.88     3.58
-        64, 2048, 12, 16      2.21     3.55
-        22, 3072, 12, 16      1.64     1.83
-        32, 3072, 8, 64       2.66     2.71
-        16, 4096, 12, 16      2.04     1.83
-        32, 4096, 8, 64       4.52     3.61
-        8, 8192, 8, 64        4.44     1.86
-        2, 32768, 8, 64      17.20     2.60
-    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat: the parallel
-    form still wins at 3k (barely at D = 64), the chunked one from 4k at both value widths, so the crossover sits
-    at 4096. The chunked state has ~F²/2 features per head, so its cost and the crossover grow with F²; for F < 16
-    the F = 16 crossover is kept (not measured).
+        256, 512, 12, 16      0.80     3.19
+        64, 2048, 12, 16      2.05     3.16
+        22, 3072, 12, 16      1.51     1.61
+        32, 3072, 8, 64       2.56     2.50
+        16, 4096, 12, 16      1.91     1.64
+        32, 4096, 8, 64       4.39     3.35
+        8, 8192, 8, 64        4.27     1.75
+        2, 32768, 8, 64      16.55     2.45
+    At a fixed number of tokens the parallel form grows linearly in T and the chunked one stays flat. At 3k the
+    parallel form wins at D = 16 (by 6 %) and loses by 2 % at D = 64; from 4k the chunked one wins at both value
+    widths. The crossover stays at 4096: a rule by value width would gain 2 % at one measured shape. (Session 13's
+    kernels, 2026-12-01 call 7, had the parallel form ahead at 3k for both widths.) The chunked state has ~F²/2
+    features per head, so its cost and the crossover grow with F²; for F < 16 the F = 16 crossover is kept (not
+    measured).
     """
     if seq <= 1:
         return "parallel"
@@ -194,6 +197,10 @@ def _config(
     #   256×512×12 D16 1.28 / 1.18   based 1.39 / 1.36   64×2048×12 D16 2.97 / 2.60
     #   512×256×12 D5 0.89-1.13 / 1.09   64×2048×12 D42 7.54 / 8.25   8×8192×8 D64 5.13 / 5.77
     # Other backward tiles (BM×BN×warps 32×64×4, 16×64×4, 16×128×4, 16×32×2) were slower at every shape.
+    # Re-timed after session 13's offline rounds (s14-2026-11-30, call 2), 64×2048×12 D16 fwd+bwd ms, best of two:
+    # 32×128×2 2.03; 64×128×2 2.29, 16×128×2 2.45, 32×256×2 3.37, 16×256×2 2.74, 32×128×1 2.96, 16×64×1 2.26; forward
+    # tiles 64×64×4 (below) 2.03 against 128×64×4 2.05, 64×128×4 2.10, 128×64×8 2.15, 128×128×8 2.32; 2 / 4 stages
+    # 2.15 / 2.04 against 3.
     if dtype != torch.float32:
         wide_keys = value_dim <= 16 and (seq_len or 0) >= 512
         return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=128 if wide_keys else 64, bwd_warps=2)
