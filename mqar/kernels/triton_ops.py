@@ -403,7 +403,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
     chunked = algorithm == "chunked"
     delta = torch.empty_like(denominator)
     reciprocal = torch.empty_like(denominator)
-    prep_rows = 64 if block_d <= 64 else 32  # [rows, D] fp32 tiles of at most 4096 entries (not tuned)
+    # [rows, D] fp32 tiles of at most 4096 entries (64, 128 and 256 rows alike at D ≤ 64: s14-2026-11-30, call 4)
+    prep_rows = 64 if block_d <= 64 else 32
     bwd_prep_kernel[(batch * heads, triton.cdiv(seq, prep_rows))](
         grad_out, out32, denominator, delta, reciprocal, *_strides4(grad_out), *_strides4(out32),
         seq, heads, value_dim, 1.0 / math.sqrt(feature_dim), BT=prep_rows, BD=block_d,
@@ -422,6 +423,10 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             raise RuntimeError(f"chunked backward: the forward's kept states {tuple(state.shape)} do not fit this "
                                f"config's {tuple(rstate.shape)} (CONFIG_OVERRIDE changed between forward and backward)")
     else:  # dq sums over key blocks (programs): fp32 atomics into a zeroed buffer
+        # Half inputs then pay a torch cast (36 µs of 2.03 ms at 64×2048×12 D16 on the H200). Having the program that
+        # adds last into a query tile write it in q's dtype instead (per-tile arrival counters) was slower: counted at
+        # every query step, the backward kernel took 2.29 ms instead of 1.25; counted once per program at its end,
+        # 1.35 (results/bench/kernels-grid/s14-2026-11-30/, calls 4 and 5).
         dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
         state = vec = rstate = wvec = delta  # unused (INTER=False)
         num_blocks = 0
