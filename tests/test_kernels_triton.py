@@ -119,7 +119,7 @@ def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kern
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", variant)
     if two_mma:
         monkeypatch.setattr(triton_ops, "_two_mma", lambda dtype: True)
-    launches = _record_backward_launches(monkeypatch)
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
     key = (shape, kernel, variant) + ((True,) if two_mma else ())  # the variants' own seeds as before
     q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr(key).encode()))
     if two_mma:
@@ -129,7 +129,7 @@ def test_chunked_backward_variants_match_fp64_reference(monkeypatch, shape, kern
     _assert_outputs_close(out, grads, ref_out, ref_grads)
     grid = triton_ops._grid(True, shape[0] * shape[2], -(-shape[1] // 16))  # the interpreter's config: head-major
     expected = {"sum": [("all", False)], "split": [("dq", True), ("dkdv", True)]}[variant]
-    assert launches == [(grid, *launch, two_mma) for launch in expected]
+    assert _backward_layouts(launches) == [(grid, *launch, two_mma) for launch in expected]
 
 
 def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
@@ -143,11 +143,12 @@ def test_two_mma_products_are_for_half_inputs_only(monkeypatch):
         assert triton_ops._two_mma(torch.float32) is False
         assert triton_ops._two_mma(torch.bfloat16) is switch
         assert triton_ops._two_mma(torch.float16) is switch
-    launches = _record_backward_launches(monkeypatch)
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
     q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=5)
     _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
     # D = 8: the split layout (values up to 32 wide), tf32x3 for these fp32 inputs
-    assert launches == [(triton_ops._grid(True, 1, 3), "dq", True, False), (triton_ops._grid(True, 1, 3), "dkdv", True, False)]
+    grid = triton_ops._grid(True, 1, 3)
+    assert _backward_layouts(launches) == [(grid, "dq", True, False), (grid, "dkdv", True, False)]
 
 
 @triton.jit
@@ -190,23 +191,32 @@ def test_tf32_split_rounds_like_cvt_rna_and_is_exact():
     assert hi.numpy().view(np.uint32)[5] == 0x40000000  # carry into the exponent
 
 
-def _record_backward_launches(monkeypatch) -> list:
-    """Make triton_ops' backward launches append (grid, INTER_GRADS, INTER_ACC, TWO_MMA) to the returned list."""
+def _record_launches(monkeypatch, *names: str) -> list:
+    """Make each named triton_ops kernel append (its name, the grid, the launch's keyword arguments) to the returned
+    list whenever triton_ops launches it (kernel[grid](*args, **kwargs)), then launch it as before."""
     from mqar.kernels import triton_ops
 
     launches = []
-    real_kernel = triton_ops.parallel_bwd_kernel
 
     class RecordingKernel:
+        def __init__(self, name):
+            self.name, self.kernel = name, getattr(triton_ops, name)
+
         def __getitem__(self, grid):
             def launch(*args, **kwargs):
-                launches.append((grid, kwargs["INTER_GRADS"], kwargs["INTER_ACC"], kwargs["TWO_MMA"]))
-                return real_kernel[grid](*args, **kwargs)
+                launches.append((self.name, grid, kwargs))
+                return self.kernel[grid](*args, **kwargs)
 
             return launch
 
-    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    for name in names:
+        monkeypatch.setattr(triton_ops, name, RecordingKernel(name))
     return launches
+
+
+def _backward_layouts(launches) -> list:
+    """(grid, INTER_GRADS, INTER_ACC, TWO_MMA) of each recorded backward launch."""
+    return [(grid, kw["INTER_GRADS"], kw["INTER_ACC"], kw["TWO_MMA"]) for _, grid, kw in launches]
 
 
 def test_naive_reference_agrees_with_quadratic_reference():
@@ -247,19 +257,7 @@ def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     monkeypatch.setattr(triton_ops, "ROWS32", rows32)
-    seen = []
-    for name in ("parallel_fwd_kernel", "parallel_bwd_kernel"):
-        real_kernel = getattr(triton_ops, name)
-
-        class RecordingKernel:
-            def __getitem__(self, grid, real_kernel=real_kernel):
-                def launch(*args, **kwargs):
-                    seen.append(kwargs["ROWS32"])
-                    return real_kernel[grid](*args, **kwargs)
-
-                return launch
-
-        monkeypatch.setattr(triton_ops, name, RecordingKernel())
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel", "parallel_bwd_kernel")
     generator = torch.Generator().manual_seed(11)
     base = torch.randn(2, 2, 37, 40, generator=generator, dtype=torch.float64)
     q, k, v = base[..., :16].transpose(1, 2), base[..., 16:32].transpose(1, 2), base[..., 32:].transpose(1, 2)
@@ -268,7 +266,7 @@ def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows
         ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
         out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
         _assert_outputs_close(out, grads, ref_out, ref_grads)
-    assert seen and all(flag is rows32 for flag in seen)
+    assert launches and all(kw["ROWS32"] is rows32 for _, _, kw in launches)
     # a row stride whose last padded row passes 2³¹ within one head keeps int64 offsets
     fits = SimpleNamespace(shape=(1, 100, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
     too_far = SimpleNamespace(shape=(1, 200, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
@@ -290,18 +288,7 @@ def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "FWD_TMA", fwd_tma)
-    seen = []
-    real_kernel = triton_ops.parallel_fwd_kernel
-
-    class RecordingKernel:
-        def __getitem__(self, grid):
-            def launch(*args, **kwargs):
-                seen.append(kwargs["TMA"])
-                return real_kernel[grid](*args, **kwargs)
-
-            return launch
-
-    monkeypatch.setattr(triton_ops, "parallel_fwd_kernel", RecordingKernel())
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
     generator = torch.Generator().manual_seed(13)
     # v: D = 5 (padded to 16; TMA zero-fills the columns past D) where the row stride stays 16-byte aligned
     value_dim = 5 if layout == "strided" else 8
@@ -328,7 +315,8 @@ def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
             grads = views(leaf.grad) if leaf is not None else [t.grad for t in (q, k, v)]
             _assert_outputs_close(out.detach().double(), [g.double() for g in grads], ref_out, ref_grads)
     takes_tma = fwd_tma and layout in ("contiguous", "strided")
-    assert seen == [takes_tma] * 2 + [False] * 2  # parallel (based, rebased), then chunked
+    # parallel (based, rebased), then chunked
+    assert [kw["TMA"] for _, _, kw in launches] == [takes_tma] * 2 + [False] * 2
 
 
 @pytest.mark.parametrize("rows32", [True, False], ids=["rows32", "rows64"])
@@ -342,25 +330,14 @@ def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd, row
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     monkeypatch.setattr(triton_ops, "FWD_TMA", False)
     monkeypatch.setattr(triton_ops, "ROWS32", rows32)
-    seen = []
-    real_kernel = triton_ops.parallel_fwd_kernel
-
-    class RecordingKernel:
-        def __getitem__(self, grid):
-            def launch(*args, **kwargs):
-                seen.append((kwargs["TMA"], kwargs["PAD_FD"]))
-                return real_kernel[grid](*args, **kwargs)
-
-            return launch
-
-    monkeypatch.setattr(triton_ops, "parallel_fwd_kernel", RecordingKernel())
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
     for shape, padded in [((2, 37, 2, 16, 16), False), ((2, 37, 2, 16, 8), True)]:
         q, k, v, grad = _inputs(shape, seed=17)
         for kernel in ("based", "rebased"):
             ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
             out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
             _assert_outputs_close(out, grads, ref_out, ref_grads)
-        assert seen[-2:] == [(False, padded)] * 2
+        assert [(kw["TMA"], kw["PAD_FD"]) for _, _, kw in launches[-2:]] == [(False, padded)] * 2
 
 
 def test_tma_layout_rules():
@@ -398,22 +375,16 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     config = triton_ops._Config(block_m, block_n, 128, 4, 1, bwd_block=bwd_block, bwd_block_n=bwd_block_n,
                                 head_major=head_major)
     monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
-    grids = []  # the backward's launch grids: batch·heads × key blocks
-    real_kernel = triton_ops.parallel_bwd_kernel
-
-    class RecordingKernel:
-        def __getitem__(self, grid):
-            grids.append(grid)
-            return real_kernel[grid]
-
-    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
     for kernel in ("based", "rebased"):
         q, k, v, grad = _inputs((2, 100, 2, 16, 8), seed=zlib.crc32(repr((blocks, kernel)).encode()))
         ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
         out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     key_rows_per_program = bwd_block_n or bwd_block or block_n
-    assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
+    # the backward's launch grids: batch·heads × key blocks
+    key_blocks = -(-100 // key_rows_per_program)
+    assert [grid for _, grid, _ in launches] == [triton_ops._grid(head_major, 4, key_blocks)] * 2
 
 
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
@@ -425,25 +396,14 @@ def test_backward_drops_its_masks_only_where_no_block_passes_the_edges(monkeypat
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
-    seen = []
-    real_kernel = triton_ops.parallel_bwd_kernel
-
-    class RecordingKernel:
-        def __getitem__(self, grid):
-            def launch(*args, **kwargs):
-                seen.append(kwargs["EVEN"])
-                return real_kernel[grid](*args, **kwargs)
-
-            return launch
-
-    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
     for kernel in ("based", "rebased"):
         q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, algorithm)).encode()))
         ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
         out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     even = shape[4] == 16 and shape[1] % 16 == 0
-    assert seen and all(flag is even for flag in seen)
+    assert launches and all(kw["EVEN"] is even for _, _, kw in launches)
 
 
 def test_gpu_configs_follow_the_measured_rules(monkeypatch):
@@ -602,7 +562,7 @@ def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD_TWO_MMA", two_mma)
-    launches = _record_backward_launches(monkeypatch)
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
     q, k, v, grad = (t.to(torch.bfloat16) for t in _inputs(shape, seed=21))
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = LinearAttentionFunction.apply(*leaves, "rebased", 1e-6, algorithm, 16)
@@ -618,7 +578,7 @@ def test_bf16_path_keeps_gradients_accurate(monkeypatch, bf16_dot_in_interpreter
             assert rel_rms(leaf.grad, expected, ref_grads[2]) <= 1e-3, name
         else:
             assert rel_rms(leaf.grad, expected) <= 1e-2, name
-    assert {launch[3] for launch in launches} == {two_mma and algorithm == "chunked"}
+    assert {kw["TWO_MMA"] for _, _, kw in launches} == {two_mma and algorithm == "chunked"}
 
 
 def test_chunked_form_rejects_a_config_whose_key_block_is_not_the_chunk(monkeypatch):
