@@ -197,10 +197,10 @@ def _config(
     #   256×512×12 D16 1.28 / 1.18   based 1.39 / 1.36   64×2048×12 D16 2.97 / 2.60
     #   512×256×12 D5 0.89-1.13 / 1.09   64×2048×12 D42 7.54 / 8.25   8×8192×8 D64 5.13 / 5.77
     # Other backward tiles (BM×BN×warps 32×64×4, 16×64×4, 16×128×4, 16×32×2) were slower at every shape.
-    # Re-timed after session 13's offline rounds (s14-2026-11-30, call 2), 64×2048×12 D16 fwd+bwd ms, best of two:
-    # 32×128×2 2.03; 64×128×2 2.29, 16×128×2 2.45, 32×256×2 3.37, 16×256×2 2.74, 32×128×1 2.96, 16×64×1 2.26; forward
-    # tiles 64×64×4 (below) 2.03 against 128×64×4 2.05, 64×128×4 2.10, 128×64×8 2.15, 128×128×8 2.32; 2 / 4 stages
-    # 2.15 / 2.04 against 3.
+    # Re-timed after session 13's offline rounds (s14-2026-11-30, call 2), 64×2048×12 D16 fwd+bwd ms, best of
+    # two. Backward tiles: 32×128×2 2.03; 64×128×2 2.29, 16×128×2 2.45, 32×256×2 3.37, 16×256×2 2.74, 32×128×1
+    # 2.96, 16×64×1 2.26. Forward tiles: 64×64×4 (below) 2.03; 128×64×4 2.05, 64×128×4 2.10, 128×64×8 2.15,
+    # 128×128×8 2.32. Stages: 3 (below) 2.03; 2 2.15, 4 2.04.
     if dtype != torch.float32:
         wide_keys = value_dim <= 16 and (seq_len or 0) >= 512
         return _Config(64, 64, 64, 4, stages, bwd_block=32, bwd_block_n=128 if wide_keys else 64, bwd_warps=2)
