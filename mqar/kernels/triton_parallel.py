@@ -31,15 +31,6 @@ KERNEL_IDS = {"based": 0, "rebased": 1}
 
 
 @triton.jit
-def _poly(s, KERNEL: tl.constexpr):
-    """A = 1 + s + s²/2 (based, KERNEL=0) or s² (rebased, KERNEL=1)."""
-    if KERNEL == 0:
-        return 1.0 + s + 0.5 * s * s
-    else:
-        return s * s
-
-
-@triton.jit
 def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     """acc + a @ b in fp32 where a is fp32 and b is exact in DOT_DTYPE (an input tile): the forward's A·v (and,
     for bf16, its row sums Σ_j A against a tile of ones). acc goes into the MMA as its accumulator (no separate add).
@@ -138,9 +129,9 @@ def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs
     if KERNEL == 1:
         a = qk * qk
     else:
-        # based, 1 + s + s²/2 with s = scale·qk, as qk·(scale + scale²/2·qk) + 1: two FFMA per score where
-        # _poly(qk * scale) took two FMUL and two FFMA (offline sm_90 SASS, bf16 F = D = 16: key loop 299 → 234
-        # instructions, results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md); a few fp32 ulps apart
+        # based, 1 + s + s²/2 with s = scale·qk, as qk·(scale + scale²/2·qk) + 1: two FFMA per score where scaling
+        # qk first and then forming 1 + s + s²/2 took two FMUL and two FFMA (offline sm_90 SASS, bf16 F = D = 16: key
+        # loop 299 → 234 instructions, results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md); a few fp32 ulps apart
         a = qk * (scale + (0.5 * scale * scale) * qk) + 1.0
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
@@ -321,7 +312,7 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
             dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
-        # based: A = 1 + s(1 + s/2), two FFMA (Horner; _poly's 1 + s + s²/2 to fp32 rounding), and ds below as
+        # based: A = 1 + s(1 + s/2), two FFMA (Horner; 1 + s + s²/2 to fp32 rounding), and ds below as
         # dA'·s + dA' with dA' = dvdo·(rz/√F) − δ/√F, the 1/√F on per-row factors: 6 instead of 8 fp32 operations
         # per score in the offline sm_90 SASS
         at = st * (0.5 * st + 1.0) + 1.0
