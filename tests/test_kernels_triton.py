@@ -416,6 +416,40 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     assert grids == [triton_ops._grid(head_major, 4, -(-100 // key_rows_per_program))] * 2
 
 
+def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
+    # _bwd_tile's ACC_IN_TILE (set by _backward from 4 warps on) only moves where each tile's dv, dk are added to
+    # the sums: the same gradients both ways, over several query steps per key block (16-row steps, 64-row key
+    # blocks: causal and off-diagonal loops), ragged T and padded D (masks) and an even shape (EVEN).
+    from mqar.kernels import triton_ops
+
+    seen = []
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                seen.append((kwargs["num_warps"], kwargs["ACC_IN_TILE"]))
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    for shape in ((2, 100, 2, 16, 8), (1, 128, 2, 16, 16)):
+        for kernel in ("based", "rebased"):
+            q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, "acc")).encode()))
+            ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+            results = []
+            for warps in (2, 4):
+                config = triton_ops._Config(32, 32, 128, 4, 1, bwd_block=16, bwd_block_n=64, bwd_warps=warps)
+                monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
+                out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
+                _assert_outputs_close(out, grads, ref_out, ref_grads)
+                results.append(grads)
+            for early, late in zip(*results):
+                torch.testing.assert_close(early, late, rtol=1e-6, atol=1e-7)
+    assert set(seen) == {(2, False), (4, True)}
+
+
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("shape", [(2, 64, 2, 16, 16), (2, 64, 2, 16, 8), (1, 40, 1, 16, 16)],
                          ids=["even", "D8-padded", "T40-ragged"])

@@ -436,6 +436,11 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
     # no block passes T and no padded columns: the kernel drops its masks (a constant-true mask is folded away)
     even = seq % block_m == 0 and seq % block_n == 0 and feature_dim == block_f and value_dim == block_d
+    # the parallel form's dv, dk sums added right after each tile's products (_bwd_tile's ACC_IN_TILE) at 4 warps and
+    # more, where ptxas then needs fewer registers (offline sm_90: bf16 32×128 tiles 190 → 154, 64×2048 D16; 234 →
+    # 168 at D5); at 2 warps after dq's product, which needs fewer there (32×64: 168 against 204 at D16, 189 against
+    # 215 at D5; 32×128: 255 against 249, 4 programs per SM either way). results/bench/kernels-grid/s14-2026-11-30/
+    acc_in_tile = not chunked and warps >= 4
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,
@@ -444,8 +449,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
             INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
-            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even, num_warps=warps,
-            num_stages=cfg.num_stages,
+            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even,
+            ACC_IN_TILE=acc_in_tile, num_warps=warps, num_stages=cfg.num_stages,
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)
