@@ -450,6 +450,36 @@ def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
     assert set(seen) == {(2, False), (4, True)}
 
 
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_backward_launch_takes_its_own_stages_and_register_cap(monkeypatch, algorithm):
+    # _Config.bwd_stages / bwd_maxnreg (tuning hooks) reach the backward kernel's launch as num_stages / maxnreg,
+    # and without them the launch is as before: the forward's stages, no maxnreg. (The interpreter ignores both.)
+    from mqar.kernels import triton_ops
+
+    launches = []
+    real_kernel = triton_ops.parallel_bwd_kernel
+
+    class RecordingKernel:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append((kwargs["num_stages"], kwargs.get("maxnreg")))
+                return real_kernel[grid](*args, **kwargs)
+
+            return launch
+
+    monkeypatch.setattr(triton_ops, "parallel_bwd_kernel", RecordingKernel())
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", "sum")
+    q, k, v, grad = _inputs((1, 48, 2, 16, 8), seed=21)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
+    for extra, expected in (({}, (1, None)), ({"bwd_stages": 2, "bwd_maxnreg": 128}, (2, 128))):
+        config = triton_ops._Config(16, 16, 128, 4, 1, **extra)
+        monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, algorithm, config)
+        launches.clear()
+        out, grads = _triton_grads(q, k, v, grad, "rebased", algorithm, chunk_size=16)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+        assert launches == [expected]
+
+
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("shape", [(2, 64, 2, 16, 16), (2, 64, 2, 16, 8), (1, 40, 1, 16, 16)],
                          ids=["even", "D8-padded", "T40-ragged"])

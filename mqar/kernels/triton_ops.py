@@ -85,6 +85,12 @@ class _Config:
     bwd_block: int | None = None  # parallel backward: query rows per step (None: as above) ...
     bwd_block_n: int | None = None  # ... and key rows per program (None: bwd_block); larger = fewer dq atomics
     bwd_warps: int | None = None  # the backward kernel's warps, both forms (None: num_warps)
+    # The backward kernel's pipelining depth (None: num_stages) and register cap per thread (Triton's `maxnreg`, the
+    # PTX .maxnreg directive; None: ptxas's own choice, up to 255), both forms: tuning hooks for CONFIG_OVERRIDE, no
+    # default sets them. Fewer registers let more programs share an SM, at the price of spills where the code needs
+    # more (offline sm_90 counts for candidates: results/bench/kernels-grid/s14-2026-11-30/bwd-offline.md).
+    bwd_stages: int | None = None
+    bwd_maxnreg: int | None = None
     # Program order of the parallel kernels. True: one grid axis, a head's blocks consecutive, so the programs in
     # flight share a few heads' rows in L2; False: grid (B·H, blocks), block-major (hundreds of heads in flight, a
     # head's rows evicted before its next block reads them). ncu of the block-major backward at 64×2048×12 bf16: 5.2
@@ -450,7 +456,8 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
             INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
             ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even,
-            ACC_IN_TILE=acc_in_tile, num_warps=warps, num_stages=cfg.num_stages,
+            ACC_IN_TILE=acc_in_tile, num_warps=warps, num_stages=cfg.bwd_stages or cfg.num_stages,
+            **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg else {}),
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)
