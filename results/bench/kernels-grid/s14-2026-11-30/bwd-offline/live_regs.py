@@ -28,8 +28,11 @@ def life_ranges(compiled) -> str:
         cubin = os.path.join(tmp, "k.cubin")
         with open(cubin, "wb") as f:
             f.write(compiled.asm["cubin"])
-        return subprocess.run([os.path.join(obr.NVIDIA_BIN, "nvdisasm"), "-plr", "-lrm", "count", cubin],
-                              check=True, capture_output=True, text=True).stdout
+        run = subprocess.run([os.path.join(obr.NVIDIA_BIN, "nvdisasm"), "-plr", "-lrm", "count", cubin],
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"nvdisasm: {run.stderr.strip()[:300]}")
+        return run.stdout
 
 
 def parse(text: str):
