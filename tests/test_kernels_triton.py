@@ -387,6 +387,48 @@ def test_parallel_backward_over_many_blocks(monkeypatch, blocks):
     assert [grid for _, grid, _ in launches] == [triton_ops._grid(head_major, 4, key_blocks)] * 2
 
 
+def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
+    # _bwd_tile's ACC_IN_TILE (set by _backward from 4 warps on) only moves where each tile's dv, dk are added to
+    # the sums: the same gradients both ways, over several query steps per key block (16-row steps, 64-row key
+    # blocks: causal and off-diagonal loops), ragged T and padded D (masks) and an even shape (EVEN).
+    from mqar.kernels import triton_ops
+
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
+    for shape in ((2, 100, 2, 16, 8), (1, 128, 2, 16, 16)):
+        for kernel in ("based", "rebased"):
+            q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, "acc")).encode()))
+            ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+            results = []
+            for warps in (2, 4):
+                config = triton_ops._Config(32, 32, 128, 4, 1, bwd_block=16, bwd_block_n=64, bwd_warps=warps)
+                monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", config)
+                out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
+                _assert_outputs_close(out, grads, ref_out, ref_grads)
+                results.append(grads)
+            for early, late in zip(*results):
+                torch.testing.assert_close(early, late, rtol=1e-6, atol=1e-7)
+    assert {(kw["num_warps"], kw["ACC_IN_TILE"]) for _, _, kw in launches} == {(2, False), (4, True)}
+
+
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_backward_launch_takes_its_own_stages_and_register_cap(monkeypatch, algorithm):
+    # _Config.bwd_stages / bwd_maxnreg (tuning hooks) reach the backward kernel's launch as num_stages / maxnreg,
+    # and without them the launch is as before: the forward's stages, no maxnreg. (The interpreter ignores both.)
+    from mqar.kernels import triton_ops
+
+    launches = _record_launches(monkeypatch, "parallel_bwd_kernel")
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", "sum")
+    q, k, v, grad = _inputs((1, 48, 2, 16, 8), seed=21)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
+    for extra, expected in (({}, (1, None)), ({"bwd_stages": 2, "bwd_maxnreg": 128}, (2, 128))):
+        config = triton_ops._Config(16, 16, 128, 4, 1, **extra)
+        monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, algorithm, config)
+        launches.clear()
+        out, grads = _triton_grads(q, k, v, grad, "rebased", algorithm, chunk_size=16)
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+        assert [(kw["num_stages"], kw.get("maxnreg")) for _, _, kw in launches] == [expected]
+
+
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("shape", [(2, 64, 2, 16, 16), (2, 64, 2, 16, 8), (1, 40, 1, 16, 16)],
                          ids=["even", "D8-padded", "T40-ragged"])

@@ -85,6 +85,15 @@ class _Config:
     bwd_block: int | None = None  # parallel backward: query rows per step (None: as above) ...
     bwd_block_n: int | None = None  # ... and key rows per program (None: bwd_block); larger = fewer dq atomics
     bwd_warps: int | None = None  # the backward kernel's warps, both forms (None: num_warps)
+    # The backward kernel's pipelining depth (None: num_stages) and register cap per thread (Triton's `maxnreg`, the
+    # PTX .maxnreg directive; None: ptxas's own choice, up to 255), both forms: tuning hooks for CONFIG_OVERRIDE, no
+    # default sets them. Fewer registers let more programs share an SM, at the price of spills where the code needs
+    # more (offline sm_90 counts for candidates: results/bench/kernels-grid/s14-2026-11-30/bwd-offline.md). Timed on
+    # the H200 (s15-2026-11-30, call 1), caps 128 and 168, depths 1 and 2, bf16 tiles 32×128 at 2 and 4 warps: all
+    # slower than the defaults at 64×2048×12 D16 (2.10-2.64 against 2.03 ms fwd+bwd) and the long shapes, within
+    # the run-to-run spread at 256×512 and 512×256.
+    bwd_stages: int | None = None
+    bwd_maxnreg: int | None = None
     # Program order of the parallel kernels. True: one grid axis, a head's blocks consecutive, so the programs in
     # flight share a few heads' rows in L2; False: grid (B·H, blocks), block-major (hundreds of heads in flight, a
     # head's rows evicted before its next block reads them). ncu of the block-major backward at 64×2048×12 bf16: 5.2
@@ -436,6 +445,13 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
         block_m, block_n = cfg.bwd_block, cfg.bwd_block_n or cfg.bwd_block
     # no block passes T and no padded columns: the kernel drops its masks (a constant-true mask is folded away)
     even = seq % block_m == 0 and seq % block_n == 0 and feature_dim == block_f and value_dim == block_d
+    # the parallel form's dv, dk sums added right after each tile's products (_bwd_tile's ACC_IN_TILE) at 4 warps and
+    # more, where ptxas then needs fewer registers (offline sm_90: bf16 32×128 tiles 190 → 154, 64×2048 D16; 234 →
+    # 168 at D5); at 2 warps after dq's product, which needs fewer there (32×64: 168 against 204 at D16, 189 against
+    # 215 at D5; 32×128: 255 against 249, 4 programs per SM either way). results/bench/kernels-grid/s14-2026-11-30/
+    # Timed on the H200 (s15-2026-11-30, call 1): fp32's 64×64×4 tiles 256×512×12 D16 fwd+bwd 3.56 → 3.37 ms; bf16
+    # at 32×128×4 with it still loses to the default 32×128×2 (64×2048×12 D16 2.54 against 2.03 ms).
+    acc_in_tile = not chunked and warps >= 4
     for grads, acc in _CHUNKED_BWD_LAUNCHES[_chunked_bwd_layout(value_dim) if chunked else "sum"]:
         parallel_bwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, block_n))](
             q, k, v, grad_out, reciprocal, delta, dq, dk, dv, state, vec, rstate, wvec,
@@ -444,8 +460,9 @@ def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str
             KERNEL=KERNEL_IDS[kernel], BM=block_m, BN=block_n, BF=block_f, BD=block_d, INTER=chunked,
             BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision, PRECISE=_precise(),
             INTER_GRADS=grads, INTER_ACC=acc, TWO_MMA=chunked and _two_mma(q.dtype), HEAD_MAJOR=cfg.head_major,
-            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even, num_warps=warps,
-            num_stages=cfg.num_stages,
+            ROWS32=_rows32(seq, max(block_m, block_n), q, k, v, grad_out, dq, dk, dv), EVEN=even,
+            ACC_IN_TILE=acc_in_tile, num_warps=warps, num_stages=cfg.bwd_stages or cfg.num_stages,
+            **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg else {}),
         )
     if dq.dtype != q.dtype:
         dq = dq.to(q.dtype)

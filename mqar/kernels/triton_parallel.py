@@ -262,15 +262,21 @@ def bwd_prep_kernel(
 
 
 @triton.jit
-def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-              sqt, sqf, sdot, sdod, T, scale,
+def _bwd_tile(dv, dk, k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f,
+              mask_d, sqt, sqf, sdot, sdod, T, scale,
               KERNEL: tl.constexpr, BM: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
               PRECISE: tl.constexpr, ROWS32: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
-              RZ_SCALED: tl.constexpr):
+              RZ_SCALED: tl.constexpr, ACC_IN_TILE: tl.constexpr):
     """One (key block, query block) tile of the backward, sᵀ and Aᵀ recomputed once for all three gradients.
 
-    k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
-    Returns the tile's dv [BN, BD], dk [BN, BF] (already × 1/√F; rebased: half of it, the caller doubles it),
+    dv [BN, BD], dk [BN, BF]: the fp32 sums the tile's dv and dk are added to (zeros for the chunked form's one
+    tile). k [BN, BF], v [BN, BD] in DOT_DTYPE; kq: the key tile dq is formed with, 2k for rebased (exact), else k.
+    ACC_IN_TILE: each sum is added right after its product, else both after dq's product. Either way the add
+    becomes the MMA's accumulator (same MMAs, same bits); only the products' order in the program differs, and
+    ptxas's schedule, hence the registers, follow it (offline sm_90 SASS, bf16 rebased 64×2048 D16: 32×128 tiles
+    at 4 warps 190 → 154 registers with it, 3 programs per SM instead of 2; at 2 warps 32×64 168 → 204, 4 instead
+    of 6; results/bench/kernels-grid/s14-2026-11-30/bwd-offline.md).
+    Returns dv + the tile's dv, dk + the tile's dk (already × 1/√F; rebased: half of it, the caller doubles it),
     dq [BM, BF] (already × 1/√F) in fp32, and for the chunked form the query rows' g = do/Z [BM, BD], δ [BM] and
     their q tile [BM, BF] in DOT_DTYPE (q's own dtype: exact in fp32, 0 past F and T), so it is loaded once, and
     do [BM, BD] in DOT_DTYPE with rz = 1/Z [BM] (g's factors, for the chunked dq's two-MMA product).
@@ -307,9 +313,9 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
             rzs = rz * scale2
             deltas = delta * scale2
         if DOT_DTYPE == tl.float32:
-            dv = tl.dot(qk * qk, do.to(tl.float32) * rzs[:, None], input_precision=PRECISION)
+            dv_t = tl.dot(qk * qk, do.to(tl.float32) * rzs[:, None], input_precision=PRECISION)
         else:  # as below: P = A/Z rounded once
-            dv = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
+            dv_t = tl.dot((qk * qk * rzs[None, :]).to(DOT_DTYPE), do)
     else:
         st = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale  # [BN, BM] = sᵀ
         # based: A = 1 + s(1 + s/2), two FFMA (Horner; 1 + s + s²/2 to fp32 rounding), and ds below as
@@ -320,9 +326,11 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
             causal = offs_m[None, :] >= offs_n[:, None]
             at = tl.where(causal, at, 0.0)
         if DOT_DTYPE == tl.float32:
-            dv = tl.dot(at, g, input_precision=PRECISION)
+            dv_t = tl.dot(at, g, input_precision=PRECISION)
         else:  # dv = Σ_i (A_ij / Z_i) do_i: do exact, P = A/Z ∈ [0, 1] rounded once (nothing cancels here): one MMA
-            dv = tl.dot((at * rz[None, :]).to(DOT_DTYPE), do)
+            dv_t = tl.dot((at * rz[None, :]).to(DOT_DTYPE), do)
+    if ACC_IN_TILE:
+        dv += dv_t
     # dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0), so it is formed as (do·v)/Z − δ: do and v are exact in
     # DOT_DTYPE, their products exact in the fp32 accumulator: one MMA, no split (fp32 inputs: PRECISE).
     if DOT_DTYPE == tl.float32:
@@ -341,11 +349,18 @@ def _bwd_tile(k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, of
     # relative RMS on the GPU tests' shapes, single roundings 2.4-2.7e-3; bound 5e-3), for half the MMAs.
     if DOT_DTYPE == tl.bfloat16:
         ds = dst.to(DOT_DTYPE)
-        dk = tl.dot(ds, q)
-        dq = tl.dot(tl.trans(ds), kq)
+        dk_t = tl.dot(ds, q)
     else:  # fp16 has too little range for ds (g = do/Z reaches subnormals at long T): fp32 operands (tf32 / tf32x3)
-        dk = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
+        dk_t = tl.dot(dst, q.to(tl.float32), input_precision=PRECISION)
+    if ACC_IN_TILE:
+        dk += dk_t
+    if DOT_DTYPE == tl.bfloat16:
+        dq = tl.dot(tl.trans(ds), kq)
+    else:
         dq = tl.dot(tl.trans(dst), kq.to(tl.float32), input_precision=PRECISION)
+    if not ACC_IN_TILE:
+        dv += dv_t
+        dk += dk_t
     return dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz
 
 
@@ -382,7 +397,7 @@ def parallel_bwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, INTER_GRADS: tl.constexpr, INTER_ACC: tl.constexpr, TWO_MMA: tl.constexpr,
-    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr, EVEN: tl.constexpr,
+    HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr, EVEN: tl.constexpr, ACC_IN_TILE: tl.constexpr,
 ):
     """dq, dk, dv in one pass: one program per key block of BN rows walks the query blocks of BM rows from the
     diagonal to the end, recomputing each tile's s and A once. dk, dv accumulate in registers; dq, which sums over
@@ -400,7 +415,8 @@ def parallel_bwd_kernel(
       of spilled stack; True, the products come first and nothing spills (at that shape).
     - TWO_MMA (half inputs only; triton_ops.CHUNKED_BWD_TWO_MMA): the state loops' ≈ fp32 products g Sᵀ and v Rᵀ
       take two tf32 MMAs on the input-exact do (then / Z) and v instead of three (tf32x3), see inter_dq /
-      inter_dkdv."""
+      inter_dkdv.
+    ACC_IN_TILE (the query loops only): where each tile's dv and dk are added to the sums, see _bwd_tile."""
     pid_bh, pid_n = _program_tile(T, BN, HEAD_MAJOR)  # key block 0 (the most query blocks) first
     b = pid_bh // H
     h = pid_bh % H
@@ -429,8 +445,9 @@ def parallel_bwd_kernel(
     zt_base = pid_bh * T  # z, delta: [B, H, T] contiguous
     if INTER:
         dv, dk, dq, g, delta, rows_m, mask_m, q, do, rz = _bwd_tile(
-            k, kq, v, q_base, do_base, RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d,
-            sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False)
+            tl.zeros([BN, BD], dtype=tl.float32), tl.zeros([BN, BF], dtype=tl.float32), k, kq, v, q_base, do_base,
+            RZ, DELTA, zt_base, pid_n * BN, offs_n, offs_f, offs_d, mask_f, mask_d, sqt, sqf, sdot, sdod, T, scale,
+            KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, False, True)
         if KERNEL == 1:
             dk = dk * 2.0  # see kq
         num_chunks = tl.cdiv(T, BN)
@@ -457,19 +474,17 @@ def parallel_bwd_kernel(
         lo = (pid_n * BN // BM) * BM  # the query block holding key row pid_n·BN: earlier ones are fully masked
         mid = tl.minimum(tl.cdiv((pid_n + 1) * BN, BM) * BM, T)  # query blocks from here on see every key row
         for start_m in range(lo, mid, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN, KERNEL == 1)
-            dv += dv_t
-            dk += dk_t
+            dv, dk, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
+                dv, dk, k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f,
+                mask_d, sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, True, EVEN,
+                KERNEL == 1, ACC_IN_TILE)
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         for start_m in range(mid, T, BM):
-            dv_t, dk_t, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
-                k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f, mask_d,
-                sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN, KERNEL == 1)
-            dv += dv_t
-            dk += dk_t
+            dv, dk, dq_t, g, delta, rows_m, mask_m, q_t, do_t, rz_t = _bwd_tile(
+                dv, dk, k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, offs_n, offs_f, offs_d, mask_f,
+                mask_d, sqt, sqf, sdot, sdod, T, scale, KERNEL, BM, DOT_DTYPE, PRECISION, PRECISE, ROWS32, False, EVEN,
+                KERNEL == 1, ACC_IN_TILE)
             tl.atomic_add(dq_base + rows_m[:, None] * sdqt + offs_f[None, :] * sdqf, dq_t,
                           mask=mask_m[:, None] & mask_f[None, :], sem="relaxed")
         if KERNEL == 1:

@@ -3,12 +3,15 @@
 
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
                                                        [chunked=CxBExWARPS] [scan_warps=W] [chunked_bwd_warps=W]
+                                                       [bwd_stages=N] [bwd_maxnreg=N]
   FORM: "parallel" (the parallel form at the short-T shapes, plus two long ones) or "chunked";
   NAME=VALUE sets triton_ops.NAME (ints for HEAD_MAJOR_GRID / CHUNKED_BWD_TWO_MMA / ROWS32 / FWD_TMA /
   CAST_DQ_IN_KERNEL / PREP_ROWS, strings otherwise),
   where the imported tree has it; bwd= / fwd= override the parallel backward's / forward's tiles, stages= the parallel
   form's pipelining depth, chunked= the chunked form's chunk, feature block and warps, scan_warps= / chunked_bwd_warps=
-  the chunked form's prefix-state scan's / backward kernel's warps (session 13).
+  the chunked form's prefix-state scan's / backward kernel's warps (session 13); bwd_stages= / bwd_maxnreg= the
+  parallel backward kernel's own pipelining depth / register cap (_Config fields of branch bwd-offline-s14; a tree
+  without them prints skipped_setting).
 Every case is checked against the plain-torch quadratic reference in fp32 (tf32 off) on batch 0, head 0: the
 relative RMS of o, dq, dk, dv there. Run from the repository root of the tree to time (PYTHONPATH chooses it).
 """
@@ -66,6 +69,12 @@ def main(label, form, *settings):
         if name == "stages":
             applied["stages"] = int(value)
             continue
+        if name in ("bwd_stages", "bwd_maxnreg"):  # parallel backward only; fields of _Config from bwd-offline-s14
+            if name not in {f.name for f in dataclasses.fields(ops._Config)}:
+                print(json.dumps({"label": label, "skipped_setting": name}), flush=True)
+                continue
+            applied[name] = int(value)
+            continue
         if not hasattr(ops, name):
             print(json.dumps({"label": label, "skipped_setting": name}), flush=True)
             continue
@@ -84,7 +93,10 @@ def main(label, form, *settings):
             config = dataclasses.replace(config, block_m=bm, block_n=bn, num_warps=warps)
         if "stages" in applied:
             config = dataclasses.replace(config, num_stages=applied["stages"])
-        if applied.keys() & {"bwd", "fwd", "stages"}:
+        for name in ("bwd_stages", "bwd_maxnreg"):
+            if name in applied:
+                config = dataclasses.replace(config, **{name: applied[name]})
+        if applied.keys() & {"bwd", "fwd", "stages", "bwd_stages", "bwd_maxnreg"}:
             ops.CONFIG_OVERRIDE["parallel"] = config
         if "chunked" in applied:
             chunk, block_e, warps = applied["chunked"]
