@@ -275,22 +275,15 @@ def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows
     assert triton_ops._rows32(200, 16, fits, too_far) is False
 
 
-@pytest.mark.parametrize("fwd_tma", [True, False], ids=["tma", "pointers"])
 @pytest.mark.parametrize(
     "layout", ["contiguous", "strided", "unaligned-stride", "unaligned-base"],
 )
-def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
-    # The parallel forward loads q, k, v through TMA descriptors (TMA) where triton_ops._fwd_tma finds every layout
-    # rule met, else through pointers: both paths on the interpreter's descriptor emulation, the same results. Strided:
-    # slices of [B, H, T, 40] storage seen as [B, T, H, ·] (16-byte strides, TMA); unaligned-stride: rows of 25 floats
-    # (100 B, pointers); unaligned-base: views starting 4 B into 16-byte aligned storage (pointers). The chunked form
-    # keeps pointers (INTER).
-    from mqar.kernels import triton_ops
-
-    monkeypatch.setattr(triton_ops, "FWD_TMA", fwd_tma)
-    launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
+def test_forward_and_backward_on_views(layout):
+    # q, k, v as views of one storage, the same results as contiguous inputs. Strided: slices of [B, H, T, 40]
+    # storage seen as [B, T, H, ·]; unaligned-stride: rows of 25 floats (100 B); unaligned-base: views starting 4 B
+    # into 16-byte aligned storage. Both algorithms, both kernels.
     generator = torch.Generator().manual_seed(13)
-    # v: D = 5 (padded to 16; TMA zero-fills the columns past D) where the row stride stays 16-byte aligned
+    # v: D = 5 (padded to 16) in the strided layout
     value_dim = 5 if layout == "strided" else 8
     width = {"contiguous": 24, "strided": 40, "unaligned-stride": 25, "unaligned-base": 44}[layout]
     start = 1 if layout == "unaligned-base" else 0
@@ -314,21 +307,17 @@ def test_forward_tma_or_pointers(monkeypatch, layout, fwd_tma):
             out.backward(grad.float())
             grads = views(leaf.grad) if leaf is not None else [t.grad for t in (q, k, v)]
             _assert_outputs_close(out.detach().double(), [g.double() for g in grads], ref_out, ref_grads)
-    takes_tma = fwd_tma and layout in ("contiguous", "strided")
-    # parallel (based, rebased), then chunked
-    assert [kw["TMA"] for _, _, kw in launches] == [takes_tma] * 2 + [False] * 2
 
 
 @pytest.mark.parametrize("rows32", [True, False], ids=["rows32", "rows64"])
 @pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
 def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd, rows32):
-    # The forward's pointer path: where F and D fill their tiles (PAD_FD False) the key loop clamps rows past T to
+    # The forward: where F and D fill their tiles (PAD_FD False) the key loop clamps rows past T to
     # row T − 1 unmasked (the causal mask zeroes them), else it masks rows and columns. T = 37: ragged key blocks
     # (16 in the chunked form, 32 in the interpreter's parallel one); B, H > 1; int32 and int64 row offsets.
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
-    monkeypatch.setattr(triton_ops, "FWD_TMA", False)
     monkeypatch.setattr(triton_ops, "ROWS32", rows32)
     launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
     for shape, padded in [((2, 37, 2, 16, 16), False), ((2, 37, 2, 16, 8), True)]:
@@ -337,24 +326,7 @@ def test_forward_clamped_or_masked_rows(monkeypatch, algorithm, chunked_bwd, row
             ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
             out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
             _assert_outputs_close(out, grads, ref_out, ref_grads)
-        assert [(kw["TMA"], kw["PAD_FD"]) for _, _, kw in launches[-2:]] == [(False, padded)] * 2
-
-
-def test_tma_layout_rules():
-    # triton_ops._tma_strides against the copy engine's rules, on fp32 / bf16 tensors (no launch).
-    from mqar.kernels import triton_ops
-
-    x = torch.zeros(2, 40, 3, 16)
-    assert triton_ops._tma_strides(x) == [1920, 48, 16, 1]
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 1, 16)) == [640, 16, 16, 1]
-    assert triton_ops._tma_strides(torch.zeros(1, 40, 3, 4)) == [480, 12, 4, 1]  # size-1 batch: stride free
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 5)) is None  # rows of 20 B
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 8, dtype=torch.bfloat16)) == [960, 24, 8, 1]
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 4, dtype=torch.bfloat16)) is None  # 8 B
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 32)[..., ::2]) is None  # last stride 2
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 17)[..., 1:]) is None  # base 4 B off, stride 68 B
-    assert triton_ops._tma_strides(torch.zeros(2, 40, 3, 20)[..., 4:]) == [2400, 60, 20, 1]  # base +16 B
-    assert triton_ops._tma_strides(torch.zeros(1, 40, 1, 16).expand(2, 40, 3, 16)) is None  # stride 0
+        assert [kw["PAD_FD"] for _, _, kw in launches[-2:]] == [padded] * 2
 
 
 @pytest.mark.parametrize(

@@ -270,58 +270,6 @@ def _rows32(seq: int, block: int, *tensors: torch.Tensor) -> bool:
         (rows - 1) * t.stride(1) + (_pad(t.shape[3]) - 1) * t.stride(3) < 2**31 for t in tensors)
 
 
-# True: the parallel forward loads q, k, v through Hopper TMA (host tensor descriptors, parallel_fwd_kernel's TMA)
-# where _fwd_tma allows. Off by default: in the offline sm_90 SASS (Triton 3.6, bf16 F = D = 16, 64×64 tiles) TMA's
-# key loop is longer than cp.async's (mbarrier wait / expect, ELECT + VOTEU per copy, 4 BAR.SYNC instead of 2, against
-# ~20 address and predicate instructions saved): rebased 223 instructions against the pointer path's 217 before its
-# row clamp (_fwd_tile) and 202 after, based 268 against 234; results/bench/kernels-grid/2026-12-01/fwd-tma-offline.md.
-# Not timed on a GPU; the tests run both paths.
-FWD_TMA = False
-
-
-def _tma_strides(t: torch.Tensor) -> list[int] | None:
-    """t's strides as a TMA descriptor takes them, or None where the copy engine cannot address t.
-
-    cuTensorMapEncodeTiled (through triton.tools.tensor_descriptor.TensorDescriptor and the launcher) wants a
-    16-byte aligned base, a contiguous last dimension, the other strides positive multiples of 16 bytes below 2⁴⁰,
-    and each dimension's size below 2³² (Triton passes sizes and the kernel's coordinates as int32: below 2³¹). A
-    dimension of size 1 is only ever addressed at 0, so its stride is free: it gets its contiguous value."""
-    if t.dim() != 4 or t.data_ptr() % 16 or any(n >= 2**31 for n in t.shape):
-        return None
-    item = t.element_size()
-    strides = []
-    for i in range(4):
-        stride = t.stride(i)
-        if t.shape[i] == 1:
-            stride = math.prod(t.shape[i + 1:])
-        strides.append(stride)
-    if strides[3] != 1:
-        return None
-    if any(s <= 0 or (s * item) % 16 or s * item >= 2**40 for s in strides[:3]):
-        return None
-    return strides
-
-
-def _has_tma(device: torch.device) -> bool:
-    """Hopper or later (TMA), or the interpreter (which emulates descriptors, so the tests run both paths)."""
-    return INTERPRETER or (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9)
-
-
-def _fwd_tma(chunked: bool, *tensors: torch.Tensor) -> bool:
-    """Whether the parallel forward takes its TMA path: where the device has TMA, not for the chunked form (INTER
-    stays on pointers), and only if every tensor is addressable by TMA (_tma_strides)."""
-    if not FWD_TMA or chunked or not _has_tma(tensors[0].device):
-        return False
-    return all(_tma_strides(t) is not None for t in tensors)
-
-
-def _descriptor(t: torch.Tensor, rows: int, cols: int):
-    """A TMA descriptor over t [B, T, H, ·] with [1, rows, 1, cols] boxes (_tma_strides checked)."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
-    return TensorDescriptor(t, list(t.shape), _tma_strides(t), [1, rows, 1, cols])
-
-
 def _prefix_states(x, y, reciprocal, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
     """Per-chunk states summed over all earlier chunks (forward) or all later chunks (backward).
 
@@ -378,20 +326,14 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
     save_o32 = q.dtype != torch.float32
     out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
-    tma = _fwd_tma(chunked, q, k, v)
-    if tma:
-        descriptors = (_descriptor(q, cfg.block_m, block_f), _descriptor(k, cfg.block_n, block_f),
-                       _descriptor(v, cfg.block_n, block_d))
-    else:
-        descriptors = (q, k, v)  # unused
     parallel_fwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, cfg.block_m))](
-        q, k, v, out, denominator, out32, state, vec, *descriptors,
+        q, k, v, out, denominator, out32, state, vec,
         *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(out),
         seq, heads, feature_dim, value_dim, 1.0 / math.sqrt(feature_dim), eps, num_blocks, 1.0 / math.sqrt(feature_dim),
         KERNEL=KERNEL_IDS[kernel], BM=cfg.block_m, BN=cfg.block_n, BF=block_f, BD=block_d,
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
         PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major,
-        ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out), TMA=tma,
+        ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out),
         PAD_FD=block_f != feature_dim or block_d != value_dim, num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )

@@ -94,20 +94,14 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 
 
 @triton.jit
-def _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-              svt, svd, T, scale, KERNEL: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
-              DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr, ROWS32: tl.constexpr,
-              TMA: tl.constexpr, PAD_FD: tl.constexpr, causal):
+def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T,
+              scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
-    caller applies 1/F). TMA: k, v come through the host's tensor descriptors KD, VD (see parallel_fwd_kernel)."""
+    caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks."""
     offs_n = start_n + tl.arange(0, BN)
-    if TMA:
-        # [1, BN, 1, BF] boxes of the 4-D [B, T, H, ·] tensors: rows past T and columns past F / D are zero-filled by
-        # the copy engine (the 4-D box does not run into the next batch), so no per-row addresses or masks
-        k = KD.load([b32, start_n, h32, 0]).reshape(BN, BF)
-        v = VD.load([b32, start_n, h32, 0]).reshape(BN, BD)
-    elif PAD_FD:
+    if PAD_FD:
         mask_n = offs_n < T
         rows_n = _rows(offs_n, ROWS32)
         k = tl.load(k_base + rows_n[:, None] * skt + offs_f[None, :] * skf, mask=mask_n[:, None] & mask_f[None, :], other=0.0)
@@ -150,7 +144,6 @@ def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
     STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32
-    QD, KD, VD,  # TMA: tensor descriptors of q, k, v ([1, BM | BN, 1, BF | BD] boxes); else unused
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
@@ -159,12 +152,12 @@ def parallel_fwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
-    TMA: tl.constexpr, PAD_FD: tl.constexpr,
+    PAD_FD: tl.constexpr,
 ):
-    """TMA (triton_ops._fwd_tma: not INTER, and every layout rule of the copy engine checked on the host): q, k and
-    v are loaded by Hopper TMA through host tensor descriptors QD, KD, VD instead of per-thread pointers and masks;
-    otherwise (strides not 16-byte multiples, a non-unit last stride, an unaligned base, the chunked form) through
-    pointers. PAD_FD: F < BF or D < BD (the pointer path's key loop masks k, v only then, _fwd_tile)."""
+    """o and z for one query block of BM rows: its key blocks of BN rows (INTER: only the diagonal one, the earlier
+    chunks from the prefix states). PAD_FD: F < BF or D < BD (the key loop masks k, v only then, _fwd_tile).
+    Loading q, k, v through Hopper TMA descriptors instead of pointers was slower on the H200 (64×2048×12 D16 bf16
+    forward 0.71 against 0.67 ms, based 256×512 0.51 against 0.26; results/bench/kernels-grid/s15-2026-11-30/)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
     pid_m = tl.cdiv(T, BM) - 1 - pid_m  # heaviest query blocks (most keys) first
     b = pid_bh // H
@@ -181,13 +174,7 @@ def parallel_fwd_kernel(
     mask_d = offs_d < D
     rows_m = _rows(offs_m, ROWS32)
 
-    # the descriptors' coordinates are int32 per dimension: b < B, h < H, rows < T (the host checked each < 2³¹)
-    b32 = b.to(tl.int32)
-    h32 = h.to(tl.int32)
-    if TMA:
-        q = QD.load([b32, pid_m * BM, h32, 0]).reshape(BM, BF)
-    else:
-        q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
+    q = tl.load(q_base + rows_m[:, None] * sqt + offs_f[None, :] * sqf, mask=mask_m[:, None] & mask_f[None, :], other=0.0)
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
@@ -204,9 +191,9 @@ def parallel_fwd_kernel(
         # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
         # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
-        acc, z = _fwd_tile(acc, z, q, k_base, v_base, KD, VD, b32, h32, start_n, offs_m, offs_f, offs_d, mask_f,
-                           mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, BF, BD, DOT_DTYPE, PRECISION, PRECISE,
-                           ROWS32, TMA, PAD_FD, start_n + BN > pid_m * BM)
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32, PAD_FD,
+                           start_n + BN > pid_m * BM)
     if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
