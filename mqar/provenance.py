@@ -75,11 +75,16 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def describe_device(device: str) -> str:
-    """e.g. "cpu (x86_64, 16 threads)" or "cuda:0 (NVIDIA H200)"."""
+    """e.g. "cpu (x86_64, 16 threads)" or "cuda:0 (NVIDIA H200, GPU-52b0c693)".
+
+    The index is this process's: Ray and CUDA_VISIBLE_DEVICES renumber the GPUs a process sees, so every Ray worker's
+    GPU is its cuda:0. The first block of the GPU's UUID (as `nvidia-smi -L` prints it) names the physical GPU."""
     import torch
 
     parsed = torch.device(device)
     if parsed.type == "cuda":
         index = parsed.index if parsed.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        properties = torch.cuda.get_device_properties(index)
+        uuid = str(getattr(properties, "uuid", "") or "")
+        return f"cuda:{index} ({properties.name}, GPU-{uuid[:8]})" if uuid else f"cuda:{index} ({properties.name})"
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
