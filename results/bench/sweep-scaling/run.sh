@@ -2,7 +2,8 @@
 # Sweep scaling on one host (issue 10): the same 32-run grid on 1 GPU and on 2 GPUs with the local executor,
 # on 2 GPUs with Ray, then a sweep whose worker is SIGKILLed mid-run and resumed. Run from the repo root on a
 # machine with >= 2 GPUs; writes timings and store checks to $OUT (default ./scaling-out).
-# EPOCHS (default 4) sets the runs' length; PHASES (default "local-1gpu local-2gpu ray-2gpu kill") picks phases.
+# EPOCHS (default 4) sets the runs' length; PHASES (default "local-1gpu local-2gpu ray-2gpu kill") picks phases
+# (also "ray-kill": the kill phase under Ray).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-scaling-out}; mkdir -p "$OUT"
@@ -23,22 +24,33 @@ has local-1gpu && phase local-1gpu mqar sweep $GRID --devices cuda:0        --st
 has local-2gpu && phase local-2gpu mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/local-2gpu.db" --name scaling
 has ray-2gpu   && phase ray-2gpu   mqar sweep $GRID --backend ray           --store "$OUT/ray-2gpu.db"   --name scaling
 # Kill one worker mid-sweep, let the sweep finish, then resume: nothing lost, nothing duplicated.
-has kill && {
-mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling > "$OUT/kill-first.log" 2>&1 &
-SWEEP=$!
-sleep ${KILL_AFTER_S:-25}
-# The victim: the worker of a run that is training now, read from the store (a child of the sweep found by name
-# can be multiprocessing's resource tracker, whose death changes nothing: that happened on 2026-11-30).
-VICTIM=$(python3 -c "import sqlite3, sys; row = sqlite3.connect(sys.argv[1]).execute(
-    \"select pid from runs where status = 'running' order by started_at limit 1\").fetchone(); print(row[0] if row else '')" \
-    "$OUT/kill.db")
-echo "killing worker pid $VICTIM of sweep $SWEEP" | tee -a "$OUT/phases.txt"
-[ -n "$VICTIM" ] && kill -9 "$VICTIM"
-wait "$SWEEP"; echo "first sweep rc=$?" | tee -a "$OUT/phases.txt"
-# The killed worker's run is recorded failed (the sweep goes on); --retry-failed trains it again, from its last
-# checkpointed epoch.
-phase kill-resume mqar sweep $GRID --devices cuda:0,cuda:1 --store "$OUT/kill.db" --name scaling --retry-failed
+kill_phase() {  # name, seconds before the kill, victim-finding command, then the executor's options
+  local name=$1 after=$2 find_victim=$3; shift 3
+  mqar sweep $GRID "$@" --store "$OUT/$name.db" --name scaling > "$OUT/$name-first.log" 2>&1 &
+  local sweep=$!
+  sleep "$after"
+  local victim=$($find_victim "$OUT/$name.db")
+  echo "$name: killing worker pid $victim of sweep $sweep" | tee -a "$OUT/phases.txt"
+  [ -n "$victim" ] && kill -9 "$victim"
+  wait "$sweep"; echo "$name: first sweep rc=$?" | tee -a "$OUT/phases.txt"
+  # The killed worker's run is recorded failed (the sweep goes on); --retry-failed trains it again, from its last
+  # checkpointed epoch.
+  phase "$name-resume" mqar sweep $GRID "$@" --store "$OUT/$name.db" --name scaling --retry-failed
 }
+# Local executor: the worker of a run that is training now, read from the store (a child of the sweep found by name
+# can be multiprocessing's resource tracker, whose death changes nothing: that happened on 2026-11-30).
+local_victim() {
+  python3 -c "import sqlite3, sys; row = sqlite3.connect(sys.argv[1]).execute(
+    \"select pid from runs where status = 'running' order by started_at limit 1\").fetchone(); print(row[0] if row else '')" "$1"
+}
+# Ray: the store names the driver as every run's owner, so the victim is an actor process in a run's method (Ray
+# titles it "ray::RunWorker.run"; an idle one is "ray::RunWorker").
+ray_victim() {
+  python3 -c "import psutil; print(next((p.pid for p in psutil.process_iter(['cmdline'])
+    if (p.info['cmdline'] or [''])[0].startswith('ray::RunWorker.run')), ''))"
+}
+has kill && kill_phase kill "${KILL_AFTER_S:-25}" local_victim --devices cuda:0,cuda:1
+has ray-kill && kill_phase ray-kill "${RAY_KILL_AFTER_S:-20}" ray_victim --backend ray
 python3 - "$OUT" <<'PY' | tee "$OUT/stores.txt"
 import sqlite3, sys, pathlib
 for db in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):
