@@ -92,7 +92,7 @@ def run_ray(
     checkpoint_dir: Optional[str] = None,
     view=None,
 ) -> bool:
-    """Run the sweep's pending runs as Ray tasks. Returns True when interrupted (Ctrl-C).
+    """Run the sweep's pending runs on Ray's workers (actors, see above). Returns True when interrupted (Ctrl-C).
 
     `address`: "auto" or "HOST:PORT" joins a running cluster; None joins the Ray instance this process already
     started (`ray.init(...)`) or starts a local one.
