@@ -113,3 +113,23 @@ def test_gpu_runs_reuse_one_process_per_slot(tmp_path, local_ray_with_gpus):
 
 def test_a_killed_ray_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp_path, local_ray):
     check_crash_fails_one_run_and_retry_recovers_it(tmp_path, "Ray worker failed", backend="ray")
+
+
+def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
+    """1 CPU, 1 GPU, 2 runs per GPU: both actors start (they ask for a GPU share, not a CPU), every run finishes.
+    When each actor also asked for a CPU, the second never started and the sweep waited forever for its run."""
+    import threading
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    summaries = []
+    sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
+        tiny_spec(seeds=(0, 1)), tmp_path / "s.db", backend="ray", runs_per_device=2, train_fn=fake_train,
+        cache_dir=tmp_path / "cache")))
+    try:
+        sweep.start()
+        sweep.join(timeout=120)
+        assert summaries, "the sweep did not finish in 120 s"
+        assert summaries[0].done == 4
+    finally:
+        ray.shutdown()

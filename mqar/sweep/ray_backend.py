@@ -112,7 +112,11 @@ def run_ray(
     resources = ray.cluster_resources()
     num_gpus = resources.get("GPU", 0.0)
     if num_gpus >= 1:
-        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=1, max_restarts=0)(RunWorker)
+        # A GPU actor asks for its GPU share only. With one CPU each as well, a node with fewer CPUs than GPU slots
+        # (1 CPU, 1 GPU, --runs-per-device 2) never started the extra actors, and the runs claimed for them never
+        # came back: the sweep hung. Training on a GPU share is bound by the GPU (the same training seconds a run
+        # under Ray as under the local executor, results/bench/sweep-scaling/, session 15).
+        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=0, max_restarts=0)(RunWorker)
         capacity = int(num_gpus * runs_per_device)
     else:
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(RunWorker)
