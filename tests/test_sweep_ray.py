@@ -101,6 +101,9 @@ def local_ray_with_gpus(monkeypatch):
 
 def test_gpu_runs_reuse_one_process_per_slot(tmp_path, local_ray_with_gpus):
     """Ray starts a fresh process per GPU task by default; mqar's actors keep one per GPU slot for all their runs."""
+    from mqar.sweep.ray_backend import _cpu_share
+
+    assert _cpu_share(1) == 1.0  # 4 CPUs for 2 slots: a whole CPU each, as on the GPUs measured
     store = tmp_path / "s.db"
     summary = run_sweep(tiny_spec(seeds=(0, 1, 2, 3)), store, backend="ray", runs_per_device=1, train_fn=fake_train,
                         cache_dir=tmp_path / "cache")
@@ -116,12 +119,15 @@ def test_a_killed_ray_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp
 
 
 def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
-    """1 CPU, 1 GPU, 2 runs per GPU: both actors start (they ask for a GPU share, not a CPU), every run finishes.
-    When each actor also asked for a CPU, the second never started and the sweep waited forever for its run."""
+    """1 CPU, 1 GPU, 2 runs per GPU: both actors start (half a CPU each), every run finishes. When each actor asked
+    for a whole CPU, the second never started and the sweep waited forever for its run."""
     import threading
+
+    from mqar.sweep.ray_backend import _cpu_share
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
     ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    assert _cpu_share(2) == 0.5
     summaries = []
     sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
         tiny_spec(seeds=(0, 1)), tmp_path / "s.db", backend="ray", runs_per_device=2, train_fn=fake_train,

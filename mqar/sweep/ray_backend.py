@@ -21,6 +21,7 @@ takes its place; `mqar sweep --retry-failed` runs it again. A driver killed mid-
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional
 
@@ -81,6 +82,18 @@ def _store_reported_epochs(store: Store, collector) -> None:
         store.record_epoch(run_id, EpochRecord(**record))
 
 
+def _cpu_share(runs_per_device: int) -> float:
+    """The CPUs each GPU actor asks for: one, as measured (results/bench/sweep-scaling/), where every GPU node has a
+    CPU per GPU slot; else the share its scarcest node allows. With one CPU each regardless, a node with fewer CPUs
+    than GPU slots (1 CPU, 1 GPU, --runs-per-device 2) never started the extra actors, and the runs claimed for
+    them never came back: the sweep waited forever."""
+    import ray
+
+    shares = [node["Resources"].get("CPU", 0.0) / (node["Resources"]["GPU"] * runs_per_device)
+              for node in ray.nodes() if node.get("Alive") and node["Resources"].get("GPU", 0.0) >= 1]
+    return math.floor(min([1.0, *shares]) * 10_000) / 10_000  # Ray takes resource amounts to 4 decimals
+
+
 def run_ray(
     store: Store,
     sweep: str,
@@ -112,11 +125,8 @@ def run_ray(
     resources = ray.cluster_resources()
     num_gpus = resources.get("GPU", 0.0)
     if num_gpus >= 1:
-        # A GPU actor asks for its GPU share only. With one CPU each as well, a node with fewer CPUs than GPU slots
-        # (1 CPU, 1 GPU, --runs-per-device 2) never started the extra actors, and the runs claimed for them never
-        # came back: the sweep hung. Training on a GPU share is bound by the GPU (the same training seconds a run
-        # under Ray as under the local executor, results/bench/sweep-scaling/, session 15).
-        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=0, max_restarts=0)(RunWorker)
+        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=_cpu_share(runs_per_device),
+                                 max_restarts=0)(RunWorker)
         capacity = int(num_gpus * runs_per_device)
     else:
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(RunWorker)
