@@ -18,11 +18,16 @@ ray = pytest.importorskip("ray")
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+def _put_tests_on_workers_path(monkeypatch):
+    """Ray workers import the fake training function by module name: the tests folder goes on their path. They take
+    their environment from the instance, so call this before ray.init."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+
+
 @pytest.fixture
 def local_ray(monkeypatch, tmp_path):
-    # Ray workers import the fake training function by module name: put the tests folder on their path. They take
-    # their environment from the instance, so the crash marker (test_sweep_fakes) is set before it starts.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    # The crash marker (test_sweep_fakes) is set before the instance starts, for the same reason.
+    _put_tests_on_workers_path(monkeypatch)
     monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
@@ -59,7 +64,7 @@ def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatc
     from mqar.results import progress_table
     from mqar.sweep import ray_backend
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    _put_tests_on_workers_path(monkeypatch)
     monkeypatch.setenv("MQAR_FAKE_SLEEP", "1.5")  # per epoch; 2 epochs
     monkeypatch.setattr(ray_backend, "PROGRESS_S", 0.2)
     store = tmp_path / "s.db"
@@ -93,7 +98,7 @@ def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatc
 @pytest.fixture
 def local_ray_with_gpus(monkeypatch):
     """A local Ray instance that advertises 2 GPUs (none exist; the fake training never touches CUDA)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    _put_tests_on_workers_path(monkeypatch)
     ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -125,7 +130,7 @@ def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
 
     from mqar.sweep.ray_backend import _cpu_share
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
+    _put_tests_on_workers_path(monkeypatch)
     ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
     assert _cpu_share(2) == 0.5
     summaries = []
