@@ -382,6 +382,48 @@ def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
     assert {(kw["num_warps"], kw["ACC_IN_TILE"]) for _, _, kw in launches} == {(2, False), (4, True)}
 
 
+@pytest.mark.parametrize("gram", [1, 2, 0], ids=["gram", "gram-two-loops", "per-block"])
+@pytest.mark.parametrize("blocks", [(16, 16), (16, 32), (32, 16)], ids=lambda b: "BM{}BN{}".format(*b))
+def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, blocks):
+    # triton_ops.FWD_GRAM: key blocks wholly before the query block give their row sums through Σ k kᵀ (and Σ k,
+    # based) once per row, causal blocks per tile; or every block per tile. T = 70: 2 to 5 earlier key blocks,
+    # BM ≠ BN (so (pid_m·BM // BN)·BN counts the earlier keys), a ragged last block; F = 16 unpadded and F = 8
+    # padded to 16 (the Gram's padded rows and columns are 0).
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", gram)
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", triton_ops._Config(*blocks, 128, 4, 1))
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
+    for shape in ((2, 70, 1, 16, 16), (1, 70, 2, 8, 4)):
+        for kernel in ("based", "rebased"):
+            q, k, v, grad = _inputs(shape, seed=zlib.crc32(repr((shape, kernel, "gram")).encode()))
+            ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+            out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
+            _assert_outputs_close(out, grads, ref_out, ref_grads)
+    assert {kw["GRAM"] for _, _, kw in launches} == {gram}
+
+
+def test_gram_row_sums_stay_nonnegative_for_queries_orthogonal_to_the_keys(monkeypatch):
+    # Rebased, q orthogonal to every earlier key (two complementary halves of one random rotation): Σ_j (q·k_j)²
+    # is ~0, and qᵀ (Σ k kᵀ) q in fp32 rounds to either side of 0. Clamped, the denominator stays ≥ eps as the
+    # per-block sums of squares keep it; it must never fall below (a negative Z flips o and g = do/Z).
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", 1)
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", triton_ops._Config(16, 16, 128, 4, 1))
+    generator = torch.Generator().manual_seed(3)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator, dtype=torch.float64))
+    seq = 64
+    keys = torch.randn(1, seq, 4, 8, generator=generator, dtype=torch.float64) @ rotation[:8]
+    queries = torch.randn(1, seq, 4, 8, generator=generator, dtype=torch.float64) @ rotation[8:]
+    queries[:, :16] = keys[:, :16]  # the first query block's own (causal) keys: Z there is a sum of squares
+    v = torch.randn(1, seq, 4, 8, generator=generator, dtype=torch.float64)
+    eps = 1e-6
+    args = [t.float().to(DEVICE) for t in (queries, keys, v)]
+    _, _, denominator, _ = triton_ops._forward(*args, "rebased", eps, "parallel", None)
+    assert denominator.min().item() >= eps * (1 - 1e-6)
+
+
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
 def test_backward_launch_takes_its_own_stages_and_register_cap(monkeypatch, algorithm):
     # _Config.bwd_stages / bwd_maxnreg (tuning hooks) reach the backward kernel's launch as num_stages / maxnreg,

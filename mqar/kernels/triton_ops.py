@@ -165,6 +165,12 @@ def _grid(head_major: bool, batch_heads: int, blocks: int) -> tuple[int, ...]:
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
+# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: 1, from the keys' Gram
+# matrix Σ_j k_j k_jᵀ, accumulated by one small MMA per block and applied once per row (triton_parallel._fwd_tile);
+# 0, summed per block from the tile A (bf16: two more MMAs on a tile of ones); 2, as 1 with the earlier and the
+# causal key blocks in two loops. Not yet timed: a switch until then.
+FWD_GRAM = 1
+
 
 def _config(
     algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16,
@@ -334,8 +340,8 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
         PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major,
         ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out),
-        PAD_FD=block_f != feature_dim or block_d != value_dim, num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages,
+        PAD_FD=block_f != feature_dim or block_d != value_dim, GRAM=0 if chunked else FWD_GRAM,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
     return out, out32, denominator, kept_states

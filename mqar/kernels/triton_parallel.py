@@ -54,6 +54,16 @@ def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
 
 
 @triton.jit
+def _exact_dot(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """acc + a @ b for input tiles: half inputs and their products are exact in the fp32 accumulator; fp32 inputs
+    take PRECISE (tf32x3, ≈ fp32)."""
+    if DOT_DTYPE == tl.float32:
+        return tl.dot(a, b, acc, input_precision=PRECISE)
+    else:
+        return tl.dot(a, b, acc)
+
+
+@triton.jit
 def _rows(offs, ROWS32: tl.constexpr):
     """Row indices for the offsets row·stride within one head: int32 when ROWS32 (the host checked that every
     tensor's rows·stride(1) + columns·stride(3) fit, padded rows included), int64 otherwise. An int64 row offset
@@ -94,12 +104,17 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 
 
 @triton.jit
-def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T,
-              scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-              PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr, causal):
-    """One key block of the forward: acc += A·v, z += Σ_j A over the block. causal (a runtime flag): the block
-    reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
-    caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks."""
+def _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+              svt, svd, T, scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr,
+              PRECISION: tl.constexpr, PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr,
+              GRAM: tl.constexpr, causal):
+    """One key block of the forward: acc += A·v, and the block's part of the row sums Σ_j A. causal (a runtime
+    flag): the block reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)²
+    unscaled (the caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks.
+    GRAM: a block wholly before the query block adds its keys' Gram matrix kᵀk to gram [BF, BF] (and for based
+    Σ_j k_j to ksum [BF, 16], every column the sum) instead of its row sums to z, which only causal blocks add to:
+    the caller forms Σ_j (q_i·k_j)² = q_iᵀ (Σ_j k_j k_jᵀ) q_i once per row (_gram_row_sums). Otherwise every
+    block adds its row sums to z."""
     offs_n = start_n + tl.arange(0, BN)
     if PAD_FD:
         mask_n = offs_n < T
@@ -129,14 +144,39 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
         a = qk * (scale + (0.5 * scale * scale) * qk) + 1.0
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
-    if DOT_DTYPE == tl.bfloat16:
+    if GRAM:
+        if causal:
+            z += tl.sum(a, axis=1)
+        else:
+            kd = k.to(DOT_DTYPE)
+            gram = _exact_dot(tl.trans(kd), kd, gram, DOT_DTYPE, PRECISE)
+            if KERNEL == 0:
+                ksum = _exact_dot(tl.trans(kd), tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), ksum, DOT_DTYPE,
+                                  PRECISE)
+    elif DOT_DTYPE == tl.bfloat16:
         # the row sums by the same two MMAs on a column of ones (z [BM, 16], every column the sum): ~16 bits, like
         # A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS, parallel-offline.md)
         z = _mm(a, tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), z, DOT_DTYPE, PRECISE)
     else:
         z += tl.sum(a, axis=1)
     acc = _mm(a, v.to(DOT_DTYPE), acc, DOT_DTYPE, PRECISE)
-    return acc, z
+    return acc, z, gram, ksum
+
+
+@triton.jit
+def _gram_row_sums(z, gram, ksum, q, num_keys, scale, KERNEL: tl.constexpr):
+    """z + each query row's Σ_j A_ij over the num_keys keys whose Gram matrix gram = Σ_j k_j k_jᵀ [BF, BF] (and, for
+    based, ksum [BF, 16], every column Σ_j k_j) holds: Σ_j (q·k_j)² = qᵀ gram q, unscaled (rebased; the caller applies
+    1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀ gram q. In fp32 (ieee: gram is an
+    fp32 sum, rounding it to tf32 would cost its low bits), once per row. qᵀ gram q ≥ 0 in exact arithmetic: rounding
+    could leave it a little below 0 only where q is (nearly) orthogonal to every key, so it is clamped there."""
+    qf = q.to(tl.float32)
+    squares = tl.maximum(tl.sum(tl.dot(qf, gram, input_precision="ieee") * qf, axis=1), 0.0)
+    if KERNEL == 1:
+        return z + squares
+    else:
+        linear = tl.sum(qf * tl.max(ksum, axis=1)[None, :], axis=1)
+        return z + num_keys + scale * linear + (0.5 * scale * scale) * squares
 
 
 @triton.jit
@@ -152,7 +192,7 @@ def parallel_fwd_kernel(
     KERNEL: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, BD: tl.constexpr,
     INTER: tl.constexpr, BE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PRECISE: tl.constexpr, SAVE_O32: tl.constexpr, HEAD_MAJOR: tl.constexpr, ROWS32: tl.constexpr,
-    PAD_FD: tl.constexpr,
+    PAD_FD: tl.constexpr, GRAM: tl.constexpr,
 ):
     """o and z for one query block of BM rows: its key blocks of BN rows (INTER: only the diagonal one, the earlier
     chunks from the prefix states). PAD_FD: F < BF or D < BD (the key loop masks k, v only then, _fwd_tile).
@@ -178,23 +218,40 @@ def parallel_fwd_kernel(
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
-    if DOT_DTYPE == tl.bfloat16:
+    if DOT_DTYPE == tl.bfloat16 and not GRAM:
         z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_fwd_tile), reduced after the loop
     else:
         z = tl.zeros([BM], dtype=tl.float32)
+    gram = tl.zeros([BF, BF], dtype=tl.float32)  # GRAM only (else unused and dropped by the compiler)
+    ksum = tl.zeros([BF, 16], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
     if INTER:
         lo = pid_m * BM
     else:
         lo = 0
-    for start_n in range(lo, hi, BN):
-        # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
-        # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
-        # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
-        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32, PAD_FD,
-                           start_n + BN > pid_m * BM)
-    if DOT_DTYPE == tl.bfloat16:
+    if GRAM == 2:
+        # trial (triton_ops.FWD_GRAM 2): the key blocks wholly before the query block in one loop without the causal
+        # branch, the diagonal ones in a second loop that is not pipelined (so no second set of buffers)
+        first_causal = (pid_m * BM // BN) * BN
+        for start_n in range(0, first_causal, BN):
+            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
+                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
+                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, False)
+        for start_n in tl.range(first_causal, hi, BN, num_stages=1):
+            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
+                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
+                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, True)
+    else:
+        for start_n in range(lo, hi, BN):
+            # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
+            # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower
+            # at D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
+            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
+                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
+                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, start_n + BN > pid_m * BM)
+    if GRAM:  # the key blocks wholly before the query block: (pid_m·BM) // BN of them
+        z = _gram_row_sums(z, gram, ksum, q, (pid_m * BM // BN) * BN, scale, KERNEL)
+    elif DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
