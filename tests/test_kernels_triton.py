@@ -382,12 +382,12 @@ def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
     assert {(kw["num_warps"], kw["ACC_IN_TILE"]) for _, _, kw in launches} == {(2, False), (4, True)}
 
 
-@pytest.mark.parametrize("gram", [1, 2, 0], ids=["gram", "gram-two-loops", "per-block"])
+@pytest.mark.parametrize("gram", [True, False], ids=["gram", "per-block"])
 @pytest.mark.parametrize("blocks", [(16, 16), (16, 32), (32, 16)], ids=lambda b: "BM{}BN{}".format(*b))
 def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, blocks):
-    # triton_ops.FWD_GRAM: key blocks wholly before the query block give their row sums through Σ k kᵀ (and Σ k,
-    # based) once per row, causal blocks per tile; or every block per tile. T = 70: 2 to 5 earlier key blocks,
-    # BM ≠ BN (so (pid_m·BM // BN)·BN counts the earlier keys), a ragged last block; F = 16 unpadded and F = 8
+    # triton_ops.FWD_GRAM: key blocks wholly before the query block give their row sums through the prefix Σ k kᵀ
+    # (and Σ k, based) once per row, causal blocks per tile; or every block per tile. T = 70: 2 to 5 earlier key
+    # blocks, BM ≠ BN (so (pid_m·BM // BN) picks the Gram slot), a ragged last block; F = 16 unpadded and F = 8
     # padded to 16 (the Gram's padded rows and columns are 0).
     from mqar.kernels import triton_ops
 
@@ -409,7 +409,7 @@ def test_gram_row_sums_stay_nonnegative_for_queries_orthogonal_to_the_keys(monke
     # per-block sums of squares keep it; it must never fall below (a negative Z flips o and g = do/Z).
     from mqar.kernels import triton_ops
 
-    monkeypatch.setattr(triton_ops, "FWD_GRAM", 1)
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", True)
     monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", triton_ops._Config(16, 16, 128, 4, 1))
     generator = torch.Generator().manual_seed(3)
     rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator, dtype=torch.float64))

@@ -33,6 +33,7 @@ from mqar.kernels.triton_chunked import chunk_scan_kernel, chunk_state_kernel  #
 from mqar.kernels.triton_parallel import (  # noqa: E402
     KERNEL_IDS,
     bwd_prep_kernel,
+    key_gram_kernel,
     parallel_bwd_kernel,
     parallel_fwd_kernel,
 )
@@ -165,11 +166,11 @@ def _grid(head_major: bool, batch_heads: int, blocks: int) -> tuple[int, ...]:
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
-# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: 1, from the keys' Gram
-# matrix Σ_j k_j k_jᵀ, accumulated by one small MMA per block and applied once per row (triton_parallel._fwd_tile);
-# 0, summed per block from the tile A (bf16: two more MMAs on a tile of ones); 2, as 1 with the earlier and the
-# causal key blocks in two loops. Not yet timed: a switch until then.
-FWD_GRAM = 1
+# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: True, from the keys'
+# prefix Gram matrices Σ_j k_j k_jᵀ (key_gram_kernel, a pass over k before the forward), applied once per row, so
+# those blocks' tiles form only A·v; False, summed tile by tile (bf16: two more MMAs per tile, on a tile of ones).
+# Not yet timed: a switch until then.
+FWD_GRAM = True
 
 
 def _config(
@@ -329,7 +330,10 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         _check_chunked_config(cfg)
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
-        state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False)
+        state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False, GRAM=False)
+    gram = FWD_GRAM and not chunked and seq > cfg.block_m  # one query block has no key block before it
+    if gram:
+        state, vec = _key_grams(k, kernel, cfg.block_n, block_f)
     save_o32 = q.dtype != torch.float32
     out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
     parallel_fwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, cfg.block_m))](
@@ -340,11 +344,26 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         INTER=chunked, BE=cfg.block_e, DOT_DTYPE=_DOT_DTYPES[q.dtype], PRECISION=precision,
         PRECISE=_precise(), SAVE_O32=save_o32, HEAD_MAJOR=cfg.head_major,
         ROWS32=_rows32(seq, max(cfg.block_m, cfg.block_n), q, k, v, out),
-        PAD_FD=block_f != feature_dim or block_d != value_dim, GRAM=0 if chunked else FWD_GRAM,
+        PAD_FD=block_f != feature_dim or block_d != value_dim, GRAM=gram,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     kept_states = (state, vec) if chunked and KEEP_CHUNK_STATES else None
     return out, out32, denominator, kept_states
+
+
+def _key_grams(k, kernel: str, block_n: int, block_f: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys' prefix Gram matrices for the parallel forward's GRAM: [B·H, cdiv(T, block_n), block_f, block_f] and,
+    for based, the prefix sums of k [B·H, cdiv(T, block_n), block_f] (for rebased an unused 1-element tensor)."""
+    batch, seq, heads, feature_dim = k.shape
+    slots = batch * heads * triton.cdiv(seq, block_n)
+    grams = torch.empty(slots, block_f, block_f, dtype=torch.float32, device=k.device)
+    sums = torch.empty(slots if kernel == "based" else 1, block_f, dtype=torch.float32, device=k.device)
+    key_gram_kernel[(batch * heads,)](
+        k, grams, sums, *_strides4(k), seq, heads, feature_dim,
+        KERNEL=KERNEL_IDS[kernel], BN=block_n, BF=block_f, DOT_DTYPE=_DOT_DTYPES[k.dtype], PRECISE=_precise(),
+        num_warps=4 if block_f >= 64 else 2, num_stages=2,
+    )
+    return grams, sums
 
 
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,

@@ -104,17 +104,24 @@ def _program_tile(T, BLOCK: tl.constexpr, HEAD_MAJOR: tl.constexpr):
 
 
 @triton.jit
-def _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
-              svt, svd, T, scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr,
-              PRECISION: tl.constexpr, PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr,
-              GRAM: tl.constexpr, causal):
-    """One key block of the forward: acc += A·v, and the block's part of the row sums Σ_j A. causal (a runtime
-    flag): the block reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)²
-    unscaled (the caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks.
-    GRAM: a block wholly before the query block adds its keys' Gram matrix kᵀk to gram [BF, BF] (and for based
-    Σ_j k_j to ksum [BF, 16], every column the sum) instead of its row sums to z, which only causal blocks add to:
-    the caller forms Σ_j (q_i·k_j)² = q_iᵀ (Σ_j k_j k_jᵀ) q_i once per row (_gram_row_sums). Otherwise every
-    block adds its row sums to z."""
+def _tile_row_sums(z, a, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """z + the row sums of the tile a [BM, BN] fp32. bf16: by the same two MMAs as A·v on a column of ones (z [BM, 16],
+    every column the sum): ~16 bits, like A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS,
+    parallel-offline.md)."""
+    if DOT_DTYPE == tl.bfloat16:
+        return _mm(a, tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), z, DOT_DTYPE, PRECISE)
+    else:
+        return z + tl.sum(a, axis=1)
+
+
+@triton.jit
+def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T,
+              scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr, GRAM: tl.constexpr, causal):
+    """One key block of the forward: acc += A·v, and z += its row sums Σ_j A. causal (a runtime flag): the block
+    reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
+    caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks. GRAM: only causal
+    blocks add to z; the caller has the others' row sums from the keys' Gram matrix (_gram_row_sums)."""
     offs_n = start_n + tl.arange(0, BN)
     if PAD_FD:
         mask_n = offs_n < T
@@ -146,36 +153,60 @@ def _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, of
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     if GRAM:
         if causal:
-            z += tl.sum(a, axis=1)
-        else:
-            kd = k.to(DOT_DTYPE)
-            gram = _exact_dot(tl.trans(kd), kd, gram, DOT_DTYPE, PRECISE)
-            if KERNEL == 0:
-                ksum = _exact_dot(tl.trans(kd), tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), ksum, DOT_DTYPE,
-                                  PRECISE)
-    elif DOT_DTYPE == tl.bfloat16:
-        # the row sums by the same two MMAs on a column of ones (z [BM, 16], every column the sum): ~16 bits, like
-        # A·v, and no per-tile FADD tree and quad shuffles (offline sm_90 SASS, parallel-offline.md)
-        z = _mm(a, tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), z, DOT_DTYPE, PRECISE)
+            z = _tile_row_sums(z, a, BN, DOT_DTYPE, PRECISE)
     else:
-        z += tl.sum(a, axis=1)
+        z = _tile_row_sums(z, a, BN, DOT_DTYPE, PRECISE)
     acc = _mm(a, v.to(DOT_DTYPE), acc, DOT_DTYPE, PRECISE)
-    return acc, z, gram, ksum
+    return acc, z
 
 
 @triton.jit
-def _gram_row_sums(z, gram, ksum, q, num_keys, scale, KERNEL: tl.constexpr):
-    """z + each query row's Σ_j A_ij over the num_keys keys whose Gram matrix gram = Σ_j k_j k_jᵀ [BF, BF] (and, for
-    based, ksum [BF, 16], every column Σ_j k_j) holds: Σ_j (q·k_j)² = qᵀ gram q, unscaled (rebased; the caller applies
-    1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀ gram q. In fp32 (ieee: gram is an
-    fp32 sum, rounding it to tf32 would cost its low bits), once per row. qᵀ gram q ≥ 0 in exact arithmetic: rounding
-    could leave it a little below 0 only where q is (nearly) orthogonal to every key, so it is clamped there."""
+def key_gram_kernel(
+    K, GRAM, KSUM,  # k [B, T, H, F]; out: Σ k kᵀ [B·H, NB, BF, BF] and (based) Σ k [B·H, NB, BF], fp32
+    skb, skt, skh, skf,
+    T, H, F,
+    KERNEL: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr,
+):
+    """The keys' prefix Gram matrices for the parallel forward's row sums (its GRAM): slot c of a (batch, head) holds
+    Σ_{j < c·BN} k_j k_jᵀ (and for based Σ_{j < c·BN} k_j), c < NB = cdiv(T, BN). One program per (batch, head) walks
+    its key blocks in order and keeps the running sums in registers. Half inputs and their products are exact in the
+    fp32 sums; fp32 inputs take PRECISE (tf32x3)."""
+    pid_bh = tl.program_id(0).to(tl.int64)
+    b = pid_bh // H
+    h = pid_bh % H
+    k_base = K + b * skb + h * skh
+    offs_f = tl.arange(0, BF)
+    mask_f = offs_f < F
+    num_blocks = tl.cdiv(T, BN)
+    gram = tl.zeros([BF, BF], dtype=tl.float32)
+    ksum = tl.zeros([BF, 16], dtype=tl.float32)  # every column Σ k (the ones tile makes it an MMA)
+    gram_ptrs = GRAM + pid_bh * num_blocks * BF * BF + offs_f[:, None] * BF + offs_f[None, :]
+    for c in range(0, num_blocks):
+        tl.store(gram_ptrs + c * BF * BF, gram)
+        if KERNEL == 0:
+            tl.store(KSUM + (pid_bh * num_blocks + c) * BF + offs_f, tl.max(ksum, axis=1))
+        offs_n = c * BN + tl.arange(0, BN)
+        k = tl.load(k_base + offs_n.to(tl.int64)[:, None] * skt + offs_f[None, :] * skf,
+                    mask=(offs_n < T)[:, None] & mask_f[None, :], other=0.0).to(DOT_DTYPE)
+        gram = _exact_dot(tl.trans(k), k, gram, DOT_DTYPE, PRECISE)
+        if KERNEL == 0:
+            ksum = _exact_dot(tl.trans(k), tl.full([BN, 16], 1.0, tl.float32).to(DOT_DTYPE), ksum, DOT_DTYPE, PRECISE)
+
+
+@triton.jit
+def _gram_row_sums(z, q, GRAM, KSUM, slot, num_keys, offs_f, scale, KERNEL: tl.constexpr, BF: tl.constexpr):
+    """z + each query row's Σ_j A_ij over the first num_keys keys, from their Gram matrix G = Σ_j k_j k_jᵀ in slot
+    slot of key_gram_kernel's output (and for based Σ_j k_j): Σ_j (q·k_j)² = qᵀGq, unscaled (rebased; the caller
+    applies 1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀGq. In fp32 (ieee: G is an
+    fp32 sum, tf32 would drop its low bits), once per row. qᵀGq ≥ 0 in exact arithmetic: rounding can leave it a
+    little below 0 only where q is (nearly) orthogonal to every key, so it is clamped at 0."""
+    gram = tl.load(GRAM + slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :])
     qf = q.to(tl.float32)
     squares = tl.maximum(tl.sum(tl.dot(qf, gram, input_precision="ieee") * qf, axis=1), 0.0)
     if KERNEL == 1:
         return z + squares
     else:
-        linear = tl.sum(qf * tl.max(ksum, axis=1)[None, :], axis=1)
+        linear = tl.sum(qf * tl.load(KSUM + slot * BF + offs_f)[None, :], axis=1)
         return z + num_keys + scale * linear + (0.5 * scale * scale) * squares
 
 
@@ -183,7 +214,8 @@ def _gram_row_sums(z, gram, ksum, q, num_keys, scale, KERNEL: tl.constexpr):
 def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
-    STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32
+    STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32;
+    # GRAM: the keys' prefix Gram matrices [B·H, cdiv(T, BN), BF, BF] and (based) sums [B·H, cdiv(T, BN), BF]
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
@@ -196,6 +228,8 @@ def parallel_fwd_kernel(
 ):
     """o and z for one query block of BM rows: its key blocks of BN rows (INTER: only the diagonal one, the earlier
     chunks from the prefix states). PAD_FD: F < BF or D < BD (the key loop masks k, v only then, _fwd_tile).
+    GRAM (not with INTER): the key blocks wholly before the query block add only A·v in the loop; their row sums come
+    from the keys' prefix Gram matrix (key_gram_kernel, _gram_row_sums), once per row.
     Loading q, k, v through Hopper TMA descriptors instead of pointers was slower on the H200 (64×2048×12 D16 bf16
     forward 0.71 against 0.67 ms, based 256×512 0.51 against 0.26; results/bench/kernels-grid/s15-2026-11-30/)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
@@ -218,41 +252,28 @@ def parallel_fwd_kernel(
     q = q.to(DOT_DTYPE)  # 1/√F is applied to s in fp32: a scaled, re-rounded q would differ between passes
 
     acc = tl.zeros([BM, BD], dtype=tl.float32)
-    if DOT_DTYPE == tl.bfloat16 and not GRAM:
-        z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_fwd_tile), reduced after the loop
+    if DOT_DTYPE == tl.bfloat16:
+        z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_tile_row_sums), reduced after the loop
     else:
         z = tl.zeros([BM], dtype=tl.float32)
-    gram = tl.zeros([BF, BF], dtype=tl.float32)  # GRAM only (else unused and dropped by the compiler)
-    ksum = tl.zeros([BF, 16], dtype=tl.float32)
     hi = tl.minimum((pid_m + 1) * BM, T)
     if INTER:
         lo = pid_m * BM
     else:
         lo = 0
-    if GRAM == 2:
-        # trial (triton_ops.FWD_GRAM 2): the key blocks wholly before the query block in one loop without the causal
-        # branch, the diagonal ones in a second loop that is not pipelined (so no second set of buffers)
-        first_causal = (pid_m * BM // BN) * BN
-        for start_n in range(0, first_causal, BN):
-            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
-                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
-                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, False)
-        for start_n in tl.range(first_causal, hi, BN, num_stages=1):
-            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
-                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
-                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, True)
-    else:
-        for start_n in range(lo, hi, BN):
-            # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
-            # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower
-            # at D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
-            acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, start_n, offs_m, offs_f, offs_d,
-                                           mask_f, mask_d, skt, skf, svt, svd, T, scale, KERNEL, BN, DOT_DTYPE,
-                                           PRECISION, PRECISE, ROWS32, PAD_FD, GRAM, start_n + BN > pid_m * BM)
-    if GRAM:  # the key blocks wholly before the query block: (pid_m·BM) // BN of them
-        z = _gram_row_sums(z, gram, ksum, q, (pid_m * BM // BN) * BN, scale, KERNEL)
-    elif DOT_DTYPE == tl.bfloat16:
+    for start_n in range(lo, hi, BN):
+        # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
+        # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
+        # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32, PAD_FD, GRAM,
+                           start_n + BN > pid_m * BM)
+    if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
+    if GRAM:  # the key blocks wholly before the query block, (pid_m·BM) // BN of them: slot that of key_gram_kernel
+        num_before = pid_m * BM // BN
+        z = _gram_row_sums(z, q, STATE, VEC, pid_bh * tl.cdiv(T, BN) + num_before, num_before * BN, offs_f, scale,
+                           KERNEL, BF)
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)
