@@ -166,10 +166,9 @@ def _grid(head_major: bool, batch_heads: int, blocks: int) -> tuple[int, ...]:
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
-# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: True, from their keys'
-# Gram matrices Σ_j k_j k_jᵀ (key_gram_kernel, one small program per key block before the forward; the forward
-# adds them up as it walks the blocks) once per row, so those blocks' tiles form only A·v; False, summed tile by
-# tile (bf16: two more MMAs per tile, on a tile of ones).
+# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: True, from the keys'
+# prefix Gram matrices Σ_j k_j k_jᵀ (_key_grams, before the forward) once per row, so those blocks' tiles form only
+# A·v; False, summed tile by tile (bf16: two more MMAs per tile, on a tile of ones).
 # Not yet timed: a switch until then.
 FWD_GRAM = True
 
@@ -353,18 +352,21 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
 
 
 def _key_grams(k, kernel: str, block_n: int, block_f: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each key block's Gram matrix for the parallel forward's GRAM: [B·H, cdiv(T, block_n), block_f, block_f] and,
-    for based, the blocks' sums of k [B·H, cdiv(T, block_n), block_f] (for rebased an unused 1-element tensor)."""
+    """The keys' prefix Gram matrices for the parallel forward's GRAM: slot c of a (batch, head) holds Σ k kᵀ over key
+    blocks 0..c of block_n rows, [B·H, cdiv(T, block_n), block_f, block_f], and for based the same prefix sums of k
+    [B·H, cdiv(T, block_n), block_f] (for rebased an unused 1-element tensor). Each block's own sums come from one
+    program (key_gram_kernel, all in parallel), then a cumulative sum over the blocks."""
     batch, seq, heads, feature_dim = k.shape
-    slots = batch * heads * triton.cdiv(seq, block_n)
-    grams = torch.empty(slots, block_f, block_f, dtype=torch.float32, device=k.device)
-    sums = torch.empty(slots if kernel == "based" else 1, block_f, dtype=torch.float32, device=k.device)
-    key_gram_kernel[(slots,)](
+    blocks = triton.cdiv(seq, block_n)
+    grams = torch.empty(batch * heads, blocks, block_f, block_f, dtype=torch.float32, device=k.device)
+    sums = torch.empty(batch * heads, blocks if kernel == "based" else 1, block_f, dtype=torch.float32,
+                       device=k.device)
+    key_gram_kernel[(batch * heads * blocks,)](
         k, grams, sums, *_strides4(k), seq, heads, feature_dim,
         KERNEL=KERNEL_IDS[kernel], BN=block_n, BF=block_f, DOT_DTYPE=_DOT_DTYPES[k.dtype], PRECISE=_precise(),
         num_warps=4 if block_f >= 64 else 1,
     )
-    return grams, sums
+    return grams.cumsum_(1), sums.cumsum_(1)
 
 
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,

@@ -115,15 +115,13 @@ def _tile_row_sums(z, a, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.
 
 
 @triton.jit
-def _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, gram_slot, start_n, offs_m, offs_f, offs_d, mask_f, mask_d,
-              skt, skf, svt, svd, T, scale, GRAMS, KSUMS, KERNEL: tl.constexpr, BN: tl.constexpr,
-              BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, PRECISE: tl.constexpr,
-              ROWS32: tl.constexpr, PAD_FD: tl.constexpr, GRAM: tl.constexpr, causal):
+def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T,
+              scale, KERNEL: tl.constexpr, BN: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+              PRECISE: tl.constexpr, ROWS32: tl.constexpr, PAD_FD: tl.constexpr, GRAM: tl.constexpr, causal):
     """One key block of the forward: acc += A·v, and z += its row sums Σ_j A. causal (a runtime flag): the block
     reaches past the query block's first row, so j > i entries are zeroed. Rebased sums (q·k)² unscaled (the
     caller applies 1/F). PAD_FD: F < BF or D < BD, so k, v are loaded with row and column masks. GRAM: only causal
-    blocks add to z; the others add their keys' Gram matrix (slot gram_slot of key_gram_kernel's output GRAMS) to
-    gram, and for based their Σ k (KSUMS) to ksum, for the caller's _gram_row_sums."""
+    blocks add to z; the caller has the others' row sums from the keys' Gram matrix (_gram_row_sums)."""
     offs_n = start_n + tl.arange(0, BN)
     if PAD_FD:
         mask_n = offs_n < T
@@ -154,21 +152,12 @@ def _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, gram_slot, start_n, offs_m,
     if causal:
         a = tl.where(offs_n[None, :] <= offs_m[:, None], a, 0.0)
     if GRAM:
-        # loaded whatever causal is, so that the loop's pipelining prefetches it (1 KB at F = 16, against a 4 KB k and
-        # v tile); the diagonal block's Gram is there too, and is not added
-        block_gram = tl.load(GRAMS + gram_slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :])
-        if KERNEL == 0:
-            block_ksum = tl.load(KSUMS + gram_slot * BF + offs_f)
         if causal:
             z = _tile_row_sums(z, a, BN, DOT_DTYPE, PRECISE)
-        else:
-            gram += block_gram
-            if KERNEL == 0:
-                ksum += block_ksum
     else:
         z = _tile_row_sums(z, a, BN, DOT_DTYPE, PRECISE)
     acc = _mm(a, v.to(DOT_DTYPE), acc, DOT_DTYPE, PRECISE)
-    return acc, z, gram, ksum
+    return acc, z
 
 
 @triton.jit
@@ -195,18 +184,27 @@ def key_gram_kernel(
 
 
 @triton.jit
-def _gram_row_sums(z, q, gram, ksum, num_keys, scale, KERNEL: tl.constexpr):
-    """z + each query row's Σ_j A_ij over the first num_keys keys, from their Gram matrix gram = Σ_j k_j k_jᵀ
-    [BF, BF] (and for based ksum = Σ_j k_j [BF]): Σ_j (q·k_j)² = qᵀ gram q, unscaled (rebased; the caller applies
-    1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀ gram q. In fp32 (ieee: gram is an
-    fp32 sum, tf32 would drop its low bits), once per row. qᵀ gram q ≥ 0 in exact arithmetic: rounding can leave it
-    a little below 0 only where q is (nearly) orthogonal to every key, so it is clamped at 0."""
+def _gram_row_sums(z, q, GRAMS, KSUMS, slot, num_keys, offs_f, scale, KERNEL: tl.constexpr, BF: tl.constexpr,
+                   DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """z + each query row's Σ_j A_ij over the first num_keys keys (> 0), from their Gram matrix G = Σ_j k_j k_jᵀ
+    [BF, BF] in slot slot of GRAMS (and for based Σ_j k_j in KSUMS): Σ_j (q·k_j)² = qᵀGq, unscaled (rebased; the
+    caller applies 1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀGq. Once per row.
+    G is an fp32 sum: bf16 inputs take it as hi + lo bf16 halves (q exact; ~16 bits, like A·v), the others as
+    ≈ fp32 (PRECISE). qᵀGq ≥ 0 in exact arithmetic: rounding can leave it a little below 0 only where q is (nearly)
+    orthogonal to every key, so it is clamped at 0."""
+    gram = tl.load(GRAMS + slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :])
     qf = q.to(tl.float32)
-    squares = tl.maximum(tl.sum(tl.dot(qf, gram, input_precision="ieee") * qf, axis=1), 0.0)
+    if DOT_DTYPE == tl.bfloat16:
+        g_hi = (gram.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
+        qg = tl.dot(q, (gram - g_hi).to(DOT_DTYPE), tl.dot(q, g_hi.to(DOT_DTYPE)))
+    else:
+        qg = tl.dot(qf, gram, input_precision=PRECISE)
+    squares = tl.maximum(tl.sum(qg * qf, axis=1), 0.0)
     if KERNEL == 1:
         return z + squares
     else:
-        return z + num_keys + scale * tl.sum(qf * ksum[None, :], axis=1) + (0.5 * scale * scale) * squares
+        linear = tl.sum(qf * tl.load(KSUMS + slot * BF + offs_f)[None, :], axis=1)
+        return z + num_keys + scale * linear + (0.5 * scale * scale) * squares
 
 
 @triton.jit
@@ -214,7 +212,8 @@ def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
     STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32;
-    # GRAM: each key block's Gram matrix [B·H, cdiv(T, BN), BF, BF] and (based) Σ k [B·H, cdiv(T, BN), BF]
+    # GRAM: the keys' Gram matrices [B·H, cdiv(T, BN), BF, BF] and (based) Σ k [B·H, cdiv(T, BN), BF], slot c
+    # summed over the key blocks up to c
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
@@ -227,8 +226,8 @@ def parallel_fwd_kernel(
 ):
     """o and z for one query block of BM rows: its key blocks of BN rows (INTER: only the diagonal one, the earlier
     chunks from the prefix states). PAD_FD: F < BF or D < BD (the key loop masks k, v only then, _fwd_tile).
-    GRAM (not with INTER): the key blocks wholly before the query block form only A·v, and add up their Gram matrices
-    (key_gram_kernel); their row sums come from the sum, once per row (_gram_row_sums).
+    GRAM (not with INTER): the key blocks wholly before the query block form only A·v; their row sums come from the
+    keys' prefix Gram matrix (key_gram_kernel, then summed over blocks), once per row (_gram_row_sums).
     Loading q, k, v through Hopper TMA descriptors instead of pointers was slower on the H200 (64×2048×12 D16 bf16
     forward 0.71 against 0.67 ms, based 256×512 0.51 against 0.26; results/bench/kernels-grid/s15-2026-11-30/)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
@@ -255,9 +254,6 @@ def parallel_fwd_kernel(
         z = tl.zeros([BM, 16], dtype=tl.float32)  # row sums through the MMA (_tile_row_sums), reduced after the loop
     else:
         z = tl.zeros([BM], dtype=tl.float32)
-    gram = tl.zeros([BF, BF], dtype=tl.float32)  # GRAM: Σ k kᵀ and (based) Σ k over the key blocks before
-    ksum = tl.zeros([BF], dtype=tl.float32)
-    gram_slot = pid_bh * tl.cdiv(T, BN)  # GRAM: this head's first key block in key_gram_kernel's output
     hi = tl.minimum((pid_m + 1) * BM, T)
     if INTER:
         lo = pid_m * BM
@@ -267,14 +263,15 @@ def parallel_fwd_kernel(
         # Key blocks wholly below the query block's first row skip the causal mask: most of them at long T. (A
         # branch, not a second loop: a second pipelined loop doubled the shared-memory buffers and was slower at
         # D = 42 and 64, results/bench/kernels-grid/2026-11-30/.)
-        acc, z, gram, ksum = _fwd_tile(acc, z, gram, ksum, q, k_base, v_base, gram_slot + start_n // BN, start_n,
-                                       offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf, svt, svd, T, scale, STATE,
-                                       VEC, KERNEL, BN, BF, DOT_DTYPE, PRECISION, PRECISE, ROWS32, PAD_FD, GRAM,
-                                       start_n + BN > pid_m * BM)
+        acc, z = _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f, mask_d, skt, skf,
+                           svt, svd, T, scale, KERNEL, BN, DOT_DTYPE, PRECISION, PRECISE, ROWS32, PAD_FD, GRAM,
+                           start_n + BN > pid_m * BM)
     if DOT_DTYPE == tl.bfloat16:
         z = tl.max(z, axis=1)  # the 16 columns are equal
-    if GRAM:  # the key blocks wholly before the query block: (pid_m·BM) // BN of them
-        z = _gram_row_sums(z, q, gram, ksum, (pid_m * BM // BN) * BN, scale, KERNEL)
+    num_before = pid_m * BM // BN  # GRAM: the key blocks wholly before the query block
+    if GRAM and num_before > 0:  # their sums are in slot num_before − 1 of key_gram_kernel's prefix sums
+        z = _gram_row_sums(z, q, STATE, VEC, pid_bh * tl.cdiv(T, BN) + num_before - 1, num_before * BN, offs_f,
+                           scale, KERNEL, BF, DOT_DTYPE, PRECISE)
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)
