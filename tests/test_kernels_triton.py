@@ -385,10 +385,10 @@ def test_parallel_backward_adds_tile_gradients_early_or_late_alike(monkeypatch):
 @pytest.mark.parametrize("gram", [True, False], ids=["gram", "per-block"])
 @pytest.mark.parametrize("blocks", [(16, 16), (16, 32), (32, 16)], ids=lambda b: "BM{}BN{}".format(*b))
 def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, blocks):
-    # triton_ops.FWD_GRAM: key blocks wholly before the query block give their row sums through the prefix Σ k kᵀ
-    # (and Σ k, based) once per row, causal blocks per tile; or every block per tile. T = 70: 2 to 5 earlier key
-    # blocks, BM ≠ BN (so (pid_m·BM // BN) picks the Gram slot), a ragged last block; F = 16 unpadded and F = 8
-    # padded to 16 (the Gram's padded rows and columns are 0).
+    # triton_ops.FWD_GRAM forced on or off: rebased's key blocks wholly before the query block give their row sums
+    # through the prefix Σ k kᵀ once per row, causal blocks per tile; or every block per tile (always for based).
+    # T = 70: 2 to 5 earlier key blocks, BM ≠ BN (so (pid_m·BM // BN) picks the Gram slot), a ragged last block;
+    # F = 16 unpadded and F = 8 padded to 16 (the Gram's padded rows and columns are 0).
     from mqar.kernels import triton_ops
 
     monkeypatch.setattr(triton_ops, "FWD_GRAM", gram)
@@ -400,7 +400,44 @@ def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, bloc
             ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
             out, grads = _triton_grads(q, k, v, grad, kernel, "parallel")
             _assert_outputs_close(out, grads, ref_out, ref_grads)
-    assert {kw["GRAM"] for _, _, kw in launches} == {gram}
+    assert [kw["GRAM"] for _, _, kw in launches] == [False, gram] * 2
+
+
+def test_forward_takes_the_key_gram_by_the_measured_rule(monkeypatch):
+    # FWD_GRAM None (the default): the Gram for the GPU's bf16 rebased forward at T ≥ 2048 with values ≤ 16 wide,
+    # nowhere else; never for based, for the chunked form or with a single query block, whatever FWD_GRAM says.
+    from mqar.kernels import triton_ops
+
+    rule = lambda kernel, dtype, value_dim, seq: triton_ops._fwd_gram(kernel, dtype, value_dim, seq, 64)  # noqa: E731
+    assert rule("rebased", torch.bfloat16, 16, 2048) and rule("rebased", torch.bfloat16, 10, 3000)
+    assert not rule("rebased", torch.bfloat16, 16, 1024) and not rule("rebased", torch.bfloat16, 42, 2048)
+    assert not rule("rebased", torch.float16, 16, 2048) and not rule("rebased", torch.float32, 16, 2048)
+    assert not rule("based", torch.bfloat16, 16, 2048)
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", True)
+    assert rule("rebased", torch.float32, 42, 512) and not rule("based", torch.float32, 16, 512)
+    assert not rule("rebased", torch.float32, 16, 64)
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", False)
+    assert not rule("rebased", torch.bfloat16, 16, 2048)
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel")
+    monkeypatch.setattr(triton_ops, "FWD_GRAM", True)
+    q, k, v, grad = _inputs((1, 40, 1, 16, 8), seed=9)
+    _triton_grads(q, k, v, grad, "rebased", "chunked", chunk_size=16)
+    assert [kw["GRAM"] for _, _, kw in launches] == [False]
+
+
+def test_key_gram_in_bf16_halves_matches_the_per_block_row_sums(monkeypatch, bf16_dot_in_interpreter):
+    # bf16 inputs take G = Σ k kᵀ (an fp32 sum) into qᵀGq as hi + lo bf16 halves: the denominators agree with the
+    # per-block sums (themselves two bf16 MMAs per tile) to ~2⁻¹⁶, far inside bf16's own 2⁻⁹.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setitem(triton_ops.CONFIG_OVERRIDE, "parallel", triton_ops._Config(16, 16, 128, 4, 1))
+    q, k, v, _ = (t.to(torch.bfloat16) for t in _inputs((2, 70, 2, 16, 8), seed=31))
+    denominators = []
+    for gram in (True, False):
+        monkeypatch.setattr(triton_ops, "FWD_GRAM", gram)
+        denominators.append(triton_ops._forward(q, k, v, "rebased", 1e-6, "parallel", None)[2])
+    with_gram, per_block = denominators
+    assert ((with_gram - per_block).abs() / per_block).max().item() <= 1e-4
 
 
 def test_gram_row_sums_stay_nonnegative_for_queries_orthogonal_to_the_keys(monkeypatch):

@@ -166,11 +166,19 @@ def _grid(head_major: bool, batch_heads: int, blocks: int) -> tuple[int, ...]:
 # Tuning hook: {"parallel": _Config(...), "chunked": _Config(...)} replaces the defaults below (benchmarks only).
 CONFIG_OVERRIDE: dict[str, _Config] = {}
 
-# The parallel forward's row sums Σ_j A_ij over the key blocks wholly before a query block: True, from the keys'
-# prefix Gram matrices Σ_j k_j k_jᵀ (_key_grams, before the forward) once per row, so those blocks' tiles form only
-# A·v; False, summed tile by tile (bf16: two more MMAs per tile, on a tile of ones).
-# Not yet timed: a switch until then.
-FWD_GRAM = True
+# The parallel rebased forward's row sums Σ_j A_ij over the key blocks wholly before a query block. With the Gram
+# (GRAM): Σ_j (q·k_j)² = qᵀGq from the keys' prefix Gram matrices G = Σ_j k_j k_jᵀ (_key_grams: one small program
+# per key block, then a cumsum over the blocks), once per row, so those blocks' tiles form only A·v; without: summed
+# tile by tile (bf16: two more MMAs per tile, on a tile of ones; dropping them, timing only, cut the 64×2048 forward
+# 0.664 → 0.570 ms). The Gram's own cost grows with B·H·T, what it saves with B·H·T². H200, bf16 rebased, forward ms
+# without / with (results/bench/kernels-grid/s16-2026-11-30/, call 5, three runs each): 64×2048×12 D16 0.667 /
+# 0.632 (fwd+bwd 2.03-2.04 / 1.99-2.00); 256×512×12 D16 0.255 / 0.305; 512×256×12 D5 0.247 / 0.313; 64×2048×12
+# D42 1.89 / 2.33; fp32 256×512×12 D16 0.78 / 0.88; 32×4096×8 and 8×8192×8 D64 within the run-to-run spread. So:
+# bf16, values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on). Based is not offered (it needs Σ k
+# as well; at 256×512 its forward went 0.27 → 0.36). Three other ways to form G were slower everywhere (calls 1, 3,
+# 4: in the forward's loop, by a per-head scan, summed by the forward block by block). None: that rule; True / False
+# force the Gram on or off for rebased (tests, benchmarks).
+FWD_GRAM: bool | None = None
 
 
 def _config(
@@ -331,9 +339,9 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False, GRAM=False)
-    gram = FWD_GRAM and not chunked and seq > cfg.block_m  # one query block has no key block before it
+    gram = not chunked and _fwd_gram(kernel, q.dtype, value_dim, seq, cfg.block_m)
     if gram:
-        state, vec = _key_grams(k, kernel, cfg.block_n, block_f)
+        state = _key_grams(k, cfg.block_n, block_f)
     save_o32 = q.dtype != torch.float32
     out32 = torch.empty(out.shape, dtype=torch.float32, device=q.device) if save_o32 else out
     parallel_fwd_kernel[_grid(cfg.head_major, batch * heads, triton.cdiv(seq, cfg.block_m))](
@@ -351,22 +359,27 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
     return out, out32, denominator, kept_states
 
 
-def _key_grams(k, kernel: str, block_n: int, block_f: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The keys' prefix Gram matrices for the parallel forward's GRAM: slot c of a (batch, head) holds Σ k kᵀ over key
-    blocks 0..c of block_n rows, [B·H, cdiv(T, block_n), block_f, block_f], and for based the same prefix sums of k
-    [B·H, cdiv(T, block_n), block_f] (for rebased an unused 1-element tensor). Each block's own sums come from one
-    program (key_gram_kernel, all in parallel), then a cumulative sum over the blocks."""
+def _key_grams(k, block_n: int, block_f: int) -> torch.Tensor:
+    """The keys' prefix Gram matrices for the parallel rebased forward's GRAM: slot c of a (batch, head) holds Σ k kᵀ
+    over key blocks 0..c of block_n rows, [B·H, cdiv(T, block_n), block_f, block_f] fp32. Each block's own matrix
+    comes from one program (key_gram_kernel, all in parallel), then a cumulative sum over the blocks."""
     batch, seq, heads, feature_dim = k.shape
     blocks = triton.cdiv(seq, block_n)
     grams = torch.empty(batch * heads, blocks, block_f, block_f, dtype=torch.float32, device=k.device)
-    sums = torch.empty(batch * heads, blocks if kernel == "based" else 1, block_f, dtype=torch.float32,
-                       device=k.device)
     key_gram_kernel[(batch * heads * blocks,)](
-        k, grams, sums, *_strides4(k), seq, heads, feature_dim,
-        KERNEL=KERNEL_IDS[kernel], BN=block_n, BF=block_f, DOT_DTYPE=_DOT_DTYPES[k.dtype], PRECISE=_precise(),
-        num_warps=4 if block_f >= 64 else 1,
+        k, grams, *_strides4(k), seq, heads, feature_dim,
+        BN=block_n, BF=block_f, DOT_DTYPE=_DOT_DTYPES[k.dtype], PRECISE=_precise(), num_warps=4 if block_f >= 64 else 1,
     )
-    return grams.cumsum_(1), sums.cumsum_(1)
+    return grams.cumsum_(1)
+
+
+def _fwd_gram(kernel: str, dtype: torch.dtype, value_dim: int, seq: int, block_m: int) -> bool:
+    """Whether the parallel forward takes its earlier key blocks' row sums from the keys' Gram matrix (FWD_GRAM)."""
+    if kernel != "rebased" or seq <= block_m:  # one query block has no key block wholly before it
+        return False
+    if FWD_GRAM is not None:
+        return bool(FWD_GRAM)
+    return dtype == torch.bfloat16 and _pad(value_dim) == 16 and seq >= 2048
 
 
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,

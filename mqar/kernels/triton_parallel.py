@@ -162,14 +162,14 @@ def _fwd_tile(acc, z, q, k_base, v_base, start_n, offs_m, offs_f, offs_d, mask_f
 
 @triton.jit
 def key_gram_kernel(
-    K, GRAM, KSUM,  # k [B, T, H, F]; out: Σ k kᵀ [B·H, NB, BF, BF] and (based) Σ k [B·H, NB, BF], fp32
+    K, GRAM,  # k [B, T, H, F]; out: Σ k kᵀ [B·H, NB, BF, BF] fp32
     skb, skt, skh, skf,
     T, H, F,
-    KERNEL: tl.constexpr, BN: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr,
+    BN: tl.constexpr, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr,
 ):
-    """Each key block's Gram matrix Σ_j k_j k_jᵀ (and for based Σ_j k_j) over its BN rows, for the parallel forward's
-    GRAM: one program per (batch·head, block), grid B·H·NB with NB = cdiv(T, BN), slot = batch·head·NB + block. Half
-    inputs and their products are exact in the fp32 sums; fp32 inputs take PRECISE (tf32x3)."""
+    """Each key block's Gram matrix Σ_j k_j k_jᵀ over its BN rows, for the parallel rebased forward's GRAM: one program
+    per (batch·head, block), grid B·H·NB with NB = cdiv(T, BN), slot = batch·head·NB + block. Half inputs and their
+    products are exact in the fp32 sums; fp32 inputs take PRECISE (tf32x3)."""
     slot = tl.program_id(0).to(tl.int64)
     num_blocks = tl.cdiv(T, BN)
     pid_bh = slot // num_blocks
@@ -179,19 +179,14 @@ def key_gram_kernel(
     k = tl.load(k_ptrs, mask=(offs_n < T)[:, None] & (offs_f < F)[None, :], other=0.0).to(DOT_DTYPE)
     gram = _exact_dot(tl.trans(k), k, tl.zeros([BF, BF], dtype=tl.float32), DOT_DTYPE, PRECISE)
     tl.store(GRAM + slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :], gram)
-    if KERNEL == 0:
-        tl.store(KSUM + slot * BF + offs_f, tl.sum(k.to(tl.float32), axis=0))
 
 
 @triton.jit
-def _gram_row_sums(z, q, GRAMS, KSUMS, slot, num_keys, offs_f, scale, KERNEL: tl.constexpr, BF: tl.constexpr,
-                   DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """z + each query row's Σ_j A_ij over the first num_keys keys (> 0), from their Gram matrix G = Σ_j k_j k_jᵀ
-    [BF, BF] in slot slot of GRAMS (and for based Σ_j k_j in KSUMS): Σ_j (q·k_j)² = qᵀGq, unscaled (rebased; the
-    caller applies 1/F), and for based Σ_j (1 + s + s²/2) = num_keys + scale q·Σk + scale²/2 qᵀGq. Once per row.
-    G is an fp32 sum: bf16 inputs take it as hi + lo bf16 halves (q exact; ~16 bits, like A·v), the others as
-    ≈ fp32 (PRECISE). qᵀGq ≥ 0 in exact arithmetic: rounding can leave it a little below 0 only where q is (nearly)
-    orthogonal to every key, so it is clamped at 0."""
+def _gram_row_sums(z, q, GRAMS, slot, offs_f, BF: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
+    """z + each query row's Σ_j (q·k_j)² over the keys whose Gram matrix G = Σ_j k_j k_jᵀ [BF, BF] is in slot slot of
+    GRAMS: qᵀGq, unscaled (the caller applies 1/F), once per row. G is an fp32 sum: bf16 inputs take it as hi + lo
+    bf16 halves (q exact; ~16 bits, like A·v), the others ≈ fp32 (PRECISE). qᵀGq ≥ 0 in exact arithmetic: rounding
+    can leave it a little below 0 only where q is (nearly) orthogonal to every key, so it is clamped at 0."""
     gram = tl.load(GRAMS + slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :])
     qf = q.to(tl.float32)
     if DOT_DTYPE == tl.bfloat16:
@@ -199,12 +194,7 @@ def _gram_row_sums(z, q, GRAMS, KSUMS, slot, num_keys, offs_f, scale, KERNEL: tl
         qg = tl.dot(q, (gram - g_hi).to(DOT_DTYPE), tl.dot(q, g_hi.to(DOT_DTYPE)))
     else:
         qg = tl.dot(qf, gram, input_precision=PRECISE)
-    squares = tl.maximum(tl.sum(qg * qf, axis=1), 0.0)
-    if KERNEL == 1:
-        return z + squares
-    else:
-        linear = tl.sum(qf * tl.load(KSUMS + slot * BF + offs_f)[None, :], axis=1)
-        return z + num_keys + scale * linear + (0.5 * scale * scale) * squares
+    return z + tl.maximum(tl.sum(qg * qf, axis=1), 0.0)
 
 
 @triton.jit
@@ -212,8 +202,7 @@ def parallel_fwd_kernel(
     Q, K, V, O, Z,  # q, k [B, T, H, F]; v, o [B, T, H, D]; z [B, H, T] fp32 (denominator incl. eps, for bwd)
     O32,  # fp32 copy of o, contiguous [B, T, H, D] (SAVE_O32): the backward's δ = do·o needs o unrounded
     STATE, VEC,  # INTER: prefix states [B·H, NC + 1, E_PAD, D] and normalisers [B·H, NC + 1, E_PAD], fp32;
-    # GRAM: the keys' Gram matrices [B·H, cdiv(T, BN), BF, BF] and (based) Σ k [B·H, cdiv(T, BN), BF], slot c
-    # summed over the key blocks up to c
+    # GRAM: the keys' Gram matrices [B·H, cdiv(T, BN), BF, BF], slot c summed over the key blocks up to c
     sqb, sqt, sqh, sqf,
     skb, skt, skh, skf,
     svb, svt, svh, svd,
@@ -226,8 +215,8 @@ def parallel_fwd_kernel(
 ):
     """o and z for one query block of BM rows: its key blocks of BN rows (INTER: only the diagonal one, the earlier
     chunks from the prefix states). PAD_FD: F < BF or D < BD (the key loop masks k, v only then, _fwd_tile).
-    GRAM (not with INTER): the key blocks wholly before the query block form only A·v; their row sums come from the
-    keys' prefix Gram matrix (key_gram_kernel, then summed over blocks), once per row (_gram_row_sums).
+    GRAM (rebased, not with INTER): the key blocks wholly before the query block form only A·v; their row sums come
+    from the keys' prefix Gram matrix (key_gram_kernel, then summed over blocks), once per row (_gram_row_sums).
     Loading q, k, v through Hopper TMA descriptors instead of pointers was slower on the H200 (64×2048×12 D16 bf16
     forward 0.71 against 0.67 ms, based 256×512 0.51 against 0.26; results/bench/kernels-grid/s15-2026-11-30/)."""
     pid_bh, pid_m = _program_tile(T, BM, HEAD_MAJOR)
@@ -270,8 +259,7 @@ def parallel_fwd_kernel(
         z = tl.max(z, axis=1)  # the 16 columns are equal
     num_before = pid_m * BM // BN  # GRAM: the key blocks wholly before the query block
     if GRAM and num_before > 0:  # their sums are in slot num_before − 1 of key_gram_kernel's prefix sums
-        z = _gram_row_sums(z, q, STATE, VEC, pid_bh * tl.cdiv(T, BN) + num_before - 1, num_before * BN, offs_f,
-                           scale, KERNEL, BF, DOT_DTYPE, PRECISE)
+        z = _gram_row_sums(z, q, STATE, pid_bh * tl.cdiv(T, BN) + num_before - 1, offs_f, BF, DOT_DTYPE, PRECISE)
     if KERNEL == 1:  # rebased tiles summed (q·k)², without the 1/F of s² = (q·k)²/F: applied once here
         acc = acc * (scale * scale)
         z = z * (scale * scale)

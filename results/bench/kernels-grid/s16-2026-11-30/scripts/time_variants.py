@@ -1,5 +1,6 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
-(Session 16's copy of s14-2026-11-30/scripts/time_variants.py: FWD_GRAM is an integer setting too.)
+(Session 16's copy of s14-2026-11-30/scripts/time_variants.py: FWD_GRAM is an integer setting too, fp16 a dtype,
+and FORM "gram" the parallel form at the shapes around the FWD_GRAM rule's edges.)
 
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
                                                        [chunked=CxBExWARPS] [scan_warps=W] [chunked_bwd_warps=W]
@@ -37,7 +38,11 @@ CHUNKED = [
     ("rebased", "bf16", 16, 8192, 8, 16, 16), ("rebased", "bf16", 32, 4096, 8, 16, 64),
     ("based", "bf16", 8, 8192, 8, 16, 64), ("rebased", "bf16", 64, 2048, 12, 16, 16),
 ]
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+GRAM = [  # FWD_GRAM's edges: T = 1024 and 3072 at D16, fp16 at the target shape
+    ("rebased", "bf16", 128, 1024, 12, 16, 16), ("rebased", "bf16", 48, 3072, 12, 16, 16),
+    ("rebased", "fp16", 64, 2048, 12, 16, 16), ("rebased", "bf16", 64, 2048, 12, 16, 16),
+]
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def rel_rms(actual, expected):
@@ -81,7 +86,7 @@ def main(label, form, *settings):
         integers = ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA", "ROWS32", "FWD_TMA", "CAST_DQ_IN_KERNEL", "PREP_ROWS", "FWD_GRAM")
         setattr(ops, name, int(value) if name in integers else value)
         applied[name] = value
-    for kernel, dtype_name, B, T, H, F, D in PARALLEL if form == "parallel" else CHUNKED:
+    for kernel, dtype_name, B, T, H, F, D in {"parallel": PARALLEL, "gram": GRAM}.get(form, CHUNKED):
         dtype = DTYPES[dtype_name]
         ops.CONFIG_OVERRIDE.clear()
         config = ops._config("parallel", None, dtype, D, F)
@@ -109,7 +114,7 @@ def main(label, form, *settings):
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=dtype, requires_grad=True) for d in (F, F, D))
         g = torch.randn(B, T, H, D, device="cuda", dtype=dtype)
-        algorithm = "parallel" if form == "parallel" else "chunked"
+        algorithm = "chunked" if form == "chunked" else "parallel"
         forward = lambda: ops.linear_attention_triton(q, k, v, kernel=kernel, algorithm=algorithm)  # noqa: E731
         both = lambda: (out := forward(), *torch.autograd.grad(out, (q, k, v), g))  # noqa: E731
         row = {"label": label, "settings": applied, "kernel": kernel, "dtype": dtype_name, "shape": [B, T, H, F, D],
