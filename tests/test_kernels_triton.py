@@ -404,12 +404,16 @@ def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, bloc
 
 
 def test_forward_takes_the_key_gram_by_the_measured_rule(monkeypatch):
-    # FWD_GRAM None (the default): the Gram for the GPU's bf16 rebased forward at T ≥ 2048 with values ≤ 16 wide,
-    # nowhere else; never for based, for the chunked form or with a single query block, whatever FWD_GRAM says.
+    # FWD_GRAM None (the default): the Gram for the GPU's bf16 rebased forward at T ≥ 2048 with F and values ≤ 16
+    # wide, nowhere else; never for based, for the chunked form or with a single query block, whatever FWD_GRAM says.
     from mqar.kernels import triton_ops
 
-    rule = lambda kernel, dtype, value_dim, seq: triton_ops._fwd_gram(kernel, dtype, value_dim, seq, 64)  # noqa: E731
+    def rule(kernel, dtype, value_dim, seq, feature_dim=16):
+        return triton_ops._fwd_gram(kernel, dtype, feature_dim, value_dim, seq, 64)
+
     assert rule("rebased", torch.bfloat16, 16, 2048) and rule("rebased", torch.bfloat16, 10, 3000)
+    assert rule("rebased", torch.bfloat16, 16, 2048, feature_dim=8)
+    assert not rule("rebased", torch.bfloat16, 16, 2048, feature_dim=32)
     assert not rule("rebased", torch.bfloat16, 16, 1024) and not rule("rebased", torch.bfloat16, 42, 2048)
     assert not rule("rebased", torch.float16, 16, 2048) and not rule("rebased", torch.float32, 16, 2048)
     assert not rule("based", torch.bfloat16, 16, 2048)

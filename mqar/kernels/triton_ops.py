@@ -170,14 +170,15 @@ CONFIG_OVERRIDE: dict[str, _Config] = {}
 # (GRAM): Σ_j (q·k_j)² = qᵀGq from the keys' prefix Gram matrices G = Σ_j k_j k_jᵀ (_key_grams: one small program
 # per key block, then a cumsum over the blocks), once per row, so those blocks' tiles form only A·v; without: summed
 # tile by tile (bf16: two more MMAs per tile, on a tile of ones; dropping them, timing only, cut the 64×2048 forward
-# 0.664 → 0.570 ms). The Gram's own cost grows with B·H·T, what it saves with B·H·T². H200, bf16 rebased, forward ms
-# without / with (results/bench/kernels-grid/s16-2026-11-30/, call 5, three runs each): 64×2048×12 D16 0.667 /
-# 0.632 (fwd+bwd 2.03-2.04 / 1.99-2.00); 256×512×12 D16 0.255 / 0.305; 512×256×12 D5 0.247 / 0.313; 64×2048×12
-# D42 1.89 / 2.33; fp32 256×512×12 D16 0.78 / 0.88; 32×4096×8 and 8×8192×8 D64 within the run-to-run spread. So:
-# bf16, values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on). Based is not offered (it needs Σ k
-# as well; at 256×512 its forward went 0.27 → 0.36). Three other ways to form G were slower everywhere (calls 1, 3,
-# 4: in the forward's loop, by a per-head scan, summed by the forward block by block). None: that rule; True / False
-# force the Gram on or off for rebased (tests, benchmarks).
+# 0.664 → 0.570 ms). The Gram's own cost grows with B·H·T, what it saves with B·H·T². H200, bf16 rebased, F = 16,
+# forward ms without / with (results/bench/kernels-grid/s16-2026-11-30/, call 5, three runs each): 64×2048×12 D16
+# 0.667 / 0.632 (fwd+bwd 2.03-2.04 / 1.99-2.00); 256×512×12 D16 0.255 / 0.305; 512×256×12 D5 0.247 / 0.313;
+# 64×2048×12 D42 1.89 / 2.33; fp32 256×512×12 D16 0.78 / 0.88; 32×4096×8 and 8×8192×8 D64 within the run-to-run
+# spread. fwd+bwd (call 6): 128×1024×12 D16 1.21 / 1.23, 48×3072×12 D16 3.21 / 3.11, fp16 64×2048 3.97 / 4.05.
+# So: bf16, F and values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on). Based is not offered
+# (it needs Σ k as well; at 256×512 its forward went 0.27 → 0.36). Three other ways to form G were slower everywhere
+# (calls 1, 3, 4: in the forward's loop, by a per-head scan, summed by the forward block by block). None: that rule;
+# True / False force the Gram on or off for rebased (tests, benchmarks).
 FWD_GRAM: bool | None = None
 
 
@@ -339,7 +340,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False, GRAM=False)
-    gram = not chunked and _fwd_gram(kernel, q.dtype, value_dim, seq, cfg.block_m)
+    gram = not chunked and _fwd_gram(kernel, q.dtype, feature_dim, value_dim, seq, cfg.block_m)
     if gram:
         state = _key_grams(k, cfg.block_n, block_f)
     save_o32 = q.dtype != torch.float32
@@ -373,13 +374,14 @@ def _key_grams(k, block_n: int, block_f: int) -> torch.Tensor:
     return grams.cumsum_(1)
 
 
-def _fwd_gram(kernel: str, dtype: torch.dtype, value_dim: int, seq: int, block_m: int) -> bool:
-    """Whether the parallel forward takes its earlier key blocks' row sums from the keys' Gram matrix (FWD_GRAM)."""
+def _fwd_gram(kernel: str, dtype: torch.dtype, feature_dim: int, value_dim: int, seq: int, block_m: int) -> bool:
+    """Whether the parallel forward takes its earlier key blocks' row sums from the keys' Gram matrix (FWD_GRAM).
+    The rule holds where it was measured: F = 16 (G is F × F, so larger F costs more and was not timed)."""
     if kernel != "rebased" or seq <= block_m:  # one query block has no key block wholly before it
         return False
     if FWD_GRAM is not None:
         return bool(FWD_GRAM)
-    return dtype == torch.bfloat16 and _pad(value_dim) == 16 and seq >= 2048
+    return dtype == torch.bfloat16 and _pad(feature_dim) == 16 and _pad(value_dim) == 16 and seq >= 2048
 
 
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,
