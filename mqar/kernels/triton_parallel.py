@@ -43,20 +43,28 @@ def _mm(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
     if DOT_DTYPE != tl.bfloat16:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=PRECISE)
     else:
-        # hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather
-        # than a rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32)
-        # + PRMT packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3 and half an F2FP
-        # (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to bf16 leaves
-        # ≤ 2⁻¹⁶ relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹ that failed.
-        a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
-        a_lo = (a - a_hi).to(DOT_DTYPE)
-        return tl.dot(a_lo, b, tl.dot(a_hi.to(DOT_DTYPE), b, acc))
+        a_hi, a_lo = _bf16_halves(a)
+        return tl.dot(a_lo, b, tl.dot(a_hi.to(tl.bfloat16), b, acc))
+
+
+@triton.jit
+def _bf16_halves(a):
+    """fp32 a as hi + lo (~16 mantissa bits between them; _mm, _gram_row_sums): hi in fp32 with its low 16 bits
+    clear (exact in bf16: the caller's conversion is a plain pack), lo in bf16.
+
+    hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather than a
+    rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32) + PRMT
+    packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3 and half an F2FP
+    (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to bf16 leaves ≤ 2⁻¹⁶
+    relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹."""
+    a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
+    return a_hi, (a - a_hi).to(tl.bfloat16)
 
 
 @triton.jit
 def _exact_dot(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISE: tl.constexpr):
-    """acc + a @ b for input tiles: half inputs and their products are exact in the fp32 accumulator; fp32 inputs
-    take PRECISE (tf32x3, ≈ fp32)."""
+    """acc + a @ b (acc None: a @ b) for input tiles: half inputs and their products are exact in the fp32
+    accumulator; fp32 inputs take PRECISE (tf32x3, ≈ fp32)."""
     if DOT_DTYPE == tl.float32:
         return tl.dot(a, b, acc, input_precision=PRECISE)
     else:
@@ -190,8 +198,8 @@ def _gram_row_sums(z, q, GRAMS, slot, offs_f, BF: tl.constexpr, DOT_DTYPE: tl.co
     gram = tl.load(GRAMS + slot * BF * BF + offs_f[:, None] * BF + offs_f[None, :])
     qf = q.to(tl.float32)
     if DOT_DTYPE == tl.bfloat16:
-        g_hi = (gram.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
-        qg = tl.dot(q, (gram - g_hi).to(DOT_DTYPE), tl.dot(q, g_hi.to(DOT_DTYPE)))
+        g_hi, g_lo = _bf16_halves(gram)
+        qg = tl.dot(q, g_lo, tl.dot(q, g_hi.to(tl.bfloat16)))
     else:
         qg = tl.dot(qf, gram, input_precision=PRECISE)
     return z + tl.maximum(tl.sum(qg * qf, axis=1), 0.0)
@@ -384,10 +392,7 @@ def _bwd_tile(dv, dk, k, kq, v, q_base, do_base, RZ, DELTA, zt_base, start_m, of
         dv += dv_t
     # dA = g·v − δ cancels (Σ_j A_ij (v_j − o_i) = 0), so it is formed as (do·v)/Z − δ: do and v are exact in
     # DOT_DTYPE, their products exact in the fp32 accumulator: one MMA, no split (fp32 inputs: PRECISE).
-    if DOT_DTYPE == tl.float32:
-        dvdo = tl.dot(v, tl.trans(do), input_precision=PRECISE)
-    else:
-        dvdo = tl.dot(v, tl.trans(do))
+    dvdo = _exact_dot(v, tl.trans(do), None, DOT_DTYPE, PRECISE)
     if KERNEL == 1:  # ds = dA · 2s / √F = (dvdo/Z − δ) · qk · 2/F, masked through qk; formed here without the 2
         dst = (dvdo * rzs[None, :] - deltas[None, :]) * qk
     else:
