@@ -403,6 +403,27 @@ def test_forward_row_sums_from_the_key_gram_or_per_block(monkeypatch, gram, bloc
     assert [kw["GRAM"] for _, _, kw in launches] == [False, gram] * 2
 
 
+@pytest.mark.parametrize("shape", [(2, 300, 3, 8), (1, 100, 1, 32), (1, 40, 2, 64)], ids=lambda s: f"T{s[1]}F{s[3]}")
+def test_key_gram_prefix_sums_over_the_key_blocks(shape):
+    # _key_grams: each key block's own Σ k kᵀ (key_gram_kernel), then the running sum over the blocks: slot c must be
+    # Σ k kᵀ over blocks 0..c. T = 300 in blocks of 16 is 19 blocks, the last one ragged; F = 8 is padded to 16
+    # (zero rows and columns), F = 32 and 64 fill wider slots; k is a strided view (its last dim sliced out of a
+    # wider tensor). The forward tests reach at most 5 blocks.
+    from mqar.kernels import triton_ops
+
+    batch, seq, heads, feature_dim = shape
+    wide = torch.randn(batch, seq, heads, feature_dim + 3, generator=torch.Generator().manual_seed(seq), dtype=torch.float64)
+    keys = wide[..., :feature_dim]
+    block_f, block_n = triton_ops._pad(feature_dim), 16
+    grams = triton_ops._key_grams(keys.to(DEVICE, torch.float32), block_n, block_f).double().cpu()
+    blocks = triton.cdiv(seq, block_n)
+    padded = torch.nn.functional.pad(keys, (0, block_f - feature_dim, 0, 0, 0, blocks * block_n - seq))
+    padded = padded.permute(0, 2, 1, 3).reshape(batch * heads, blocks, block_n, block_f)
+    expected = torch.einsum("gbnf,gbne->gbfe", padded, padded).cumsum(dim=1)
+    assert grams.shape == expected.shape
+    torch.testing.assert_close(grams, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_forward_takes_the_key_gram_by_the_measured_rule(monkeypatch):
     # FWD_GRAM None (the default): the Gram for the GPU's bf16 rebased forward at T ≥ 2048 with F and values ≤ 16
     # wide, nowhere else; never for based, for the chunked form or with a single query block, whatever FWD_GRAM says.
