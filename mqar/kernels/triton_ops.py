@@ -175,6 +175,8 @@ CONFIG_OVERRIDE: dict[str, _Config] = {}
 # 0.667 / 0.632 (fwd+bwd 2.03-2.04 / 1.99-2.00); 256×512×12 D16 0.255 / 0.305; 512×256×12 D5 0.247 / 0.313;
 # 64×2048×12 D42 1.89 / 2.33; fp32 256×512×12 D16 0.78 / 0.88; 32×4096×8 and 8×8192×8 D64 within the run-to-run
 # spread. fwd+bwd (call 6): 128×1024×12 D16 1.21 / 1.23, 48×3072×12 D16 3.21 / 3.11, fp16 64×2048 3.97 / 4.05.
+# The build itself (s17-2026-11-30, torch.profiler) is ~40-50 µs at B·T = 131-147k rows × 12 heads: key_gram_kernel
+# 24-27, the cumsum 13-22; one pass over k writing every slot is ~26 µs, and five other builds saved at most 4-6 µs.
 # So: bf16, F and values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on). Based is not offered
 # (it needs Σ k as well; at 256×512 its forward went 0.27 → 0.36). Three other ways to form G were slower everywhere
 # (calls 1, 3, 4: in the forward's loop, by a per-head scan, summed by the forward block by block). None: that rule;
