@@ -268,8 +268,9 @@ def test_row_offsets_in_int32_or_int64(monkeypatch, algorithm, chunked_bwd, rows
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     assert launches and all(kw["ROWS32"] is rows32 for _, _, kw in launches)
     # a row stride whose last padded row passes 2³¹ within one head keeps int64 offsets
-    fits = SimpleNamespace(shape=(1, 100, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
-    too_far = SimpleNamespace(shape=(1, 200, 1, 16), stride=lambda i: (0, 2**24, 16, 1)[i])
+    strides = (0, 2**24, 16, 1)
+    fits = SimpleNamespace(shape=(1, 100, 1, 16), stride=lambda dim=None: strides if dim is None else strides[dim])
+    too_far = SimpleNamespace(shape=(1, 200, 1, 16), stride=fits.stride)
     assert triton_ops._rows32(100, 16, fits) is rows32
     assert triton_ops._rows32(100, 256, fits) is False  # rows up to 255 addressed: 255 · 2²⁴ > 2³¹
     assert triton_ops._rows32(200, 16, fits, too_far) is False
@@ -412,7 +413,8 @@ def test_key_gram_prefix_sums_over_the_key_blocks(shape):
     from mqar.kernels import triton_ops
 
     batch, seq, heads, feature_dim = shape
-    wide = torch.randn(batch, seq, heads, feature_dim + 3, generator=torch.Generator().manual_seed(seq), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seq)
+    wide = torch.randn(batch, seq, heads, feature_dim + 3, generator=generator, dtype=torch.float64)
     keys = wide[..., :feature_dim]
     block_f, block_n = triton_ops._pad(feature_dim), 16
     grams = triton_ops._key_grams(keys.to(DEVICE, torch.float32), block_n, block_f).double().cpu()
@@ -426,13 +428,17 @@ def test_key_gram_prefix_sums_over_the_key_blocks(shape):
 
 def test_forward_takes_the_key_gram_by_the_measured_rule(monkeypatch):
     # FWD_GRAM None (the default): the Gram for the GPU's bf16 rebased forward at T ≥ 2048 with F and values ≤ 16
-    # wide, nowhere else; never for based, for the chunked form or with a single query block, whatever FWD_GRAM says.
+    # wide and at least FWD_GRAM_MIN_ROWS rows (B·H·T), nowhere else; never for based, for the chunked form or with a
+    # single query block, whatever FWD_GRAM says.
     from mqar.kernels import triton_ops
 
-    def rule(kernel, dtype, value_dim, seq, feature_dim=16):
-        return triton_ops._fwd_gram(kernel, dtype, feature_dim, value_dim, seq, 64)
+    def rule(kernel, dtype, value_dim, seq, feature_dim=16, batch_heads=768):
+        return triton_ops._fwd_gram(kernel, dtype, feature_dim, value_dim, seq, 64, batch_heads)
 
     assert rule("rebased", torch.bfloat16, 16, 2048) and rule("rebased", torch.bfloat16, 10, 3000)
+    assert rule("rebased", torch.bfloat16, 16, 2048, batch_heads=16 * 12)  # 393,216 rows
+    assert not rule("rebased", torch.bfloat16, 16, 2048, batch_heads=8 * 12)  # 196,608: the build's fixed cost wins
+    assert not rule("rebased", torch.bfloat16, 16, 3072, batch_heads=8)
     assert rule("rebased", torch.bfloat16, 16, 2048, feature_dim=8)
     assert not rule("rebased", torch.bfloat16, 16, 2048, feature_dim=32)
     assert not rule("rebased", torch.bfloat16, 16, 1024) and not rule("rebased", torch.bfloat16, 42, 2048)

@@ -16,6 +16,7 @@ tensors, fp32 only; tests use that.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -177,11 +178,19 @@ CONFIG_OVERRIDE: dict[str, _Config] = {}
 # spread. fwd+bwd (call 6): 128×1024×12 D16 1.21 / 1.23, 48×3072×12 D16 3.21 / 3.11, fp16 64×2048 3.97 / 4.05.
 # The build itself (s17-2026-11-30, torch.profiler) is ~40-50 µs at B·T = 131-147k rows × 12 heads: key_gram_kernel
 # 24-27, the cumsum 13-22; one pass over k writing every slot is ~26 µs, and five other builds saved at most 4-6 µs.
-# So: bf16, F and values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on). Based is not offered
-# (it needs Σ k as well; at 256×512 its forward went 0.27 → 0.36). Three other ways to form G were slower everywhere
-# (calls 1, 3, 4: in the forward's loop, by a per-head scan, summed by the forward block by block). None: that rule;
-# True / False force the Gram on or off for rebased (tests, benchmarks).
+# So: bf16, F and values up to 16 wide, T ≥ 2048 (auto takes the chunked form from 4096 on) and B·H·T ≥
+# FWD_GRAM_MIN_ROWS (below). Based is not offered (it needs Σ k as well; at 256×512 its forward went 0.27 → 0.36).
+# Three other ways to form G were slower everywhere (calls 1, 3, 4: in the forward's loop, by a per-head scan, summed
+# by the forward block by block). None: that rule; True / False force the Gram on or off for rebased (tests,
+# benchmarks).
 FWD_GRAM: bool | None = None
+# The rule's last condition: enough rows (B·H·T) to pay the build's fixed GPU time, 9-12 µs at small B·H, of which
+# torch's cumsum takes 7-11 µs however small G is. H200, forward GPU µs without / with (the forward kernel, or it +
+# the cumsum + key_gram_kernel; torch.profiler, s17-2026-11-30/call12): T = 2048, H = 12, B = 2: 34.1 / 40.0,
+# B = 4: 53.7 / 57.3, B = 8: 96.0 / 96.8, B = 16: 178 / 171, B = 32: 340 / 321; 1×3072×8: 27.5 / 35.4, 4×3072×12
+# (147k rows, below the line): 105.8 / 104.1, 16×3072×12: 368 / 338. In eager use the two launches also cost host
+# time (~30 µs), which bounds the wall time at these sizes.
+FWD_GRAM_MIN_ROWS = 2**18
 
 
 def _config(
@@ -249,6 +258,7 @@ def _stages(dtype: torch.dtype, value_dim: int, feature_dim: int) -> int:
     return 2 if row_bytes <= 384 else 1
 
 
+@functools.cache  # ~20 calls per forward + backward, ~2.5 µs each uncached (host time: s17-2026-11-30/host/)
 def _pad(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
@@ -271,7 +281,8 @@ def _num_features(kernel: str, feature_dim: int) -> int:
 
 
 def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
-    return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
+    """The strides of a [B, T, H, ·] tensor (one call for all four: a launch passes 16-28 of them)."""
+    return t.stride()
 
 
 # The parallel kernels' row offsets within one (batch, head) in int32 where they fit (_rows32); False forces int64
@@ -283,9 +294,14 @@ def _rows32(seq: int, block: int, *tensors: torch.Tensor) -> bool:
     """Whether every [B, T, H, ·] tensor's offsets within one (batch, head), row·stride(1) + column·stride(3), fit
     in int32 for the rows the kernels address (up to seq rounded up to a block, masked rows included) and columns
     up to the padded width. The (batch, head) base stays int64 in the kernels either way."""
+    if not ROWS32:
+        return False
     rows = triton.cdiv(seq, block) * block
-    return ROWS32 and all(
-        (rows - 1) * t.stride(1) + (_pad(t.shape[3]) - 1) * t.stride(3) < 2**31 for t in tensors)
+    for t in tensors:
+        strides = t.stride()
+        if (rows - 1) * strides[1] + (_pad(t.shape[3]) - 1) * strides[3] >= 2**31:
+            return False
+    return True
 
 
 def _prefix_states(x, y, reciprocal, delta, kernel: str, cfg: _Config, block_d: int, precision: str, backward: bool):
@@ -342,7 +358,7 @@ def _forward(q, k, v, kernel: str, eps: float, algorithm: str, chunk_size: int |
         state, vec, num_blocks = _prefix_states(k, v, None, None, kernel, cfg, block_d, precision, backward=False)
     else:
         state, vec, num_blocks = denominator, denominator, 0  # unused (INTER=False, GRAM=False)
-    gram = not chunked and _fwd_gram(kernel, q.dtype, feature_dim, value_dim, seq, cfg.block_m)
+    gram = not chunked and _fwd_gram(kernel, q.dtype, feature_dim, value_dim, seq, cfg.block_m, batch * heads)
     if gram:
         state = _key_grams(k, cfg.block_n, block_f)
     save_o32 = q.dtype != torch.float32
@@ -376,14 +392,16 @@ def _key_grams(k, block_n: int, block_f: int) -> torch.Tensor:
     return grams.cumsum_(1)
 
 
-def _fwd_gram(kernel: str, dtype: torch.dtype, feature_dim: int, value_dim: int, seq: int, block_m: int) -> bool:
+def _fwd_gram(kernel: str, dtype: torch.dtype, feature_dim: int, value_dim: int, seq: int, block_m: int,
+              batch_heads: int) -> bool:
     """Whether the parallel forward takes its earlier key blocks' row sums from the keys' Gram matrix (FWD_GRAM).
     The rule holds where it was measured: F = 16 (G is F × F, so larger F costs more and was not timed)."""
     if kernel != "rebased" or seq <= block_m:  # one query block has no key block wholly before it
         return False
     if FWD_GRAM is not None:
         return bool(FWD_GRAM)
-    return dtype == torch.bfloat16 and _pad(feature_dim) == 16 and _pad(value_dim) == 16 and seq >= 2048
+    return (dtype == torch.bfloat16 and _pad(feature_dim) == 16 and _pad(value_dim) == 16 and seq >= 2048
+            and batch_heads * seq >= FWD_GRAM_MIN_ROWS)
 
 
 def _backward(q, k, v, out32, denominator, grad_out, kernel: str, algorithm: str, chunk_size: int | None,
