@@ -1,12 +1,17 @@
 """Session 17 prep (untested on a GPU): per-kernel CUDA time of the parallel rebased forward with FWD_GRAM on / off,
 to split the Gram's fixed cost into key_gram_kernel, torch's cumsum and the forward kernel itself.
-usage (on the device, PYTHONPATH=repo root): python profile_gram.py > profile_gram.txt"""
+usage (on the device, PYTHONPATH=repo root): python profile_gram.py [B,T,H,F,D ...] > profile_gram.txt
+(call 12 passes small shapes: the GPU time per kernel where the host bounds the wall time)"""
+import sys
+
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 import mqar.kernels.triton_ops as ops
 
 SHAPES = [(256, 512, 12, 16, 16), (128, 1024, 12, 16, 16), (64, 2048, 12, 16, 16), (48, 3072, 12, 16, 16)]
+if sys.argv[1:]:
+    SHAPES = [tuple(map(int, arg.split(","))) for arg in sys.argv[1:]]
 for B, T, H, F, D in SHAPES:
     q, k, v = (torch.randn(B, T, H, d, device="cuda", dtype=torch.bfloat16) for d in (F, F, D))
     for gram in (False, True):

@@ -1,6 +1,6 @@
 """Issue 4: fwd / fwd+bwd ms of mqar's kernels under one setting of triton_ops' switches, as JSON lines.
 (Session 17's copy of s16-2026-11-30/scripts/time_variants.py: FORM "gram" adds 256×512 D16 and 512×256 D5, and
-128×1024 D5.)
+128×1024 D5; FORM "small": FWD_GRAM's domain at small batch·heads, T = 2048 and 3072.)
 
 usage: python time_variants.py LABEL FORM [NAME=VALUE ...] [bwd=BMxBNxWARPS] [fwd=BMxBNxWARPS] [stages=N]
                                                        [chunked=CxBExWARPS] [scan_warps=W] [chunked_bwd_warps=W]
@@ -43,6 +43,13 @@ GRAM = [  # FWD_GRAM's edges: T = 1024 and 3072 at D16, fp16 at the target shape
     ("rebased", "fp16", 64, 2048, 12, 16, 16), ("rebased", "bf16", 64, 2048, 12, 16, 16),
     ("rebased", "bf16", 256, 512, 12, 16, 16), ("rebased", "bf16", 512, 256, 12, 16, 5),
     ("rebased", "bf16", 128, 1024, 12, 16, 5),
+]
+SMALL = [  # FWD_GRAM's rule at small B·H: few programs, two more launches
+    ("rebased", "bf16", 1, 2048, 8, 16, 16), ("rebased", "bf16", 2, 2048, 12, 16, 16),
+    ("rebased", "bf16", 4, 2048, 12, 16, 16), ("rebased", "bf16", 8, 2048, 12, 16, 16),
+    ("rebased", "bf16", 16, 2048, 12, 16, 16), ("rebased", "bf16", 32, 2048, 12, 16, 16),
+    ("rebased", "bf16", 1, 3072, 8, 16, 16), ("rebased", "bf16", 4, 3072, 12, 16, 16),
+    ("rebased", "bf16", 16, 3072, 12, 16, 16), ("rebased", "bf16", 8, 2048, 12, 16, 5),
 ]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -88,7 +95,7 @@ def main(label, form, *settings):
         integers = ("HEAD_MAJOR_GRID", "CHUNKED_BWD_TWO_MMA", "ROWS32", "FWD_TMA", "CAST_DQ_IN_KERNEL", "PREP_ROWS", "FWD_GRAM")
         setattr(ops, name, int(value) if name in integers else value)
         applied[name] = value
-    for kernel, dtype_name, B, T, H, F, D in {"parallel": PARALLEL, "gram": GRAM}.get(form, CHUNKED):
+    for kernel, dtype_name, B, T, H, F, D in {"parallel": PARALLEL, "gram": GRAM, "small": SMALL}.get(form, CHUNKED):
         dtype = DTYPES[dtype_name]
         ops.CONFIG_OVERRIDE.clear()
         config = ops._config("parallel", None, dtype, D, F)
