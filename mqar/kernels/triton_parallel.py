@@ -52,11 +52,10 @@ def _bf16_halves(a):
     """fp32 a as hi + lo (~16 mantissa bits between them; _mm, _gram_row_sums): hi in fp32 with its low 16 bits
     clear (exact in bf16: the caller's conversion is a plain pack), lo in bf16.
 
-    hi = a with its low 16 bits cleared (truncation: exact in bf16, so its conversion is a plain pack) rather than a
-    rounded to bf16 and widened back: the rounded split cost per element F2F + a widening shift (IMAD.U32) + PRMT
-    packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3 and half an F2FP
-    (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to bf16 leaves ≤ 2⁻¹⁶
-    relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹."""
+    Truncating hi rather than rounding a to bf16 and widening it back: the rounded split cost per element F2F + a
+    widening shift (IMAD.U32) + PRMT packing in the offline sm_90 SASS of the forward's key loop, this one a LOP3
+    and half an F2FP (results/bench/kernels-grid/2026-11-30/parallel-offline.md). a − hi is exact; lo rounded to
+    bf16 leaves ≤ 2⁻¹⁶ relative (≤ 2⁻¹⁷ for the rounded split), against bf16's 2⁻⁹."""
     a_hi = (a.to(tl.uint32, bitcast=True) & 0xFFFF0000).to(tl.float32, bitcast=True)
     return a_hi, (a - a_hi).to(tl.bfloat16)
 
