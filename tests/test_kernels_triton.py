@@ -34,6 +34,15 @@ SHAPES = [
     (1, 33, 1, 9, 8),  # odd F: the chunked kernels' pair numbering has no half-distance row then
 ]
 
+@pytest.fixture(autouse=True)
+def _values_at_their_own_width(monkeypatch):
+    """These tests are of the kernels at the widths they give, masked value columns and strided v included, so the
+    entry point's zero padding of v (triton_ops.PAD_VALUES) is off unless a test turns it on."""
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "PAD_VALUES", False)
+
+
 # (algorithm, triton_ops.CHUNKED_BWD): the two algorithms, the chunked form with each backward layout
 ALGORITHMS_AND_BWD = [("parallel", None), ("chunked", "sum"), ("chunked", "split")]
 ALGORITHM_IDS = ["parallel", "chunked-sum", "chunked-split"]
@@ -528,6 +537,46 @@ def test_backward_drops_its_masks_only_where_no_block_passes_the_edges(monkeypat
         _assert_outputs_close(out, grads, ref_out, ref_grads)
     even = shape[4] == 16 and shape[1] % 16 == 0
     assert launches and all(kw["EVEN"] is even for _, _, kw in launches)
+
+
+@pytest.mark.parametrize("pad", [None, False], ids=["padded", "unpadded"])
+@pytest.mark.parametrize("value_dim", [5, 21])
+@pytest.mark.parametrize(("algorithm", "chunked_bwd"), ALGORITHMS_AND_BWD, ids=ALGORITHM_IDS)
+def test_values_padded_to_a_multiple_of_16_change_nothing(monkeypatch, pad, value_dim, algorithm, chunked_bwd):
+    # triton_ops.PAD_VALUES: v padded with zero columns to the next multiple of 16 (the rule) or run at its own width
+    # (off): the same o and gradients either way, o contiguous at the caller's width.
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "PAD_VALUES", pad)
+    monkeypatch.setattr(triton_ops, "CHUNKED_BWD", chunked_bwd)
+    launches = _record_launches(monkeypatch, "parallel_fwd_kernel", "parallel_bwd_kernel")
+    q, k, v, grad = _inputs((2, 37, 2, 16, value_dim), seed=value_dim)
+    for kernel in ("based", "rebased"):
+        ref_out, ref_grads = _reference_grads(q, k, v, grad, kernel)
+        out, grads = _triton_grads(q, k, v, grad, kernel, algorithm, chunk_size=16)
+        assert out.shape == v.shape and grads[2].shape == v.shape
+        _assert_outputs_close(out, grads, ref_out, ref_grads)
+    leaves = [_fp32_leaf(t) for t in (q, k, v)]
+    assert linear_attention_triton(*leaves, kernel="rebased", algorithm=algorithm, chunk_size=16).is_contiguous()
+    # the forward masks value columns (PAD_FD) only where the kernels get v at a width short of their tile
+    assert {kw["PAD_FD"] for name, _, kw in launches if name == "parallel_fwd_kernel"} == {pad is False}
+
+
+def test_values_are_padded_by_the_measured_rule(monkeypatch):
+    # to the next multiple of 16: fp32 always, bf16 from 512 tokens, fp16 never; True forces it, False stops it
+    from mqar.kernels import triton_ops
+
+    monkeypatch.setattr(triton_ops, "PAD_VALUES", None)
+    def widths(seq, dtype):
+        return [triton_ops._padded_value_dim(d, seq, dtype) for d in (4, 5, 16, 21, 42, 48, 100)]
+
+    assert widths(256, torch.float32) == [16, 16, 16, 32, 48, 48, 112]
+    assert widths(512, torch.bfloat16) == widths(256, torch.float32)
+    assert widths(511, torch.bfloat16) == widths(4096, torch.float16) == [4, 5, 16, 21, 42, 48, 100]
+    monkeypatch.setattr(triton_ops, "PAD_VALUES", True)
+    assert widths(256, torch.float16) == widths(256, torch.float32)
+    monkeypatch.setattr(triton_ops, "PAD_VALUES", False)
+    assert widths(4096, torch.float32) == [4, 5, 16, 21, 42, 48, 100]
 
 
 def test_gpu_configs_follow_the_measured_rules(monkeypatch):

@@ -192,6 +192,34 @@ FWD_GRAM: bool | None = None
 # time (~30 µs), which bounds the wall time at these sizes.
 FWD_GRAM_MIN_ROWS = 2**18
 
+# Value widths that are not a multiple of 16 (MQAR's d_model // 12: 5, 10, 21, 42) are padded, by the rule below,
+# with zero columns to the next multiple before the kernels run, and the output is cut back. In a [B, T, H, D]
+# tensor a head's rows start h·D elements in: at D = 42 in bf16 every 84 bytes, and Triton, which vectorises only the
+# copies it can prove 16-byte aligned, then moves v and do element by element in the kernels' inner loops. The zero columns add 0 to every sum
+# and their gradient is cut away: the results are the same (call 2: o and dv identical, dq and dk within 4e-5).
+# H200, rebased F = 16, fwd+bwd ms unpadded / padded, the copies included (results/bench/kernels-grid/s18-2026-12-01/,
+# calls 2 and 3; 64×2048×12 unpadded at D 42 / 48 / 64 in call 1: 5.61 / 3.63 / 3.58):
+#   bf16  512×256×12 D5 0.80 / 0.91, D42 1.62 / 1.78   256×512×12 D10 1.08 / 1.02, D42 2.20 / 2.16
+#         128×1024×12 D21 2.27 / 2.02, D42 3.35 / 2.90  64×2048×12 D42 5.61 / 4.37   2×32768×8 D42 3.79 / 2.82
+#   fp32  512×256×12 D5 2.39 / 2.33, D42 11.06 / 5.87   256×512×12 D21 10.23 / 5.12  128×1024×12 D42 29.2 / 16.0
+#   fp16  64×2048×12 D21 6.21 / 5.51, D42 9.30 / 10.04  256×512×12 D42 3.22 / 3.71
+# So: fp32 always (even or faster at 256 tokens, about twice as fast from D = 21 up); bf16 from T = 512 (at 256 the two
+# copies cost more than the kernels save); fp16 not (it lost at D = 42). `mqar bench train`, fp32 (the default),
+# tokens/s unpadded / padded: rebased d_model 512, L 512: 2.16 / 2.47 M; d_model 256: 4.27 / 5.17 M; d_model 512,
+# L 256: 2.33 / 2.61 M (call 3). None: that rule; True / False force it on or off (tests, benchmarks).
+PAD_VALUES: bool | None = None
+PAD_VALUES_BF16_MIN_SEQ = 512
+
+
+def _padded_value_dim(value_dim: int, seq: int, dtype: torch.dtype) -> int:
+    """The width the kernels run v at: value_dim, or the next multiple of 16 where PAD_VALUES' rule asks for it."""
+    if PAD_VALUES is False or value_dim % 16 == 0:
+        return value_dim
+    measured_faster = dtype == torch.float32 or (dtype == torch.bfloat16 and seq >= PAD_VALUES_BF16_MIN_SEQ)
+    if PAD_VALUES is None and not measured_faster:
+        return value_dim
+    return -(-value_dim // 16) * 16
+
 
 def _config(
     algorithm: str, chunk_size: int | None, dtype: torch.dtype, value_dim: int, feature_dim: int = 16,
@@ -510,7 +538,8 @@ def linear_attention_triton(
     q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D] in q's dtype.
     kernel: "based" | "rebased"; algorithm: "auto" (choose_algorithm) | "parallel" | "chunked".
     chunk_size: the chunk length of the chunked form (a power of two ≥ 16; default 64, 32 in the interpreter).
-    fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back.
+    fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back. A value width that is
+    not a multiple of 16 runs padded with zero columns where that was measured faster (PAD_VALUES): same results.
     """
     check_inputs(q, k, v, kernel, algorithm)  # the package's one argument check (a UserError is a ValueError)
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
@@ -523,8 +552,14 @@ def linear_attention_triton(
     q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     if seq == 0 or batch == 0 or heads == 0:
         return q.new_zeros(batch, seq, heads, v.shape[-1]).to(out_dtype)
+    value_dim = v.shape[-1]
     if algorithm == "auto":
-        algorithm = choose_algorithm(batch, seq, heads, feature_dim, v.shape[-1], dtype)
+        algorithm = choose_algorithm(batch, seq, heads, feature_dim, value_dim, dtype)
+    padded_dim = _padded_value_dim(value_dim, seq, dtype)
+    if padded_dim != value_dim:  # see PAD_VALUES; autograd cuts dv back and pads do
+        v = torch.nn.functional.pad(v, (0, padded_dim - value_dim))  # [B, T, H, padded_dim], contiguous
     with on_device_of(q):  # the backward runs on autograd's thread for q's device, where that device is current
         out = LinearAttentionFunction.apply(q, k, v, kernel, eps, algorithm, chunk_size)
+    if padded_dim != value_dim:
+        out = out[..., :value_dim].contiguous()
     return out.to(out_dtype)
