@@ -315,6 +315,11 @@ def test_tiny_key_space_still_distinct() -> None:
         (dict(seq_len=64, num_kv_pairs=8, vocab_size=10), "--vocab-size ≥ 18"),
         (dict(seq_len=64, num_kv_pairs=8, power_a=0), "power_a"),
         (dict(seq_len=64, num_kv_pairs=8, haystack_depth=1.5), "haystack_depth"),
+        # Wrong types from a TOML file: a string "false" is truthy, "0.5" failed with a TypeError.
+        (dict(seq_len=64, num_kv_pairs=8, random_non_queries="false"), "random_non_queries must be true or false"),
+        (dict(seq_len=64, num_kv_pairs=8, haystack_depth="0.5"), "haystack_depth must be a number"),
+        (dict(seq_len=64, num_kv_pairs=8, haystack_depth=True), "haystack_depth must be a number"),
+        (dict(seq_len=64, num_kv_pairs=8, power_a=True), "power_a"),
     ],
 )
 def test_impossible_specs_name_the_fix(fields: dict, message: str) -> None:

@@ -62,10 +62,13 @@ class TaskSpec:
                 f"vocab_size {self.vocab_size} is too small for {self.num_kv_pairs} distinct keys and values; "
                 f"use --vocab-size ≥ {2 * self.num_kv_pairs + 2}"
             )
-        if not (isinstance(self.power_a, (int, float)) and math.isfinite(self.power_a) and self.power_a > 0):
+        if not (_is_number(self.power_a) and math.isfinite(self.power_a) and self.power_a > 0):
             raise UserError(f"power_a must be a positive number (0.01 favours early query slots; 1 is uniform), got {self.power_a!r}")
-        if self.haystack_depth is not None and not (0.0 <= self.haystack_depth <= 1.0):
-            raise UserError(f"haystack_depth must be in [0, 1] (or unset), got {self.haystack_depth}")
+        # A TOML string such as "false" is truthy: it would silently switch random filler on.
+        if not isinstance(self.random_non_queries, bool):
+            raise UserError(f"random_non_queries must be true or false, got {self.random_non_queries!r}")
+        if self.haystack_depth is not None and not (_is_number(self.haystack_depth) and 0.0 <= self.haystack_depth <= 1.0):
+            raise UserError(f"haystack_depth must be a number in [0, 1] (or unset), got {self.haystack_depth!r}")
 
     # Layout ----------------------------------------------------------------------------------------------
     @property
@@ -138,6 +141,11 @@ class TaskSpec:
         from mqar.data.generate import generate
 
         return generate(self, num_examples, seed)
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float, not a bool (an int subclass) nor a string from a TOML file."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @functools.lru_cache(maxsize=64)
