@@ -313,6 +313,7 @@ def test_tiny_key_space_still_distinct() -> None:
         (dict(seq_len=64, num_kv_pairs=17), "--num-kv-pairs ≤ 16"),
         (dict(seq_len=64, num_kv_pairs=8, num_passes=4), "longer --seq-len"),
         (dict(seq_len=64, num_kv_pairs=8, vocab_size=10), "--vocab-size ≥ 18"),
+        (dict(seq_len=64, num_kv_pairs=8, vocab_size=2**31 + 1), "--vocab-size ≤ 2147483648"),  # wrapped negative
         (dict(seq_len=64, num_kv_pairs=8, power_a=0), "power_a"),
         (dict(seq_len=64, num_kv_pairs=8, haystack_depth=1.5), "haystack_depth"),
         # Wrong types from a TOML file: a string "false" is truthy, "0.5" failed with a TypeError.

@@ -62,6 +62,9 @@ class TaskSpec:
                 f"vocab_size {self.vocab_size} is too small for {self.num_kv_pairs} distinct keys and values; "
                 f"use --vocab-size ≥ {2 * self.num_kv_pairs + 2}"
             )
+        # Tokens are stored as int32 (mqar.data.generate.TOKEN_DTYPE): values up to V - 1 must fit, or they wrap.
+        if self.vocab_size > 2**31:
+            raise UserError(f"vocab_size {self.vocab_size} does not fit int32 tokens; use --vocab-size ≤ {2**31}")
         if not (_is_number(self.power_a) and math.isfinite(self.power_a) and self.power_a > 0):
             raise UserError(f"power_a must be a positive number (0.01 favours early query slots; 1 is uniform), got {self.power_a!r}")
         # A TOML string such as "false" is truthy: it would silently switch random filler on.
