@@ -85,3 +85,11 @@ def test_bad_extension_and_unwritable_path_leave_no_file(tmp_path) -> None:
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
         assert result.exit_code == 2 and message in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_that_is_a_folder_is_one_line(tmp_path) -> None:
+    folder = tmp_path / "data.npz"  # a folder whose name has a dataset extension: was an IsADirectoryError traceback
+    folder.mkdir()
+    result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(folder)])
+    assert result.exit_code == 2 and "it is a folder" in result.output, result.output
+    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []

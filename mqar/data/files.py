@@ -78,6 +78,8 @@ def save(
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise UserError(f"cannot write {path}: folder {directory} does not exist; create it or pick another path")
+    if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
+        raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
     except OSError as error:
