@@ -93,3 +93,14 @@ def test_output_that_is_a_folder_is_one_line(tmp_path) -> None:
     result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(folder)])
     assert result.exit_code == 2 and "it is a folder" in result.output, result.output
     assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+
+
+def test_missing_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
+    # It used to be found by save, after generating every example (minutes for a large -n).
+    import mqar.commands.generate as command
+
+    monkeypatch.setattr(command, "generate_arrays", lambda *args, **kwargs: pytest.fail("generated before the check"))
+    (tmp_path / "folder.npz").mkdir()
+    for target in (tmp_path / "missing" / "d.npz", tmp_path / "folder.npz"):
+        result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
+        assert result.exit_code == 2 and result.output.startswith("error: cannot write"), result.output

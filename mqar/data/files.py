@@ -62,6 +62,18 @@ def file_format(path: Path) -> str:
     return suffix
 
 
+def check_output_path(path: Path) -> str:
+    """The format of a dataset file to be written at `path`, after the checks that need no data: callers run it
+    before spending time generating."""
+    suffix = file_format(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserError(f"cannot write {path}: folder {directory} does not exist; create it or pick another path")
+    if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
+        raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
+    return suffix
+
+
 def save(
     path: str | os.PathLike,
     inputs: np.ndarray,
@@ -73,13 +85,9 @@ def save(
 ) -> dict[str, Any]:
     """Write a dataset file (format by extension) atomically; returns the metadata written."""
     path = Path(path)
-    suffix = file_format(path)
+    suffix = check_output_path(path)
     metadata = metadata or dataset_metadata(inputs, labels, spec, split, seed)
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise UserError(f"cannot write {path}: folder {directory} does not exist; create it or pick another path")
-    if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
-        raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
     except OSError as error:
