@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -345,6 +347,18 @@ def test_file_round_trip(tmp_path, extension: str) -> None:
     assert dataset.metadata == written
     assert {"spec", "split", "seed", "generator_version", "sha256"} <= set(dataset.metadata)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("extension", [".parquet", ".npz"])
+def test_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, extension: str) -> None:
+    # Files other projects (and other users) read: they were 0600, the mode of the temporary file renamed into place.
+    spec = TaskSpec(seq_len=16, num_kv_pairs=2)
+    mask = os.umask(0o022)
+    try:
+        save(tmp_path / f"d{extension}", *spec.generate(3, seed=0), spec, "train", 0)
+    finally:
+        os.umask(mask)
+    assert (tmp_path / f"d{extension}").stat().st_mode & 0o777 == 0o644
 
 
 def test_parquet_is_one_row_per_example_readable_by_pandas(tmp_path) -> None:

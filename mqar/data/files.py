@@ -94,6 +94,8 @@ def save(
         raise UserError(f"cannot write {path}: {error.strerror}; pick a writable path") from None
     os.close(handle)
     try:
+        # mkstemp creates the file 0600, and os.replace keeps that: give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~_umask())
         if suffix == ".parquet":
             _write_parquet(temporary, inputs, labels, metadata)
         else:
@@ -103,6 +105,13 @@ def save(
         Path(temporary).unlink(missing_ok=True)
         raise
     return metadata
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load(path: str | os.PathLike, verify: bool = True) -> Dataset:
