@@ -67,6 +67,11 @@ def write_bad_suite(tmp_path):
         (["--seq-len", "64", "--num-kv-pairs", "8", "--split", "dev"], "--split"),
         (["--num-kv-pairs", "8"], "--seq-len"),
         (["--task", "no-such-suite"], "no task suite"),
+        (["--task", "zoology", "--seq-len", "64"], "drop --seq-len"),
+        # Spec options with defaults were silently ignored with --task.
+        (["--task", "zoology", "--vocab-size", "64"], "drop --vocab-size"),
+        (["--task", "zoology", "--haystack-depth", "0.5", "--num-passes", "2"], "drop --num-passes/--haystack-depth"),
+        (["--task", "zoology", "--random-non-queries"], "drop --random-non-queries"),
         (["--task", "BAD"], "kv_pairs"),
     ],
 )

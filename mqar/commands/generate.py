@@ -17,8 +17,12 @@ from mqar.errors import UserError
 # Below this many examples a progress bar only flickers.
 PROGRESS_MIN_EXAMPLES = 50_000
 
+# Options that make one TaskSpec; with --task the suite file sets them.
+SPEC_OPTIONS = ("seq_len", "num_kv_pairs", "vocab_size", "power_a", "random_non_queries", "num_passes", "haystack_depth")
+
 
 def generate(
+    ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="File (.parquet or .npz) to write; with --task, a folder."),
     num_examples: int = typer.Option(..., "--num-examples", "-n", help="Examples to generate (per task with --task)."),
     seed: int = typer.Option(0, help="Master seed; train, valid and test are disjoint streams of it."),
@@ -45,8 +49,12 @@ def generate(
     if split not in SPLITS:
         raise UserError(f"unknown --split {split!r}; use one of {', '.join(SPLITS)}")
     if task is not None:
-        if seq_len is not None or num_kv_pairs is not None:
-            raise UserError("--task takes its tasks from the suite file; drop --seq-len/--num-kv-pairs")
+        # Any spec option given, even one with a default (--vocab-size 64), would otherwise be silently ignored.
+        # (By the source's name: typer's vendored click has its own ParameterSource enum.)
+        given = [name for name in SPEC_OPTIONS if ctx.get_parameter_source(name).name != "DEFAULT"]
+        if given:
+            options = "/".join(f"--{name.replace('_', '-')}" for name in given)
+            raise UserError(f"--task takes its tasks from the suite file; drop {options}")
         extension = f".{file_format_name.lower().lstrip('.')}"
         if extension not in (".parquet", ".npz"):
             raise UserError(f"unknown --format {file_format_name!r}; use parquet or npz")
