@@ -109,3 +109,13 @@ def test_missing_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
     for target in (tmp_path / "missing" / "d.npz", tmp_path / "folder.npz"):
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
         assert result.exit_code == 2 and result.output.startswith("error: cannot write"), result.output
+
+
+def test_suite_tasks_with_one_file_name_are_an_error(tmp_path) -> None:
+    # Two tasks differing only in power_a both wrote dup-L64-kv4-train.parquet: the second silently replaced the first.
+    suite = tmp_path / "dup.toml"
+    suite.write_text('name = "dup"\n[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\n'
+                     '[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\npower_a = 1.0\n')
+    result = runner.invoke(app, ["generate", "--task", str(suite), "-n", "5", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "tasks 1 and 2" in result.output, result.output
+    assert not (tmp_path / "out").exists()

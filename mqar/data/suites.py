@@ -67,13 +67,21 @@ def generate_suite(
 ) -> list[Path]:
     """Write one file per task of the suite, `<out_dir>/<suite>-<task name>-<split><extension>`."""
     out_dir = Path(out_dir)
+    # The file name carries only TaskSpec.name: tasks that differ in another field would overwrite each other.
+    names = [f"{suite.name}-{spec.name}-{split}{extension}" for spec in suite.tasks]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise UserError(
+                f"tasks {names.index(name) + 1} and {index + 1} of suite {suite.name} would both be written to {name} "
+                f"(the file name omits vocab_size, power_a and random_non_queries); put them in separate suites"
+            )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create folder {out_dir}: {error.strerror}; pick a writable path") from None
     paths = []
-    for spec in suite.tasks:
-        path = out_dir / f"{suite.name}-{spec.name}-{split}{extension}"
+    for spec, name in zip(suite.tasks, names):
+        path = out_dir / name
         inputs, labels = generate(spec, num_examples, seed, split=split)
         metadata = save(path, inputs, labels, spec, split, seed)
         if on_task is not None:
