@@ -397,3 +397,18 @@ def test_suite_with_unknown_key_names_it(tmp_path) -> None:
     path.write_text('name = "bad"\n[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\nkv_pairs = 3\n')
     with pytest.raises(UserError, match="kv_pairs"):
         load_suite(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [  # each was reported as "every task needs seq_len and num_kv_pairs ('int' object is not ...)"
+        ('tasks = 3\n', "tasks must be \\[\\[tasks\\]\\] tables"),
+        ('tasks = [1, 2]\n', "tasks must be \\[\\[tasks\\]\\] tables"),
+        ('defaults = 3\n[[tasks]]\nseq_len = 64\nnum_kv_pairs = 4\n', "defaults must be a \\[defaults\\] table"),
+    ],
+)
+def test_suite_with_misshapen_tables_names_them(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n' + text)
+    with pytest.raises(UserError, match=message):
+        load_suite(path)

@@ -52,7 +52,13 @@ def load_suite(name_or_path: str | os.PathLike) -> Suite:
     entries = data.get("tasks", [])
     if not entries:
         raise UserError(f"{path} lists no [[tasks]]")
-    tasks = tasks_from_tables(entries, data.get("defaults", {}), where=str(path))
+    defaults = data.get("defaults", {})
+    # Else tasks_from_tables' TypeError would be reported as a missing seq_len.
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise UserError(f"{path}: tasks must be [[tasks]] tables of TaskSpec fields, got tasks = {entries!r}")
+    if not isinstance(defaults, dict):
+        raise UserError(f"{path}: defaults must be a [defaults] table of TaskSpec fields, got defaults = {defaults!r}")
+    tasks = tasks_from_tables(entries, defaults, where=str(path))
     return Suite(name=data.get("name", path.stem), description=data.get("description", ""), tasks=tasks)
 
 
