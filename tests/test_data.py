@@ -412,3 +412,20 @@ def test_suite_with_misshapen_tables_names_them(tmp_path, text: str, message: st
     path.write_text('name = "bad"\n' + text)
     with pytest.raises(UserError, match=message):
         load_suite(path)
+
+
+@pytest.mark.parametrize("extension", [".parquet", ".npz"])
+@pytest.mark.parametrize("content", [b"hello", b"PK\x03\x04 truncated zip", b"PAR1 truncated PAR1"])
+def test_file_that_is_not_a_dataset_is_a_user_error(tmp_path, extension: str, content: bytes) -> None:
+    # These raised numpy's "contains pickled (object) data ... allow_pickle", ArrowInvalid or BadZipFile.
+    path = tmp_path / f"d{extension}"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=f"not a readable {extension[1:]} dataset file"):
+        load(path)
+
+
+def test_npz_whose_metadata_is_not_json_is_a_user_error(tmp_path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, inputs=np.zeros((2, 4)), labels=np.zeros((2, 4)), metadata=np.array("not json"))
+    with pytest.raises(UserError, match="not a readable npz dataset file"):
+        load(path)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -120,10 +121,17 @@ def load(path: str | os.PathLike, verify: bool = True) -> Dataset:
     suffix = file_format(path)
     if not path.is_file():
         raise UserError(f"no such dataset file: {path}")
-    if suffix == ".parquet":
-        inputs, labels, metadata = _read_parquet(path)
-    else:
-        inputs, labels, metadata = _read_npz(path)
+    try:
+        if suffix == ".parquet":
+            inputs, labels, metadata = _read_parquet(path)
+        else:
+            inputs, labels, metadata = _read_npz(path)
+    except UserError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        # Not a parquet/npz at all, truncated, or metadata that is not JSON (pyarrow's and json's errors are
+        # ValueErrors): numpy's own message suggested allow_pickle for a text file.
+        raise UserError(f"{path} is not a readable {suffix[1:]} dataset file ({error}); regenerate it") from None
     if verify and arrays_sha256(inputs, labels) != metadata.get("sha256"):
         raise UserError(f"{path} is corrupt: its arrays do not match the sha256 in its metadata; regenerate it")
     return Dataset(inputs, labels, TaskSpec.from_dict(metadata["spec"]), metadata)
