@@ -429,3 +429,13 @@ def test_npz_whose_metadata_is_not_json_is_a_user_error(tmp_path) -> None:
     np.savez(path, inputs=np.zeros((2, 4)), labels=np.zeros((2, 4)), metadata=np.array("not json"))
     with pytest.raises(UserError, match="not a readable npz dataset file"):
         load(path)
+
+
+@pytest.mark.parametrize("rows, columns", [(slice(None), slice(0, 32)), (slice(0, 3), slice(None))])
+def test_save_rejects_arrays_that_do_not_fit_the_spec(tmp_path, rows, columns) -> None:
+    # [10, 32] arrays under a seq_len-64 spec loaded back from parquet as [5, 64], with a valid sha256.
+    spec = TaskSpec(seq_len=64, num_kv_pairs=4)
+    inputs, labels = generate(spec, 10, seed=0)
+    with pytest.raises(UserError, match="expected \\('N', 64\\)"):
+        save(tmp_path / "d.parquet", inputs[rows, columns], labels[:, columns], spec, "train", 0)
+    assert list(tmp_path.iterdir()) == []

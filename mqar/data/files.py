@@ -87,6 +87,11 @@ def save(
     """Write a dataset file (format by extension) atomically; returns the metadata written."""
     path = Path(path)
     suffix = check_output_path(path)
+    # The parquet reader reshapes by the spec's seq_len: other shapes would load as different (yet hash-valid) rows.
+    expected = ("N", spec.seq_len)
+    for name, array in (("inputs", inputs), ("labels", labels)):
+        if np.ndim(array) != 2 or np.shape(array)[1] != spec.seq_len or np.shape(array)[0] != np.shape(inputs)[0]:
+            raise UserError(f"{name} has shape {np.shape(array)}, expected {expected} with N the same for both")
     metadata = metadata or dataset_metadata(inputs, labels, spec, split, seed)
     directory = path.parent if str(path.parent) else Path(".")
     try:
