@@ -119,3 +119,11 @@ def test_suite_tasks_with_one_file_name_are_an_error(tmp_path) -> None:
     result = runner.invoke(app, ["generate", "--task", str(suite), "-n", "5", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2 and "tasks 1 and 2" in result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_more_examples_than_memory_is_one_line(tmp_path) -> None:
+    # 10**11 examples of 512 tokens (~380 TiB) ended in numpy's _ArrayMemoryError traceback.
+    out = tmp_path / "big.npz"
+    result = runner.invoke(app, ["generate", "--seq-len", "512", "--num-kv-pairs", "4", "-n", str(10**11), "-o", str(out)])
+    assert result.exit_code == 2 and result.output.strip().startswith("error:") and "fewer examples (-n)" in result.output
+    assert not out.exists()

@@ -58,8 +58,15 @@ def generate(
     """
     if not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
         raise UserError(f"number of examples must be a positive integer, got {num_examples!r}")
-    inputs = np.zeros((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)
-    labels = np.empty((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)  # filled block by block, in cache
+    try:
+        inputs = np.zeros((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)
+        labels = np.empty((num_examples, spec.seq_len), dtype=TOKEN_DTYPE)  # filled block by block, in cache
+    except MemoryError:  # a -n too large for this machine: numpy's error is a traceback that names no option
+        gib = 2 * num_examples * spec.seq_len * np.dtype(TOKEN_DTYPE).itemsize / 2**30
+        raise UserError(
+            f"{num_examples} examples of seq_len {spec.seq_len} need {gib:.1f} GiB, more than this machine can give; "
+            f"generate fewer examples (-n) per file"
+        ) from None
     for chunk, start in enumerate(range(0, num_examples, CHUNK_SIZE)):
         stop = min(start + CHUNK_SIZE, num_examples)
         _fill_chunk(spec, split_stream(seed, split, chunk), inputs[start:stop], labels[start:stop])
