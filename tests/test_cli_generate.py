@@ -127,3 +127,13 @@ def test_more_examples_than_memory_is_one_line(tmp_path) -> None:
     result = runner.invoke(app, ["generate", "--seq-len", "512", "--num-kv-pairs", "4", "-n", str(10**11), "-o", str(out)])
     assert result.exit_code == 2 and result.output.strip().startswith("error:") and "fewer examples (-n)" in result.output
     assert not out.exists()
+
+
+def test_help_states_the_kv_bound_with_passes() -> None:
+    # The help said 4·kv ≤ seq_len, which --num-passes 2 breaks: TaskSpec needs 2·kv·(passes + 1).
+    import inspect
+
+    import mqar.commands.generate as command
+
+    help_text = inspect.signature(command.generate).parameters["num_kv_pairs"].default.help
+    assert "2·kv·(passes + 1) ≤ seq_len" in help_text

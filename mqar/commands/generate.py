@@ -28,7 +28,7 @@ def generate(
     seed: int = typer.Option(0, help="Master seed; train, valid and test are disjoint streams of it."),
     split: str = typer.Option("train", help=f"Which stream of the seed: {', '.join(SPLITS)}."),
     seq_len: Optional[int] = typer.Option(None, help="Sequence length (even)."),
-    num_kv_pairs: Optional[int] = typer.Option(None, help="Key-value pairs per example (4·kv ≤ seq_len)."),
+    num_kv_pairs: Optional[int] = typer.Option(None, help="Key-value pairs per example (2·kv·(passes + 1) ≤ seq_len)."),
     vocab_size: int = typer.Option(8192, help="Vocabulary: keys from [1, V/2), values from [V/2, V), 0 is filler."),
     power_a: float = typer.Option(0.01, help="Query-gap power law p_i ∝ a·i^(a-1); 1 is uniform."),
     random_non_queries: bool = typer.Option(False, help="Fill non-query positions with random tokens (seeded)."),
