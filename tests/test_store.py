@@ -130,6 +130,14 @@ def test_unwritable_store_is_a_user_error(tmp_path):
         Store(blocker / "store.db")
 
 
+def test_a_file_that_is_not_a_store_is_a_user_error(tmp_path):
+    # `mqar sweep --store notes.txt` ended in a traceback (sqlite3.DatabaseError: file is not a database).
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, but long enough for SQLite to read a header from it\n" * 4)
+    with pytest.raises(UserError, match="cannot open the results store .*file is not a database"):
+        Store(path)
+
+
 def test_newer_schema_is_refused(tmp_path):
     Store(tmp_path / "s.db").close()
     conn = sqlite3.connect(tmp_path / "s.db")

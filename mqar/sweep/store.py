@@ -135,7 +135,7 @@ class Store:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except (sqlite3.OperationalError, OSError) as error:
+        except (sqlite3.DatabaseError, OSError) as error:  # DatabaseError: also a file that is not SQLite
             reason = getattr(error, "strerror", None) or str(error)
             raise UserError(f"cannot open the results store {self.path} ({reason}); pass a writable --store PATH") from None
 
