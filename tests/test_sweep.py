@@ -91,6 +91,10 @@ def test_spec_errors_are_user_errors(tmp_path):
     path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\n[recipe]\nepoch = 3\n')
     with pytest.raises(UserError, match="unknown key.*'epoch'"):
         load_sweep_spec(path)
+    for task in ("3", '"x"', "[1, 2]"):  # `task` not a table ended in a TypeError / ValueError traceback
+        path.write_text(f'archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\ntask = {task}\n')
+        with pytest.raises(UserError, match="task must be a table"):
+            load_sweep_spec(path)
     with pytest.raises(UserError, match="malformed --d-models"):
         parse_list("64,,x", int, "--d-models", "64,128")
     with pytest.raises(UserError, match="pair up"):

@@ -126,7 +126,10 @@ class SweepSpec:
         missing = [key for key in ("archs", "d_models", "lrs", "tasks") if key not in data]
         if missing:
             raise UserError(f"{where} needs {', '.join(missing)}")
-        task_overrides = dict(data.get("task", {}))
+        task_data = data.get("task", {})
+        if not isinstance(task_data, Mapping):
+            raise UserError(f"{where}: task must be a table of TaskSpec fields for every task, e.g. [task] vocab_size = 8192")
+        task_overrides = dict(task_data)
         tasks = resolve_tasks(data["tasks"], task_overrides, where=where, base_dir=base_dir)
         recipe_data = data.get("recipe", {})
         if not isinstance(recipe_data, Mapping):
