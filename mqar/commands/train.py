@@ -84,6 +84,8 @@ def train(
         from mqar.checkpoint import check_checkpoint_path
 
         check_checkpoint_path(checkpoint)
+    if output is not None:
+        _check_output_path(output)  # now, not after the training: an unwritable path would lose the run
     try:
         result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl, cuda_graphs=cuda_graphs,
                            compile_model=compile, checkpoint=checkpoint)
@@ -93,3 +95,16 @@ def train(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     typer.echo(json.dumps(result.summary()))
+
+
+def _check_output_path(output: Path) -> None:
+    """Fail in one line when --output cannot be written (its folder is created here, as the write would)."""
+    existed = output.exists()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with open(output, "a"):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write --output {output} ({error.strerror}); choose a writable file path") from None
+    if not existed:
+        output.unlink()
