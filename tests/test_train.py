@@ -228,6 +228,16 @@ def test_cli_train_errors_are_one_line_and_exit_code_2(flags, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
+def test_cli_train_triton_kernels_on_the_cpu_is_one_clear_error(monkeypatch):
+    # Without a GPU and without Triton's interpreter this ended in Triton's "0 active drivers" traceback.
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    arguments = ["train", "--arch", "based", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS, "--kernel-impl", "triton"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--kernel-impl triton needs a CUDA GPU" in lines[0], result.stderr
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_training_runs_and_repeats(precision):

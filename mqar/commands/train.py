@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -61,6 +62,12 @@ def train(
 
     if kernel_impl not in IMPLS:
         raise UserError(f"unknown --kernel-impl {kernel_impl!r}; use one of {', '.join(IMPLS)}")
+    if kernel_impl == "triton" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        from mqar.provenance import resolve_device
+
+        if resolve_device(device) == "cpu":  # Triton has no CPU driver; only its interpreter runs there
+            raise UserError("--kernel-impl triton needs a CUDA GPU (or TRITON_INTERPRET=1, Triton's slow CPU "
+                            "interpreter); use --kernel-impl auto or torch on the CPU")
     config = RunConfig(
         task=TaskSpec(seq_len=seq_len, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size, power_a=power_a),
         arch=arch,
