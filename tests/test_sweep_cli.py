@@ -30,6 +30,7 @@ def one_line_error(result, pattern: str) -> None:
         (["--archs", "based,transformerx"], "unknown arch 'transformerx'"),
         (["--d-models", "64,,x"], "malformed --d-models"),
         (["--lrs", "1e-3,abc"], "malformed --lrs"),
+        (["--lrs", "1e-3,inf"], "learning rates must be positive finite numbers"),  # was accepted into the grid
         (["--seq-lens", "64,128", "--num-kv-pairs", "4,8,16"], "pair up"),
         (["--preset", "nope"], "no sweep preset"),
         (["--backend", "spark"], "unknown --backend"),

@@ -214,6 +214,7 @@ def test_cli_train_prints_the_summary_as_the_last_line(tmp_path):
         (["--arch", "based", "--d-model", "24", "--num-kv-pairs", "8"], "need seq_len"),
         (["--arch", "based", "--d-model", "24", "--kernel-impl", "cuda"], "unknown --kernel-impl"),
         (["--arch", "based", "--d-model", "24", "--lr", "0"], "--lr must be positive"),
+        (["--arch", "based", "--d-model", "24", "--lr", "inf"], "--lr must be positive and finite"),  # was trained
         (["--arch", "based", "--d-model", "24", "--checkpoint", "/proc/mqar/run.pt"], "cannot write checkpoint"),
         # --output was written only after training, and an unwritable path ended in a traceback there
         (["--arch", "based", "--d-model", "24", "--output", "/proc/mqar/run.json"], "cannot write --output"),

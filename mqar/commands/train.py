@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -85,8 +86,8 @@ def train(
             data_seed=data_seed,
         ),
     )
-    if not lr > 0:
-        raise UserError(f"--lr must be positive, got {lr}")
+    if not 0 < lr < math.inf:
+        raise UserError(f"--lr must be positive and finite, got {lr}")
     if checkpoint is not None:
         from mqar.checkpoint import check_checkpoint_path
 

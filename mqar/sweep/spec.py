@@ -22,6 +22,7 @@ hash of its config, so the same grid always yields the same ids and a sweep resu
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,8 @@ class SweepSpec:
         if not self.name or not isinstance(self.name, str):
             raise UserError("a sweep needs a name")
         for lr in self.lrs:
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-                raise UserError(f"sweep {self.name!r}: learning rates must be positive numbers, got {lr!r}")
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+                raise UserError(f"sweep {self.name!r}: learning rates must be positive finite numbers, got {lr!r}")
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         for seed in self.seeds:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
