@@ -35,6 +35,16 @@ class Recipe:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
+        # A sweep file's [recipe] is not type-checked by TOML: epochs = 1.5 or "3" would fail every run later.
+        for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size",
+                     "data_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"recipe.{name} must be an integer, got {value!r}")
+        for name in ("weight_decay", "early_stop_accuracy"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"recipe.{name} must be a number, got {value!r}")
         for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"recipe.{name} must be at least 1, got {getattr(self, name)}")

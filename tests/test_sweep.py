@@ -91,6 +91,12 @@ def test_spec_errors_are_user_errors(tmp_path):
     path.write_text('archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\n[recipe]\nepoch = 3\n')
     with pytest.raises(UserError, match="unknown key.*'epoch'"):
         load_sweep_spec(path)
+    for recipe, message in (("epochs = 1.5", "recipe.epochs must be an integer"),  # every run failed on it
+                            ('batch_size = "32"', "recipe.batch_size must be an integer"),
+                            ('weight_decay = "0.1"', "recipe.weight_decay must be a number")):
+        path.write_text(f'archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\n[recipe]\n{recipe}\n')
+        with pytest.raises(UserError, match=message):
+            load_sweep_spec(path)
     for task in ("3", '"x"', "[1, 2]"):  # `task` not a table ended in a TypeError / ValueError traceback
         path.write_text(f'archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\ntask = {task}\n')
         with pytest.raises(UserError, match="task must be a table"):
