@@ -145,3 +145,24 @@ def test_compile_flag_reaches_every_run_as_the_training_function(tmp_path, monke
         assert seen["train_fn"] is None  # the default: mqar.train.train as it is
     else:
         assert seen["train_fn"].func is train and seen["train_fn"].keywords == {"compile_model": True}
+
+
+@pytest.mark.parametrize("flags", [[], ["--retry-failed"]])
+def test_the_retry_hint_names_retry_failed_once(tmp_path, monkeypatch, flags):
+    # After `mqar sweep ... --retry-failed` left failed runs, the hint said `... --retry-failed --retry-failed`.
+    import sys
+
+    import mqar.commands.sweep as sweep_command
+    from mqar.sweep import SweepSummary
+
+    def one_failed(spec, store, **kwargs):
+        return SweepSummary(sweep=spec.name, store=store, total=1, done=0, failed=1, pending=0, running=0, new_runs=0,
+                            reclaimed=0, retried=0, finished_now=1, seconds=1.0, interrupted=False)
+
+    monkeypatch.setattr(sweep_command, "run_sweep", one_failed)
+    args = ["sweep", "--archs", "based", "--d-models", "16", "--store", str(tmp_path / "s.db"), *flags]
+    monkeypatch.setattr(sys, "argv", ["mqar", *args])
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    hint = result.output.strip().splitlines()[-1]
+    assert hint.endswith(" --retry-failed") and hint.count("--retry-failed") == 1, result.output

@@ -114,7 +114,8 @@ def sweep(
     if summary.running:
         console.print(f"{summary.running} run(s) are still running in another process")
     if summary.failed:
-        console.print(f"{summary.failed} run(s) failed (errors in the store); rerun them with:\n  {resume} --retry-failed")
+        retry = resume if retry_failed else f"{resume} --retry-failed"
+        console.print(f"{summary.failed} run(s) failed (errors in the store); rerun them with:\n  {retry}")
 
 
 def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[str], archs: Optional[str],
