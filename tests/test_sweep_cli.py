@@ -31,6 +31,8 @@ def one_line_error(result, pattern: str) -> None:
         (["--d-models", "64,,x"], "malformed --d-models"),
         (["--lrs", "1e-3,abc"], "malformed --lrs"),
         (["--lrs", "1e-3,inf"], "learning rates must be positive finite numbers"),  # was accepted into the grid
+        (["--seeds", "0,-1"], "seeds must be integers from 0 to 2**63 - 1"),
+        (["--seeds", str(2**63)], "seeds must be integers from 0 to 2**63 - 1"),  # overflowed the store's INTEGER
         (["--seq-lens", "64,128", "--num-kv-pairs", "4,8,16"], "pair up"),
         (["--preset", "nope"], "no sweep preset"),
         (["--backend", "spark"], "unknown --backend"),

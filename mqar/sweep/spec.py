@@ -69,8 +69,9 @@ class SweepSpec:
                 raise UserError(f"sweep {self.name!r}: learning rates must be positive finite numbers, got {lr!r}")
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         for seed in self.seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise UserError(f"sweep {self.name!r}: seeds must be non-negative integers, got {seed!r}")
+            # The store keeps seeds as SQLite INTEGERs (64-bit signed): a larger one overflowed there in a traceback.
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+                raise UserError(f"sweep {self.name!r}: seeds must be integers from 0 to 2**63 - 1, got {seed!r}")
         for task in self.tasks:
             if not isinstance(task, TaskSpec):
                 raise UserError(f"sweep {self.name!r}: tasks must be TaskSpecs, got {task!r}")
