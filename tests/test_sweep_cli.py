@@ -34,6 +34,7 @@ def one_line_error(result, pattern: str) -> None:
         (["--seeds", "0,-1"], "seeds must be integers from 0 to 2**63 - 1"),
         (["--seeds", str(2**63)], "seeds must be integers from 0 to 2**63 - 1"),  # overflowed the store's INTEGER
         (["--seq-lens", "64,128", "--num-kv-pairs", "4,8,16"], "pair up"),
+        (["--tasks", "rebased", "--num-kv-pairs", "8"], "--num-kv-pairs pairs with --seq-lens"),  # was ignored
         (["--preset", "nope"], "no sweep preset"),
         (["--backend", "spark"], "unknown --backend"),
         (["--runs-per-device", "0"], "--runs-per-device"),

@@ -128,7 +128,7 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
     base = load_sweep_spec(config if config is not None else (preset or DEFAULT_PRESET))
     if tasks is not None and seq_lens is not None:
         raise UserError("give --tasks (a suite) or --seq-lens/--num-kv-pairs, not both")
-    if num_kv_pairs is not None and seq_lens is None and tasks is None:
+    if num_kv_pairs is not None and seq_lens is None:  # with --tasks it was silently ignored
         raise UserError("--num-kv-pairs pairs with --seq-lens; give both (e.g. --seq-lens 128,256 --num-kv-pairs 16,64)")
     task_specs = None
     if seq_lens is not None:
