@@ -66,6 +66,15 @@ def test_unwritable_store(tmp_path):
     one_line_error(invoke("sweep", "--store", str(blocker / "s.db"), "--devices", "cpu"), "cannot open the results store")
 
 
+def test_unwritable_cache_dir(tmp_path):
+    # It was not checked: every run of the sweep failed on it, each with a FileNotFoundError traceback in the store.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = tmp_path / "s.db"
+    result = invoke("sweep", "--store", str(store), "--devices", "cpu", "--cache-dir", str(blocker / "cache"))
+    one_line_error(result, "cannot create the dataset cache")
+
+
 def test_results_errors(tmp_path):
     one_line_error(invoke("results", "list", "--store", str(tmp_path / "absent.db")), "no results store")
     one_line_error(invoke("results", "export", "--store", str(tmp_path / "absent.db")), "exactly one of --csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -83,12 +84,13 @@ def sweep(
     if dry_run:
         show_dry_run(spec, store, devices, runs_per_device, backend)
         return
-    # Fail here, in one line, before anything is printed: unknown devices, an unwritable store.
+    # Fail here, in one line, before anything is printed: unknown devices, an unwritable store or dataset cache.
     if backend == "local":
         from mqar.sweep.local import resolve_devices
 
         resolve_devices(devices)
     Store(store).close()
+    _check_cache_dir(cache_dir)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
     from mqar.sweep.worker import compiled_train_fn
@@ -116,6 +118,19 @@ def sweep(
     if summary.failed:
         retry = resume if retry_failed else f"{resume} --retry-failed"
         console.print(f"{summary.failed} run(s) failed (errors in the store); rerun them with:\n  {retry}")
+
+
+def _check_cache_dir(cache_dir: Optional[Path]) -> None:
+    """An unwritable --cache-dir failed every run of the sweep, one traceback each, instead of once here."""
+    from mqar.sweep.cache import DEFAULT_CACHE_DIR
+
+    folder = cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the dataset cache {folder} ({error.strerror}); pass a writable --cache-dir") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"cannot write to the dataset cache {folder}; pass a writable --cache-dir")
 
 
 def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[str], archs: Optional[str],
