@@ -66,6 +66,13 @@ def test_unwritable_store(tmp_path):
     one_line_error(invoke("sweep", "--store", str(blocker / "s.db"), "--devices", "cpu"), "cannot open the results store")
 
 
+def test_devices_with_the_ray_backend_is_one_line(tmp_path):
+    # The runner refused it only after the sweep's header line was printed (two lines) and the store was created.
+    store = tmp_path / "s.db"
+    one_line_error(invoke("sweep", "--store", str(store), "--backend", "ray", "--devices", "cpu"), "--devices is for")
+    assert not store.exists()
+
+
 def test_unwritable_cache_dir(tmp_path):
     # It was not checked: every run of the sweep failed on it, each with a FileNotFoundError traceback in the store.
     blocker = tmp_path / "file"

@@ -79,6 +79,8 @@ def sweep(
         raise UserError(f"unknown --backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if address is not None and backend != "ray":
         raise UserError("--address is for --backend ray")
+    if backend == "ray" and devices is not None and devices not in ("auto", "all"):  # else said after the header
+        raise UserError("--devices is for the local backend; Ray places tasks on the cluster's GPUs itself")
     if runs_per_device is not None and runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     if dry_run:
