@@ -254,6 +254,19 @@ def test_report_makes_one_report_per_sweep(tmp_path):
     assert {"first.png", "second.png"} <= {path.name for path in (tmp_path / "out").iterdir()}
 
 
+def test_a_filter_without_sweep_reports_the_sweeps_that_have_the_value(tmp_path):
+    store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
+    make_store(store, sweep="second", configs=grid(archs=("rebased",), tasks=TASKS[:1]))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--archs", "rebased"])
+    assert result.exit_code == 0, result.output
+    assert "second.png" in {path.name for path in out.iterdir()}
+    assert "first.png" not in {path.name for path in out.iterdir()}
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--archs", "mamba"])
+    assert result.exit_code == 2
+    assert "no runs with arch mamba; the store has arch based, rebased" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--store", "{missing}"], "no results store at"),
     (["--sweep", "nope"], "no sweep named 'nope'"),

@@ -196,6 +196,11 @@ def report(
         if sweep not in names:
             raise UserError(f"no sweep named {sweep!r} in {store}; sweeps there: {', '.join(names)}")
         names = [sweep]
+    else:
+        # Filter the whole store, then report the sweeps that keep some run: a value held by one sweep only is not
+        # an error for the others.
+        runs = filter_runs(runs, archs, seq_lens, num_kv_pairs, d_models)
+        names = list(dict.fromkeys(runs["sweep"]))
     reports = []
     for name in names:
         selected = filter_runs(runs[runs["sweep"] == name], archs, seq_lens, num_kv_pairs, d_models)
