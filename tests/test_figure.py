@@ -158,6 +158,17 @@ def test_figure_without_finished_runs_says_how_to_run_them(tmp_path):
             and "mqar figure zoology-figure2 --scale reduced --run" in result.output)
 
 
+def test_figure_with_failed_runs_only_names_retry_failed(tmp_path, table1_configs):
+    store = tmp_path / "mqar.db"
+    with Store(store) as db:
+        db.register_sweep(TABLE1_REDUCED, table1_configs)
+        for run in table1_configs:
+            db.record_failure(run.id, "Traceback (most recent call last):\nRuntimeError: loss is NaN")
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"mqar sweep --preset {TABLE1_REDUCED} --store {store} --retry-failed" in result.output
+
+
 def test_figure_writes_its_provenance_from_the_store(tmp_path, table1_configs):
     store, out = tmp_path / "mqar.db", tmp_path / "figures"
     done = [run for run in table1_configs if run.arch == "based"]

@@ -307,6 +307,15 @@ def test_report_on_an_empty_store_or_a_sweep_with_nothing_done(tmp_path):
     assert "no finished runs to report for grid (4 pending)" in result.output
 
 
+def test_report_on_failed_runs_only_names_retry_failed(tmp_path):
+    configs = grid(archs=("based",), tasks=TASKS[:1], seeds=(0,))
+    failed_store = make_store(tmp_path / "failed.db", configs=configs, failed=configs)
+    result = runner.invoke(app, ["report", "--store", str(failed_store), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "no finished runs to report for grid (4 failed; e.g. RuntimeError: loss is NaN)" in result.output
+    assert "--retry-failed" in result.output
+
+
 def test_report_reads_what_the_real_sweep_runner_wrote(tmp_path):
     """Sweep runner (worker process, store) -> `mqar report`, with a training function that returns known
     accuracies at once, so the test checks the hand-over of the store, not training."""

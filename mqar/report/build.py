@@ -94,6 +94,12 @@ def build_report(
     total = len(runs) + (0 if expected is None else int((~expected["run_id"].isin(runs["run_id"])).sum()))
     if points.empty:
         counts = ", ".join(f"{count} {status}" for status, count in status_counts(runs).items()) or "no runs"
+        failed = missing.loc[missing["status"] == "failed", "error"]
+        if not failed.empty:  # running the sweep again skips failed runs: only --retry-failed reruns them
+            raise UserError(
+                f"no finished runs to report for {name} ({counts}; e.g. {failed.iloc[0] or 'no error recorded'}); "
+                f"fix the cause, then rerun them with the sweep's `mqar sweep` command and --retry-failed"
+            )
         raise UserError(
             f"no finished runs to report for {name} ({counts}); run the sweep first "
             f"(`mqar sweep` or `mqar figure NAME --run`)"
@@ -267,6 +273,9 @@ def figure(
     runs = _load_runs(store)
     runs = unique_runs(runs[runs["run_id"].isin(expected["run_id"])])
     if not (runs["status"] == "done").any():
+        if (runs["status"] == "failed").any():  # --run skips failed runs: only --retry-failed reruns them
+            hint = (f"{int((runs['status'] == 'failed').sum())} failed; fix the cause, then rerun them with "
+                    f"`mqar sweep --preset {spec.name} --store {store} --retry-failed`")
         raise UserError(f"none of the {len(expected)} runs of {spec.name} has finished in {store}; {hint}")
     from mqar.results import load_epochs
 
