@@ -155,7 +155,7 @@ def test_figure_without_finished_runs_says_how_to_run_them(tmp_path):
     result = runner.invoke(app, ["figure", "zoology-figure2", "--scale", "reduced", "--store", str(store)])
     assert result.exit_code == 2
     assert ("none of the 96 runs of zoology-figure2-reduced has finished" in result.output
-            and "mqar figure zoology-figure2 --scale reduced --run" in result.output)
+            and f"mqar figure zoology-figure2 --scale reduced --run --store {store}`" in result.output)
 
 
 def test_figure_with_failed_runs_only_names_retry_failed(tmp_path, table1_configs):

@@ -266,7 +266,7 @@ def figure(
         from mqar.sweep import run_sweep  # the runner (and torch) only when asked to train
 
         run_sweep(spec, store=store, **(run_options or {}))
-    hint = f"run `mqar figure {name} --scale {scale} --run` to train them"
+    hint = f"run `mqar figure {name} --scale {scale} --run --store {store}` to train them"
     if not Path(store).is_file():
         raise UserError(f"no results store at {store}; {hint}")
     expected = expected_frame(configs)
