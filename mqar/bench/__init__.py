@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable
 
+from mqar.errors import UserError
+
 
 def write_report(out_dir: Path, stem: str, report: dict, markdown: Callable[[dict], str]) -> None:
     """`out_dir/stem.json` (every number) and `out_dir/stem.md` (the table people read), folders made as needed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / f"{stem}.md").write_text(markdown(report))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out_dir / f"{stem}.md").write_text(markdown(report))
+    except OSError as error:
+        raise UserError(f"cannot write {stem}.json and {stem}.md into {out_dir} ({error.strerror}); "
+                        "pass a writable --out") from None
 
 
 def format_cell(result: dict | None, key: str) -> str:
