@@ -31,6 +31,13 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     assert "mqar / plain" in table and "µ" not in table.split("\n\n")[2]
 
 
+def test_bench_train_without_timed_steps_is_one_line(tmp_path) -> None:
+    result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "8",
+                                 "--warmup", "0", "--steps", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == "error: --steps must be at least 1, got 0\n"
+
+
 def test_plain_path_splits_a_batch_that_does_not_fit(tmp_path, monkeypatch) -> None:
     # An out-of-memory error in the plain step halves its micro-batch and redoes the batch (fp32 full logits at
     # L = 2048, batch 512, do not fit an H200): here cross-entropy over more than 4 examples' positions "runs out".

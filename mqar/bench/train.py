@@ -223,6 +223,8 @@ def run(
         raise UserError(f"unknown path(s) {', '.join(unknown)}; use any of {', '.join(PATHS)}")
     if seconds is not None and seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
+    if seconds is None and steps < 1:  # the timed loop stops when it has taken exactly `steps` steps
+        raise UserError(f"--steps must be at least 1, got {steps}")
     timing = Timing(steps=steps, seconds=seconds, start_at=start_at)
     rows = []
     for arch, d_model, seq_len in cases:
