@@ -38,6 +38,18 @@ def test_bench_train_without_timed_steps_is_one_line(tmp_path) -> None:
     assert result.output == "error: --steps must be at least 1, got 0\n"
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--cases", ",", "error: --cases is empty"),
+    ("--paths", ",", "error: --paths is empty; use any of mqar, eager, compiled, plain"),
+])
+def test_bench_train_with_an_empty_list_is_one_line(tmp_path, flag, value, message) -> None:
+    args = {"--cases": "rebased:24:128", "--paths": "mqar", flag: value}
+    result = runner.invoke(app, ["bench", "train", *[item for pair in args.items() for item in pair], "--device", "cpu",
+                                 "--batch-size", "8", "--warmup", "0", "--steps", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.startswith(message) and result.output.count("\n") == 1
+
+
 def test_plain_path_splits_a_batch_that_does_not_fit(tmp_path, monkeypatch) -> None:
     # An out-of-memory error in the plain step halves its micro-batch and redoes the batch (fp32 full logits at
     # L = 2048, batch 512, do not fit an H200): here cross-entropy over more than 4 examples' positions "runs out".

@@ -218,6 +218,10 @@ def run(
     out_dir: Optional[Path] = None,
 ) -> dict:
     device = resolve_device(device)
+    if not cases:
+        raise UserError("--cases is empty; give arch:d_model:seq_len cases, e.g. rebased:128:512")
+    if not paths:
+        raise UserError(f"--paths is empty; use any of {', '.join(PATHS)}")
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
         raise UserError(f"unknown path(s) {', '.join(unknown)}; use any of {', '.join(PATHS)}")
