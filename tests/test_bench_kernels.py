@@ -35,3 +35,15 @@ def test_each_case_is_written_as_soon_as_it_is_measured(tmp_path, capsys) -> Non
     assert (tmp_path / "demo.md").read_text() == "2 rows"
     assert capsys.readouterr().out.splitlines() == ["[case 1] fwd+bwd ms: ours 0.250, fla err",
                                                     "[case 2] fwd+bwd ms: ours 0.500, fla err"]
+
+
+def test_an_unknown_method_is_one_line_not_an_empty_table(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from mqar.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "kernels", "--quick", "--method", "ours auto rebasd",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("error: unknown --method 'ours auto rebasd'; choose from ours auto rebased")
+    assert not (tmp_path / "kernels.md").exists()

@@ -240,6 +240,11 @@ def markdown(payload: dict) -> str:
 
 def run(out_dir: Path, quick: bool = False, names: list[str] | None = None, warmup_ms: int = 25, rep_ms: int = 100) -> dict:
     """Benchmark every shape, write kernels.json and kernels.md into out_dir, return the payload."""
+    known = [*methods(), "sdpa"]
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:  # else nothing is measured and the tables come out empty
+        raise UserError(f"unknown --method {', '.join(map(repr, unknown))}; choose from {', '.join(known)} "
+                        "(FLA's methods need the fla package)")
     if not torch.cuda.is_available():
         raise UserError("mqar bench kernels needs a CUDA GPU (the Triton kernels and the baselines run there)")
     shapes = QUICK_SHAPES if quick else ISSUE_SHAPES + MQAR_SHAPES
