@@ -244,6 +244,9 @@ def test_report_command_filters_and_options(store, tmp_path):
     assert table["mean"].tolist() == pytest.approx(
         [np.mean([accuracy("rebased", d, 64, 1e-3, seed) for seed in SEEDS]) for d in D_MODELS])
     assert not (out / "grid-missing.csv").exists()  # the filtered grid is complete
+    # The provenance's redraw command draws this figure again, not the default one.
+    assert (f"mqar report --store {store} --sweep grid --out {out} --metric best-valid --x state-size "
+            "--panel-by seq-len --archs rebased --seq-lens 64\n") in (out / "grid-provenance.md").read_text()
 
 
 def test_report_makes_one_report_per_sweep(tmp_path):

@@ -213,7 +213,10 @@ def report(
         epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
         result = build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
                               panel_by=panel_by, epochs=epochs, curves=curves)
-        redraw = f"mqar report --store {store} --sweep {name} --out {out_dir} --metric {metric}"
+        filters = "".join(f" --{flag} {','.join(map(str, values))}" for flag, values in (
+            ("archs", archs), ("seq-lens", seq_lens), ("num-kv-pairs", num_kv_pairs), ("d-models", d_models)) if values)
+        redraw = (f"mqar report --store {store} --sweep {name} --out {out_dir} --metric {metric} --x {x_axis} "
+                  f"--panel-by {panel_by}{filters}{' --curves' if curves else ''}")
         result.files.append(write_provenance(
             Path(out_dir) / f"{name}-provenance.md", unique_runs(selected), name=name, planned=result.total_runs,
             notes=result.notes, commands=[redraw]))
