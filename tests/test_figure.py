@@ -183,3 +183,8 @@ def test_figure_writes_its_provenance_from_the_store(tmp_path, table1_configs):
     assert "mqar test (source not recorded)" in text and "more than one software stack" not in text
     assert f"mqar figure rebased-table1 --scale reduced --run --store {store}" in text
     assert f"training time of the {len(done)} finished runs" in text
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store),
+                                 "--out", str(out), "--metric", "test"])
+    assert result.exit_code == 0, result.output
+    text = (out / f"{TABLE1_REDUCED}-provenance.md").read_text()
+    assert f"mqar figure rebased-table1 --scale reduced --store {store} --out {out} --metric test   # redraw" in text

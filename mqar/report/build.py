@@ -293,7 +293,7 @@ def figure(
                           arch_order=preset.arch_order, by_arch=preset.reference is not None, curves=curves)
     commands = [f"mqar figure {name} --scale {scale} --run --store {store}   # train what is missing (resumable)",
                 f"mqar figure {name} --scale {scale} --store {store} --out {out_dir}{' --curves' if curves else ''}"
-                "   # redraw"]
+                f"{f' --metric {metric}' if metric else ''}   # redraw"]
     result.files.append(write_provenance(
         Path(out_dir) / f"{spec.name}-provenance.md", runs, name=spec.name, planned=len(expected),
         notes=[f"sweep preset: sweeps/{spec.name}.toml", *result.notes], commands=commands))
