@@ -31,6 +31,9 @@ def test_bench_data_quick_writes_json_and_markdown(tmp_path) -> None:
     assert [(r["seq_len"], r["num_kv_pairs"]) for r in report["rows"]] == [(512, 128), (2048, 512)]
     assert all(r["examples_per_s"] > 0 and r["speedup_vs_loop"] > 1 for r in report["rows"])
     assert "speedup vs loop" in (tmp_path / "data.md").read_text()
+    # A smoke run says so: its small counts are not the benchmark's measurement.
+    assert report["command"] == "mqar bench data --quick"
+    assert "Command: `mqar bench data --quick`." in (tmp_path / "data.md").read_text()
 
 
 def test_bench_data_into_an_unwritable_folder_is_one_line(tmp_path) -> None:

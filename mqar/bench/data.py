@@ -79,6 +79,7 @@ def run(out_dir: Path, quick: bool = False) -> list[dict]:
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "rebased_anchor_examples_per_s": REBASED_ANCHOR_EXAMPLES_PER_S,
+        "command": "mqar bench data" + (" --quick" if quick else ""),  # --quick: a smoke test, not a measurement
         "rows": rows,
     }
     write_report(out_dir, "data", report, markdown)
@@ -91,7 +92,7 @@ def markdown(report: dict) -> str:
         "",
         f"mqar {report['mqar_version']}, numpy {report['numpy']}, Python {report['python']}, {report['machine']}; "
         "one process, single-threaded numpy; mqar time is the best of 3, the loop's one run; peak memory from a separate "
-        "tracemalloc pass. Command: `mqar bench data`.",
+        f"tracemalloc pass. Command: `{report.get('command', 'mqar bench data')}`.",
         "",
         "| seq_len, kv | examples | mqar s | mqar examples/s | peak MB (× output) | loop examples/s | speedup vs loop | vs ReBased anchor* |",
         "|---|---|---|---|---|---|---|---|",
