@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -288,6 +289,14 @@ def test_report_command_errors_are_one_line_and_exit_2(store, tmp_path, args, me
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message in result.output
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc: a folder that exists and refuses files")
+def test_report_into_a_folder_that_refuses_files_is_one_line(store):
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", "/proc/self"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("error: cannot write into the output folder /proc/self (")
+    assert "pass a writable --out" in result.output
 
 
 def test_state_size_axis_needs_a_formula_for_some_arch(tmp_path):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -124,8 +125,9 @@ def build_report(
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still refuse files
     except OSError as error:
-        raise UserError(f"cannot create the output folder {out_dir} ({error.strerror}); pass a writable --out") from None
+        raise UserError(f"cannot write into the output folder {out_dir} ({error.strerror}); pass a writable --out") from None
     if by_arch and reference is not None:
         figure = plot_by_arch(points, title=title, reference=reference, metric=metric, notes=notes,
                               arch_order=arch_order, arch_labels=KERNEL_LABELS)
