@@ -414,6 +414,21 @@ def test_title_and_notes_of_a_one_panel_figure_fit_inside_it():
         assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width, text.get_text()
 
 
+def test_the_legend_sits_beside_the_panels_not_over_them():
+    archs = ("based", "rebased", "rebased-affine", "rebased-gamma", "rebased-norm", "rebased-x2")
+    points = aggregate_points(fixture_frame(archs=archs), "test")
+    curves = pd.DataFrame([{"run_id": f"{arch}-{d_model}", "arch": arch, "d_model": d_model, "seed": 0, "seq_len": 64,
+                            "num_kv_pairs": 4, "vocab_size": 8192, "epoch": epoch, "valid_accuracy": 0.1 * epoch}
+                           for arch in archs for d_model in D_MODELS for epoch in (1, 2)])
+    for figure in (plot_accuracy(points[points["seq_len"] == 64], title="one panel"),
+                   plot_accuracy(points, title="two panels"),
+                   plot_learning_curves(curves, title="curves")):
+        renderer = figure.canvas.get_renderer()
+        (legend,) = figure.legends
+        left = legend.get_window_extent(renderer).x0
+        assert all(axis.get_window_extent(renderer).x1 <= left for axis in figure.axes)
+
+
 def test_provenance_flags_runs_trained_with_different_code():
     import json
 

@@ -204,9 +204,9 @@ def plot_accuracy(
     axes[0].set_ylabel(METRIC_LABELS.get(metric, metric))
     for axis in axes[1:]:
         axis.tick_params(labelleft=True)
-    _legend(figure, axes)
+    legend = _legend(figure, axes)
     _face_notes(figure, title, notes)
-    figure.tight_layout(rect=(0, 0, 0.86, _top(figure, notes)))
+    figure.tight_layout(rect=(0, 0, _right(figure, legend), _top(figure, notes)))
     return figure
 
 
@@ -253,14 +253,24 @@ def plot_by_arch(
     return figure
 
 
-def _legend(figure: Figure, axes: Sequence) -> None:
-    """One legend for the figure, right of the panels, each label once."""
+def _legend(figure: Figure, axes: Sequence):
+    """One legend for the figure, right of the panels, each label once (None without labels)."""
     seen: dict[str, object] = {}
     for axis in axes:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             seen.setdefault(label, handle)
     if seen:
-        figure.legend(list(seen.values()), list(seen), loc="center right", frameon=False, fontsize=9)
+        return figure.legend(list(seen.values()), list(seen), loc="center right", frameon=False, fontsize=9)
+    return None
+
+
+def _right(figure: Figure, legend, default: float = 0.86) -> float:
+    """Where the panels may end (figure fraction) left of the legend: a fixed share of a narrow figure is less
+    than a long arch name needs, and the legend would cover the last panel's points."""
+    if legend is None:
+        return default
+    width = legend.get_window_extent(figure.canvas.get_renderer()).width / figure.dpi
+    return min(default, 1 - (width + 0.1) / figure.get_figwidth())
 
 
 def plot_learning_curves(
@@ -307,9 +317,9 @@ def plot_learning_curves(
             axis.set_xlabel("epoch")
         if index % columns == 0:
             axis.set_ylabel("valid accuracy")
-    _legend(figure, axes)
+    legend = _legend(figure, axes)
     _face_notes(figure, title, notes)
-    figure.tight_layout(rect=(0, 0, 0.86, _top(figure, notes)))
+    figure.tight_layout(rect=(0, 0, _right(figure, legend), _top(figure, notes)))
     return figure
 
 
