@@ -323,11 +323,22 @@ def test_tiny_key_space_still_distinct() -> None:
         (dict(seq_len=64, num_kv_pairs=8, haystack_depth="0.5"), "haystack_depth must be a number"),
         (dict(seq_len=64, num_kv_pairs=8, haystack_depth=True), "haystack_depth must be a number"),
         (dict(seq_len=64, num_kv_pairs=8, power_a=True), "power_a"),
+        # Weights a·i^(a-1) past float32's range gave wrong query gaps with exit 0.
+        (dict(seq_len=64, num_kv_pairs=4, power_a=1e300), "power_a closer to 1"),
+        (dict(seq_len=64, num_kv_pairs=4, power_a=1e-300), "power_a closer to 1"),
+        (dict(seq_len=2048, num_kv_pairs=4, power_a=50.0), "power_a closer to 1"),
     ],
 )
 def test_impossible_specs_name_the_fix(fields: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         TaskSpec(**fields)
+
+
+def test_power_laws_within_float32_range_are_accepted() -> None:
+    # a from 1e-10 to 10 at the longest query region of the suites; the haystack ignores power_a
+    for power_a in (1e-10, 0.01, 1.0, 10.0):
+        assert TaskSpec(seq_len=2048, num_kv_pairs=4, power_a=power_a).power_a == power_a
+    TaskSpec(seq_len=64, num_kv_pairs=4, power_a=1e300, haystack_depth=0.5)
 
 
 def test_unknown_spec_key_is_an_error() -> None:

@@ -72,6 +72,22 @@ class TaskSpec:
             raise UserError(f"random_non_queries must be true or false, got {self.random_non_queries!r}")
         if self.haystack_depth is not None and not (_is_number(self.haystack_depth) and 0.0 <= self.haystack_depth <= 1.0):
             raise UserError(f"haystack_depth must be a number in [0, 1] (or unset), got {self.haystack_depth!r}")
+        if self.haystack_depth is None:
+            self._check_query_gap_weights()
+
+    def _check_query_gap_weights(self) -> None:
+        """The generator ranks the query slots by scores E / w in float32 (E = -log u in [6e-8, 17],
+        mqar.data.generate.draw_order_scores): weights a·i^(a-1) past float32's range, for a far from 1 at a long
+        query region, gave infinite, zero or subnormal scores and with them wrong query gaps (exit 0, a warning)."""
+        with np.errstate(all="ignore"):
+            weights = _query_gap_weights(float(self.power_a), self.num_query_slots)
+            float32 = np.finfo(np.float32)
+            fits = np.isfinite(weights).all() and weights.min() > 17 / float32.max and weights.max() < 6e-8 / float32.tiny
+        if not fits:
+            raise UserError(
+                f"power_a {self.power_a!r} takes the query-gap weights a·i^(a-1) over {self.num_query_slots} slots "
+                f"out of float32's range; use a power_a closer to 1 (Zoology's is 0.01, 1 is uniform)"
+            )
 
     # Layout ----------------------------------------------------------------------------------------------
     @property
