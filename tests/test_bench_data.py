@@ -24,16 +24,23 @@ def test_loop_baseline_matches_the_vectorised_layout() -> None:
     assert abs(slot(loop_labels) - slot(fast_labels)) < 1.5
 
 
-def test_bench_data_quick_writes_json_and_markdown(tmp_path) -> None:
-    result = CliRunner().invoke(app, ["bench", "data", "--quick", "--out", str(tmp_path)])
+def test_bench_data_quick_writes_json_and_markdown(tmp_path, monkeypatch) -> None:
+    # Without --out a smoke run writes into results/bench/quick/, never over the committed results/bench/data.*
+    from mqar.commands import bench
+
+    quick = tmp_path / "bench" / "quick"
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path / "bench")
+    monkeypatch.setattr(bench, "QUICK_DIR", quick)
+    result = CliRunner().invoke(app, ["bench", "data", "--quick"])
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "data.json").read_text())
+    assert sorted(path.name for path in (tmp_path / "bench").iterdir()) == ["quick"]
+    report = json.loads((quick / "data.json").read_text())
     assert [(r["seq_len"], r["num_kv_pairs"]) for r in report["rows"]] == [(512, 128), (2048, 512)]
     assert all(r["examples_per_s"] > 0 and r["speedup_vs_loop"] > 1 for r in report["rows"])
-    assert "speedup vs loop" in (tmp_path / "data.md").read_text()
+    assert "speedup vs loop" in (quick / "data.md").read_text()
     # A smoke run says so: its small counts are not the benchmark's measurement.
     assert report["command"] == "mqar bench data --quick"
-    assert "Command: `mqar bench data --quick`." in (tmp_path / "data.md").read_text()
+    assert "Command: `mqar bench data --quick`." in (quick / "data.md").read_text()
 
 
 def test_bench_data_into_an_unwritable_folder_is_one_line(tmp_path) -> None:

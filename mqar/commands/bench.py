@@ -14,17 +14,24 @@ from mqar.paths import RESULTS_DIR
 
 bench_app = typer.Typer(help="Benchmarks, side by side with their baselines and anchors.", no_args_is_help=True)
 BENCH_DIR = RESULTS_DIR / "bench"
+QUICK_DIR = BENCH_DIR / "quick"  # smoke runs (--quick) without --out: never over the committed measurements
+
+
+def _out_dir(out: Optional[Path], quick: bool) -> Path:
+    return out if out is not None else (QUICK_DIR if quick else BENCH_DIR)
 
 
 @bench_app.command("data")
 @user_errors
 def bench_data(
-    out: Path = typer.Option(BENCH_DIR, help="Folder for data.json and data.md."),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder for data.json and data.md [default: results/bench, with --quick results/bench/quick]."),
     quick: bool = typer.Option(False, help="A 20× smaller run (a smoke test, not a measurement)."),
 ) -> None:
     """Generator speed and peak memory vs the per-example loop baseline, at (512, 128, 100k) and (2048, 512, 20k)."""
     from mqar.bench.data import markdown, run
 
+    out = _out_dir(out, quick)
     run(out, quick=quick)
     Console().print(Markdown((out / "data.md").read_text()))
 
@@ -32,7 +39,8 @@ def bench_data(
 @bench_app.command("kernels")
 @user_errors
 def bench_kernels(
-    out: Path = typer.Option(BENCH_DIR, help="Folder for kernels.json and kernels.md."),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder for kernels.json and kernels.md [default: results/bench, with --quick results/bench/quick]."),
     quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
     method: list[str] = typer.Option([], help="Only these methods (repeatable), e.g. 'ours auto rebased', 'sdpa'."),
     rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
@@ -40,6 +48,7 @@ def bench_kernels(
     """Forward and forward+backward ms of mqar's Triton kernels vs FLA and torch SDPA (flash), on the GPU."""
     from mqar.bench.kernels import run
 
+    out = _out_dir(out, quick)
     run(out, quick=quick, names=list(method) or None, rep_ms=rep_ms)
     Console().print(Markdown((out / "kernels.md").read_text()))
 
@@ -47,13 +56,15 @@ def bench_kernels(
 @bench_app.command("layer-norm")
 @user_errors
 def bench_layer_norm(
-    out: Path = typer.Option(BENCH_DIR, help="Folder for layer-norm.json and layer-norm.md."),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder for layer-norm.json and layer-norm.md [default: results/bench, with --quick results/bench/quick]."),
     quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
     rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
 ) -> None:
     """Forward and forward+backward ms of mqar's Triton LayerNorm vs torch's (fp32, bf16, autocast), on the GPU."""
     from mqar.bench.layer_norm import run
 
+    out = _out_dir(out, quick)
     run(out, quick=quick, rep_ms=rep_ms)
     Console().print(Markdown((out / "layer-norm.md").read_text()))
 
