@@ -87,6 +87,25 @@ def test_epochs_stored_while_running_show_progress_and_the_result_rewrites_them(
         assert list(load_epochs(path, [run.id]).epoch) == [1, 2]
 
 
+def test_a_run_that_redoes_epochs_drops_the_earlier_attempts_later_rows(tmp_path):
+    # Restarted from an earlier checkpoint, or afresh once its checkpoint was deleted: its progress is this attempt's,
+    # and a retry that fails sooner leaves its own curve, not the last attempt's tail.
+    path = tmp_path / "store.db"
+    epoch = lambda e: EpochRecord(epoch=e, train_loss=1.0, valid_loss=1.0, valid_accuracy=e / 10, lr=1e-3,  # noqa: E731
+                                  seconds=10.0 * e)
+    with Store(path) as store:
+        store.register_sweep("s", make_configs(1))
+        run = store.claim("s")
+        for e in (1, 2, 3):
+            store.record_epoch(run.id, epoch(e))
+        store.record_failure(run.id, "killed")
+        store.reset_failed("s")
+        assert store.claim("s").id == run.id
+        store.record_epoch(run.id, epoch(1))
+        assert list(load_epochs(path, [run.id]).epoch) == [1]
+        assert progress_table(path, sweep="s").iloc[0].epoch == 1
+
+
 def test_one_run_in_two_sweeps_is_stored_once(tmp_path):
     configs = make_configs(2)
     with Store(tmp_path / "s.db") as store:

@@ -245,13 +245,15 @@ class Store:
         """Store one epoch of a run while it trains (so a long run shows its progress), and push back its lease.
 
         Only a 'running' run takes it: a late call from a released or finished run changes nothing. A run that
-        continues from its checkpoint redoes the epochs after it and replaces their rows; `record_result` then
-        writes the whole curve again, so the final rows are the result's, whatever an earlier attempt left.
+        continues from its checkpoint (or starts afresh) redoes the epochs after it: their rows go, so an earlier
+        attempt's later epochs do not show as this attempt's progress, nor stay as the curve of a retry that fails
+        sooner. `record_result` then writes the whole curve again.
         """
         with self._write() as conn:
             updated = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
                                    (time.time(), run_id)).rowcount
             if updated:
+                conn.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, record.epoch))
                 conn.execute(
                     "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, valid_loss, valid_accuracy, lr, seconds) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
