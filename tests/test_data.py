@@ -334,6 +334,18 @@ def test_impossible_specs_name_the_fix(fields: dict, message: str) -> None:
         TaskSpec(**fields)
 
 
+def test_numpy_numbers_and_integral_floats_make_the_same_spec() -> None:
+    # From an array or a DataFrame numpy scalars are numbers; power_a = 1 and 1.0 (haystack_depth too) are one task.
+    spec = TaskSpec(seq_len=np.int64(64), num_kv_pairs=np.int32(4), power_a=1, haystack_depth=1)
+    assert spec == TaskSpec(seq_len=64, num_kv_pairs=4, power_a=1.0, haystack_depth=1.0)
+    assert spec.id == TaskSpec(seq_len=64, num_kv_pairs=4, power_a=1.0, haystack_depth=1.0).id
+    assert type(spec.seq_len) is int and type(spec.power_a) is float and type(spec.haystack_depth) is float
+    assert TaskSpec(seq_len=64, num_kv_pairs=4, power_a=np.float32(0.5)).power_a == 0.5
+    assert TaskSpec(seq_len=64, num_kv_pairs=4, random_non_queries=np.True_).random_non_queries is True
+    with pytest.raises(UserError, match="num_kv_pairs must be an integer"):
+        TaskSpec(seq_len=64, num_kv_pairs=np.float64(4.0))
+
+
 def test_power_laws_within_float32_range_are_accepted() -> None:
     # a from 1e-10 to 10 at the longest query region of the suites; the haystack ignores power_a
     for power_a in (1e-10, 0.01, 1.0, 10.0):
