@@ -29,6 +29,10 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     assert row["plain"]["micro_batch_size"] == 8  # the whole batch at once
     table = (tmp_path / "train-cpu.md").read_text()
     assert "mqar / plain" in table and "µ" not in table.split("\n\n")[2]
+    # the options that made the measurement, as a command that repeats it
+    command = ("mqar bench train --cases rebased:24:128 --device cpu --batch-size 8 --precision fp32 --warmup 1 "
+               "--steps 1 --paths mqar,eager,plain")
+    assert report["command"] == command and f"Command: `{command}`." in table
 
 
 def test_bench_train_without_timed_steps_is_one_line(tmp_path) -> None:

@@ -14,6 +14,7 @@ Both report tokens/s (batch × seq_len per step), step time and peak device memo
 from __future__ import annotations
 
 import platform
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,9 +254,14 @@ def run(
         if anchor is not None:
             row["vs_reference_h100"] = {path: rate / anchor for path, rate in fast.items()}
         rows.append(row)
+    # The options that make the measurement, as a command that repeats it (--out aside)
+    timed = ["--seconds", str(seconds)] if seconds is not None else ["--steps", str(steps)]
+    command = shlex.join(["mqar", "bench", "train", "--cases", ",".join(f"{a}:{d}:{t}" for a, d, t in cases),
+                          "--device", device, "--batch-size", str(batch_size), "--precision", precision,
+                          "--warmup", str(warmup), *timed, "--paths", ",".join(paths)])
     report = {"benchmark": "train", "device": describe_device(device), "versions": versions(),
               "machine": platform.machine(), "warmup_steps": warmup, "timed_steps": steps, "timed_seconds": seconds,
-              "start_at": start_at, "rows": rows}
+              "start_at": start_at, "command": command, "rows": rows}
     if out_dir is not None:
         write_report(out_dir, "train" if device.startswith("cuda") else "train-cpu", report, markdown)
     return report
@@ -299,7 +305,7 @@ def markdown(report: dict) -> str:
         "",
         f"Device: {report['device']}; {versions_text}. {_timed_text(report)} after "
         f"{report['warmup_steps']} warm-up steps (the mqar path at least {Trainer.EAGER_STEPS_BEFORE_CAPTURE + 2}: "
-        "its CUDA graph is captured during the warm-up). Command: `mqar bench train`.",
+        f"its CUDA graph is captured during the warm-up). Command: `{report.get('command', 'mqar bench train')}`.",
         "",
         "| arch, d_model, seq_len (kv) | batch, precision | "
         + " | ".join(f"{path} tokens/s | step ms | peak GB" for path in paths)
