@@ -113,7 +113,7 @@ def test_a_run_listed_in_two_sweeps_counts_once():
 def test_filters_reject_values_that_match_nothing():
     runs = pd.DataFrame([run_row(), run_row(arch="rebased")])
     assert set(filter_runs(runs, archs=["rebased"])["arch"]) == {"rebased"}
-    with pytest.raises(UserError, match="no runs with arch mamba; the store has arch based, rebased"):
+    with pytest.raises(UserError, match="no runs with arch mamba; the runs to report have arch based, rebased"):
         filter_runs(runs, archs=["mamba"])
 
 
@@ -268,7 +268,7 @@ def test_a_filter_without_sweep_reports_the_sweeps_that_have_the_value(tmp_path)
     assert "first.png" not in {path.name for path in out.iterdir()}
     result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--archs", "mamba"])
     assert result.exit_code == 2
-    assert "no runs with arch mamba; the store has arch based, rebased" in result.output
+    assert "no runs with arch mamba; the runs to report have arch based, rebased" in result.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -187,7 +187,7 @@ def filter_runs(
         if unknown:
             raise UserError(
                 f"no runs with {column} {', '.join(map(str, unknown))}; "
-                f"the store has {column} {', '.join(map(str, sorted(present))) or '(none)'}"
+                f"the runs to report have {column} {', '.join(map(str, sorted(present))) or '(none)'}"
             )
         runs = runs[runs[column].isin(list(wanted))]
     return runs
