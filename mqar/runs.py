@@ -71,6 +71,11 @@ class RunConfig:
     seed: int = 0
     recipe: Recipe = field(default_factory=Recipe)
 
+    def __post_init__(self) -> None:
+        # The store keeps seeds in 64-bit INTEGER columns: a larger one overflowed there (or in torch) in a traceback.
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise UserError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.task.to_dict(),

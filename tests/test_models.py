@@ -126,6 +126,8 @@ def test_gradients_are_finite_under_bf16_autocast(arch):
         ({"arch": "transformer", "d_model": 64}, "unknown arch 'transformer'; choose one of attention, conv-attention"),
         ({"arch": "rebased", "d_model": 8}, "d_model 8 is too small for arch 'rebased'"),
         ({"arch": "attention", "d_model": 0}, "d_model must be a positive integer"),
+        ({"arch": "rebased", "d_model": "x"}, "d_model must be an integer, got 'x'"),  # was 'too small'
+        ({"arch": "attention", "d_model": 2**63}, "use d_model < 2\\*\\*31"),  # overflowed the store's column
     ],
 )
 def test_bad_arch_or_width_is_a_user_error(kwargs, message):

@@ -219,6 +219,8 @@ def test_cli_train_prints_the_summary_as_the_last_line(tmp_path):
         # --output was written only after training, and an unwritable path ended in a traceback there
         (["--arch", "based", "--d-model", "24", "--output", "/proc/mqar/run.json"], "cannot write --output"),
         (["--arch", "based", "--d-model", "24", "--output", "/"], "cannot write --output"),
+        (["--arch", "based", "--d-model", "24", "--seed", str(2**64)], "seed must be an integer from 0"),  # traceback
+        (["--arch", "based", "--d-model", "24", "--seed", "-1"], "seed must be an integer from 0"),
     ],
 )
 def test_cli_train_errors_are_one_line_and_exit_code_2(flags, message):

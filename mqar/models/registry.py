@@ -102,7 +102,11 @@ def check_arch(arch: str, d_model: int) -> tuple[str, ...]:
         raise UserError(f"unknown arch {arch!r}; choose one of {', '.join(ARCH_PATTERNS)}")
     pattern = ARCH_PATTERNS[arch]
     min_d_model = max(MIXERS[mixer].min_d_model for mixer in pattern)
-    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < min_d_model:
+    if isinstance(d_model, bool) or not isinstance(d_model, int):
+        raise UserError(f"d_model must be an integer, got {d_model!r}")
+    if d_model >= 2**31:  # no model that large fits a device, and the results store keeps 64-bit integers
+        raise UserError(f"d_model {d_model} is too large; use d_model < 2**31")
+    if d_model < min_d_model:
         raise UserError(
             f"d_model {d_model!r} is too small for arch {arch!r}: it needs d_model ≥ {min_d_model} "
             f"(linear attention has {LINEAR_ATTENTION_HEADS} heads of value dim d_model // {LINEAR_ATTENTION_HEADS})"
