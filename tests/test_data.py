@@ -359,6 +359,17 @@ def test_unknown_spec_key_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("extension", [".parquet", ".npz"])
+def test_files_hold_int32_tokens_whatever_the_arrays_dtype(tmp_path, extension: str) -> None:
+    # int64 arrays came back int64 from npz but int32 from parquet
+    spec = TaskSpec(seq_len=64, num_kv_pairs=4)
+    inputs, labels = generate(spec, 20, seed=1)
+    save(tmp_path / f"d{extension}", inputs.astype(np.int64), labels.astype(np.int64), spec, "train", 1)
+    dataset = load(tmp_path / f"d{extension}")
+    assert dataset.inputs.dtype == dataset.labels.dtype == np.int32
+    assert np.array_equal(dataset.inputs, inputs) and np.array_equal(dataset.labels, labels)
+
+
+@pytest.mark.parametrize("extension", [".parquet", ".npz"])
 def test_file_round_trip(tmp_path, extension: str) -> None:
     spec = TaskSpec(seq_len=64, num_kv_pairs=8, num_passes=2)
     inputs, labels = generate(spec, 300, seed=5, split="valid")

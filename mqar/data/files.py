@@ -143,6 +143,8 @@ def load(path: str | os.PathLike, verify: bool = True) -> Dataset:
 
 
 def _write_npz(path: str, inputs: np.ndarray, labels: np.ndarray, metadata: dict[str, Any]) -> None:
+    # int32 like the parquet lists (and the sha256's bytes): load() then returns one dtype whichever the format
+    inputs, labels = (np.ascontiguousarray(array, dtype=TOKEN_DTYPE) for array in (inputs, labels))
     with open(path, "wb") as handle:
         np.savez(handle, inputs=inputs, labels=labels, metadata=np.array(json.dumps(metadata)))
 
