@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -424,7 +425,7 @@ def train(
     kernel_impl: str = "auto",
     cuda_graphs: bool = True,
     compile_model: bool = False,
-    checkpoint: Optional[Path] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
 ) -> RunResult:
     """Train one model as `config` says and measure it.
 
@@ -440,6 +441,8 @@ def train(
     """
     check_arch(config.arch, config.d_model)  # fail before generating data
     device = resolve_device(device)
+    if checkpoint is not None:  # a notebook passes a str: the checkpoint functions use Path methods
+        checkpoint = Path(checkpoint)
     recipe = config.recipe
     if data is None:
         data = config.make_splits()

@@ -373,6 +373,20 @@ def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_curve(tmp_path)
     assert not path.exists()  # a finished run leaves no checkpoint
 
 
+def test_a_checkpoint_path_may_be_a_str(tmp_path):
+    """From a notebook: `checkpoint="run.pt"` worked like a Path (it raised AttributeError: 'str' has no 'exists')."""
+    config = tiny_config(epochs=2)
+    data = config.make_splits()
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, device="cpu", data=data, checkpoint=str(path), on_epoch=_interrupt_after(1))
+    assert path.exists()
+    seen = []
+    train(config, device="cpu", data=data, checkpoint=str(path), on_epoch=seen.append)
+    assert [record.epoch for record in seen] == [2]
+    assert not path.exists()
+
+
 def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
     config = tiny_config(epochs=3)
     other = tiny_config(epochs=3, seed=1)
