@@ -72,6 +72,11 @@ class RunConfig:
     recipe: Recipe = field(default_factory=Recipe)
 
     def __post_init__(self) -> None:
+        # A dict here passed unnoticed until `id` or train() called its to_dict() (an AttributeError).
+        if not isinstance(self.task, TaskSpec):
+            raise UserError(f"task must be a TaskSpec (TaskSpec.from_dict(d) for a dict), got {self.task!r}")
+        if not isinstance(self.recipe, Recipe):
+            raise UserError(f"recipe must be a Recipe (Recipe.from_dict(d) for a dict), got {self.recipe!r}")
         # The store keeps seeds in 64-bit INTEGER columns: a larger one overflowed there (or in torch) in a traceback.
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")

@@ -109,6 +109,16 @@ def test_spec_errors_are_user_errors(tmp_path):
         load_sweep_spec("no-such-preset")
 
 
+def test_nested_configs_given_as_dicts_are_user_errors():
+    """From Python: a dict where a TaskSpec or Recipe belongs was a TypeError (unhashable dict) or was accepted and
+    failed later in expand() / to_dict() with an AttributeError."""
+    with pytest.raises(UserError, match="tasks must be TaskSpecs"):
+        SweepSpec(name="t", archs=("attention",), d_models=(16,), tasks=(TINY_TASK.to_dict(),), lrs=(1e-3,))
+    with pytest.raises(UserError, match="recipe must be a Recipe"):
+        SweepSpec(name="t", archs=("attention",), d_models=(16,), tasks=(TINY_TASK,), lrs=(1e-3,),
+                  recipe=TINY_RECIPE.to_dict())
+
+
 # Running ------------------------------------------------------------------------------------------------------
 def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     store = tmp_path / "s.db"

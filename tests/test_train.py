@@ -373,6 +373,16 @@ def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_curve(tmp_path)
     assert not path.exists()  # a finished run leaves no checkpoint
 
 
+def test_run_config_nested_configs_given_as_dicts_are_user_errors():
+    """A dict where a TaskSpec or Recipe belongs was accepted and failed later, in `id` or train(), with an
+    AttributeError ('dict' object has no attribute 'to_dict')."""
+    config = tiny_config()
+    with pytest.raises(UserError, match="task must be a TaskSpec"):
+        RunConfig(task=config.task.to_dict(), arch="rebased", d_model=24, lr=1e-3)
+    with pytest.raises(UserError, match="recipe must be a Recipe"):
+        RunConfig(task=config.task, arch="rebased", d_model=24, lr=1e-3, recipe=config.recipe.to_dict())
+
+
 def test_a_checkpoint_path_may_be_a_str(tmp_path):
     """From a notebook: `checkpoint="run.pt"` worked like a Path (it raised AttributeError: 'str' has no 'exists')."""
     config = tiny_config(epochs=2)

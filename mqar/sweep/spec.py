@@ -58,6 +58,11 @@ class SweepSpec:
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
                 raise UserError(f"sweep {self.name!r}: {name} must be a list, got {values!r}")
+            if name == "tasks":  # before the de-duplication below, which needs hashable values (a dict is not)
+                for task in values:
+                    if not isinstance(task, TaskSpec):
+                        raise UserError(f"sweep {self.name!r}: tasks must be TaskSpecs (TaskSpec.from_dict(d) for a "
+                                        f"dict), got {task!r}")
             values = tuple(dict.fromkeys(values))
             if not values:
                 raise UserError(f"sweep {self.name!r}: {name} is empty; give at least one value")
@@ -72,9 +77,9 @@ class SweepSpec:
             # The store keeps seeds as SQLite INTEGERs (64-bit signed): a larger one overflowed there in a traceback.
             if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
                 raise UserError(f"sweep {self.name!r}: seeds must be integers from 0 to 2**63 - 1, got {seed!r}")
-        for task in self.tasks:
-            if not isinstance(task, TaskSpec):
-                raise UserError(f"sweep {self.name!r}: tasks must be TaskSpecs, got {task!r}")
+        if not isinstance(self.recipe, Recipe):  # else expand() and to_dict() fail later on recipe.to_dict()
+            raise UserError(f"sweep {self.name!r}: recipe must be a Recipe (Recipe.from_dict(d) for a dict), "
+                            f"got {self.recipe!r}")
         from mqar.models.registry import check_arch  # the registry knows which archs exist and their min width
 
         for arch in self.archs:
