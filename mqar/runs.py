@@ -7,6 +7,7 @@ RunResults. The run id is a content hash of the config, so the same run always h
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -80,6 +81,11 @@ class RunConfig:
         # The store keeps seeds in 64-bit INTEGER columns: a larger one overflowed there (or in torch) in a traceback.
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
+        # As SweepSpec checks its lrs: else a str, negative or NaN lr failed in torch's AdamW after the data were
+        # generated. Stored as a float, so lr = 1 and 1.0 are one run with one id (SweepSpec's lrs are floats).
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise UserError(f"lr must be a positive finite number, got {self.lr!r}")
+        object.__setattr__(self, "lr", float(self.lr))
 
     def to_dict(self) -> dict[str, Any]:
         return {

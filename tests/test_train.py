@@ -383,6 +383,20 @@ def test_run_config_nested_configs_given_as_dicts_are_user_errors():
         RunConfig(task=config.task, arch="rebased", d_model=24, lr=1e-3, recipe=config.recipe.to_dict())
 
 
+@pytest.mark.parametrize("lr", ["1e-3", -1e-3, 0.0, float("nan"), float("inf"), True])
+def test_run_config_rejects_a_bad_lr(lr):
+    """A str, negative or NaN lr was accepted and failed in torch's AdamW ('Invalid learning rate', a TypeError)
+    only after the data were generated."""
+    with pytest.raises(UserError, match="lr must be a positive finite number"):
+        tiny_config(lr=lr)
+
+
+def test_run_config_lr_is_a_float():
+    """lr = 1 and 1.0 are one run, as in a SweepSpec (whose lrs are floats): they had different ids."""
+    assert tiny_config(lr=1).id == tiny_config(lr=1.0).id
+    assert isinstance(tiny_config(lr=1).lr, float)
+
+
 def test_a_checkpoint_path_may_be_a_str(tmp_path):
     """From a notebook: `checkpoint="run.pt"` worked like a Path (it raised AttributeError: 'str' has no 'exists')."""
     config = tiny_config(epochs=2)

@@ -69,6 +69,8 @@ def train(
         if resolve_device(device) == "cpu":  # Triton has no CPU driver; only its interpreter runs there
             raise UserError("--kernel-impl triton needs a CUDA GPU (or TRITON_INTERPRET=1, Triton's slow CPU "
                             "interpreter); use --kernel-impl auto or torch on the CPU")
+    if not 0 < lr < math.inf:  # before RunConfig, whose own message names no flag
+        raise UserError(f"--lr must be positive and finite, got {lr}")
     config = RunConfig(
         task=TaskSpec(seq_len=seq_len, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size, power_a=power_a),
         arch=arch,
@@ -86,8 +88,6 @@ def train(
             data_seed=data_seed,
         ),
     )
-    if not 0 < lr < math.inf:
-        raise UserError(f"--lr must be positive and finite, got {lr}")
     if checkpoint is not None:
         from mqar.checkpoint import check_checkpoint_path
 
