@@ -117,6 +117,19 @@ def test_filters_reject_values_that_match_nothing():
         filter_runs(runs, archs=["mamba"])
 
 
+def test_filters_take_lists_and_arrays_and_name_a_bare_value():
+    """From Python: archs="based" was read letter by letter ('no runs with arch b, a, s, e, d'), seq_lens=64 was a
+    TypeError, and a numpy array of several values a ValueError (ambiguous truth value)."""
+    runs = pd.DataFrame([run_row(), run_row(arch="rebased")])
+    with pytest.raises(UserError, match=r"archs must be a list, e.g. archs=\['based'\]"):
+        filter_runs(runs, archs="based")
+    with pytest.raises(UserError, match=r"seq_lens must be a list"):
+        filter_runs(runs, seq_lens=run_row()["seq_len"])
+    d_model = run_row()["d_model"]
+    assert len(filter_runs(runs, d_models=np.array([d_model, d_model]))) == 2
+    assert set(filter_runs(runs, archs=("rebased",))["arch"]) == {"rebased"}
+
+
 def test_unknown_metric_is_a_user_error():
     with pytest.raises(UserError, match="unknown metric"):
         aggregate_points(pd.DataFrame([run_row()]), "accuracy")

@@ -178,8 +178,15 @@ def filter_runs(
 ) -> pd.DataFrame:
     """Keep the runs whose arch / task / width are in the given lists (None keeps all). A value that matches no
     run is a UserError that lists the values present, so a typo never gives a silently empty figure."""
-    for column, wanted in (("arch", archs), ("seq_len", seq_lens), ("num_kv_pairs", num_kv_pairs),
-                           ("d_model", d_models)):
+    for column, name, wanted in (("arch", "archs", archs), ("seq_len", "seq_lens", seq_lens),
+                                 ("num_kv_pairs", "num_kv_pairs", num_kv_pairs), ("d_model", "d_models", d_models)):
+        if wanted is None:
+            continue
+        # archs="based" was read letter by letter ('no runs with arch b, a, s, e, d'), seq_lens=64 was a TypeError
+        # and a numpy array of two or more values a ValueError (its truth value is ambiguous).
+        if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
+            raise UserError(f"{name} must be a list, e.g. {name}=[{wanted!r}], got {wanted!r}")
+        wanted = list(wanted)
         if not wanted:
             continue
         present = set(runs[column].dropna().tolist())
