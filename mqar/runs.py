@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 from mqar.config import check_known_keys, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.data.splits import Splits, make_splits
@@ -36,6 +38,11 @@ class Recipe:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
+        # numpy scalars (from an array, a DataFrame) are Python ones here, as in TaskSpec: the JSON and id need them.
+        for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size",
+                     "weight_decay", "early_stop_accuracy", "data_seed"):
+            if isinstance(getattr(self, name), np.generic):
+                object.__setattr__(self, name, getattr(self, name).item())
         # A sweep file's [recipe] is not type-checked by TOML: epochs = 1.5 or "3" would fail every run later.
         for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size",
                      "data_seed"):
@@ -78,6 +85,11 @@ class RunConfig:
             raise UserError(f"task must be a TaskSpec (TaskSpec.from_dict(d) for a dict), got {self.task!r}")
         if not isinstance(self.recipe, Recipe):
             raise UserError(f"recipe must be a Recipe (Recipe.from_dict(d) for a dict), got {self.recipe!r}")
+        # numpy scalars (from an array, a DataFrame) are Python ones here, as in TaskSpec: else `id` failed in
+        # json.dumps ('Object of type int64 is not JSON serializable') and a numpy seed was refused.
+        for name in ("d_model", "lr", "seed"):
+            if isinstance(getattr(self, name), np.generic):
+                object.__setattr__(self, name, getattr(self, name).item())
         # The store keeps seeds in 64-bit INTEGER columns: a larger one overflowed there (or in torch) in a traceback.
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UserError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")

@@ -119,6 +119,19 @@ def test_nested_configs_given_as_dicts_are_user_errors():
                   recipe=TINY_RECIPE.to_dict())
 
 
+def test_numpy_arrays_and_scalars_make_the_same_grid():
+    """From a notebook: seeds=np.arange(2) was refused ('must be a list'), and a list of numpy scalars too ('seeds must
+    be integers', 'd_model must be an integer', 'learning rates must be positive finite numbers')."""
+    import numpy as np
+
+    spec = SweepSpec(name="t", archs=np.array(["attention"]), d_models=np.array([16, 32]), tasks=(TINY_TASK,),
+                     lrs=[np.float64(1e-3)], seeds=np.arange(2), recipe=TINY_RECIPE)
+    assert spec == tiny_spec()
+    assert [config.id for config in spec.expand()] == [config.id for config in tiny_spec().expand()]
+    assert SweepSpec(name="t", archs=("attention",), d_models=[np.int64(16)], tasks=(TINY_TASK,), lrs=[1e-3],
+                     seeds=[np.int32(0)], recipe=TINY_RECIPE).size == 1
+
+
 # Running ------------------------------------------------------------------------------------------------------
 def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     store = tmp_path / "s.db"

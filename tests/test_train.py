@@ -397,6 +397,18 @@ def test_run_config_lr_is_a_float():
     assert isinstance(tiny_config(lr=1).lr, float)
 
 
+def test_run_config_and_recipe_take_numpy_scalars():
+    """d_model = np.int64(24) failed in `id` (json: 'Object of type int64 is not JSON serializable'), a numpy seed or
+    recipe.epochs was refused as not an integer."""
+    import numpy as np
+
+    config = tiny_config(d_model=np.int64(24), lr=np.float64(3e-3), seed=np.int64(1), epochs=np.int64(2),
+                         batch_size=np.int32(64))
+    assert config.id == tiny_config(d_model=24, lr=3e-3, seed=1, epochs=2, batch_size=64).id
+    assert type(config.d_model) is int and type(config.seed) is int and type(config.recipe.epochs) is int
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
 def test_a_checkpoint_path_may_be_a_str(tmp_path):
     """From a notebook: `checkpoint="run.pt"` worked like a Path (it raised AttributeError: 'str' has no 'exists')."""
     config = tiny_config(epochs=2)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
+import numpy as np
+
 from mqar.config import find_toml, read_toml, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
@@ -56,6 +58,12 @@ class SweepSpec:
         # Lists given in any sequence type become tuples, duplicates dropped (order kept): the grid is a set.
         for name in ("archs", "d_models", "tasks", "lrs", "seeds"):
             values = getattr(self, name)
+            # numpy arrays and scalars (np.arange, np.logspace, a DataFrame column) as Python lists and scalars, as
+            # TaskSpec takes them: the checks below and the JSON of the runs' ids need Python ints and floats.
+            if isinstance(values, np.ndarray):
+                values = values.tolist()
+            if isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+                values = [value.item() if isinstance(value, np.generic) else value for value in values]
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
                 raise UserError(f"sweep {self.name!r}: {name} must be a list, got {values!r}")
             if name == "tasks":  # before the de-duplication below, which needs hashable values (a dict is not)
