@@ -56,6 +56,12 @@ class Recipe:
         for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"recipe.{name} must be at least 1, got {getattr(self, name)}")
+        # Else a negative or NaN weight decay failed in AdamW once the data were made, and a negative data seed deep
+        # in numpy's SeedSequence. (early_stop_accuracy takes any number: ≥ 1 never stops, < 0 stops after epoch 1.)
+        if not 0 <= self.weight_decay < math.inf:
+            raise UserError(f"recipe.weight_decay must be a finite number ≥ 0, got {self.weight_decay!r}")
+        if self.data_seed < 0:
+            raise UserError(f"recipe.data_seed must be ≥ 0, got {self.data_seed}")
         if self.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 

@@ -93,7 +93,11 @@ def test_spec_errors_are_user_errors(tmp_path):
         load_sweep_spec(path)
     for recipe, message in (("epochs = 1.5", "recipe.epochs must be an integer"),  # every run failed on it
                             ('batch_size = "32"', "recipe.batch_size must be an integer"),
-                            ('weight_decay = "0.1"', "recipe.weight_decay must be a number")):
+                            ('weight_decay = "0.1"', "recipe.weight_decay must be a number"),
+                            # failed in AdamW, or in numpy's SeedSequence, once the data were made
+                            ("weight_decay = -0.1", "recipe.weight_decay must be a finite number ≥ 0"),
+                            ("weight_decay = nan", "recipe.weight_decay must be a finite number ≥ 0"),
+                            ("data_seed = -1", "recipe.data_seed must be ≥ 0")):
         path.write_text(f'archs = ["attention"]\nd_models = [16]\nlrs = [1e-3]\ntasks = "rebased"\n[recipe]\n{recipe}\n')
         with pytest.raises(UserError, match=message):
             load_sweep_spec(path)
