@@ -358,6 +358,29 @@ def test_unknown_spec_key_is_an_error() -> None:
         TaskSpec.from_dict({"seq_len": 64, "num_kv_pairs": 8, "kv": 3})
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda inputs, labels: (inputs + 0.7, labels), "inputs must be an integer array"),  # was truncated
+        (lambda inputs, labels: (inputs + 8192, labels), "inputs hold tokens outside \\[0, 8192\\)"),
+        (lambda inputs, labels: (inputs, labels - 1), "labels must be -100 or tokens"),
+        (lambda inputs, labels: (inputs, labels + 8192), "labels must be -100 or tokens"),
+    ],
+)
+def test_save_refuses_arrays_that_are_not_the_specs_tokens(tmp_path, change, message) -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=4)
+    with pytest.raises(UserError, match=message):
+        save(tmp_path / "d.npz", *change(*generate(spec, 5, seed=0)), spec, "train", 0)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("split, seed, message", [("dev", 0, "unknown split 'dev'"), ("train", -5, "seed must be")])
+def test_save_refuses_a_split_or_seed_no_stream_has(tmp_path, split, seed, message) -> None:
+    spec = TaskSpec(seq_len=64, num_kv_pairs=4)
+    with pytest.raises(UserError, match=message):
+        save(tmp_path / "d.npz", *generate(spec, 5, seed=0), spec, split, seed)
+
+
 @pytest.mark.parametrize("extension", [".parquet", ".npz"])
 def test_files_hold_int32_tokens_whatever_the_arrays_dtype(tmp_path, extension: str) -> None:
     # int64 arrays came back int64 from npz but int32 from parquet
@@ -411,7 +434,7 @@ def test_corrupt_file_is_detected(tmp_path) -> None:
     inputs, labels = generate(spec, 10, seed=0)
     path = tmp_path / "d.npz"
     metadata = save(path, inputs, labels, spec, "train", 0)
-    save(path, inputs, labels + 1, spec, "train", 0, metadata=metadata)  # arrays no longer match the hash
+    save(path, inputs, labels[::-1], spec, "train", 0, metadata=metadata)  # arrays no longer match the hash
     with pytest.raises(UserError, match="corrupt"):
         load(path)
 

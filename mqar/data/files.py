@@ -19,8 +19,8 @@ from typing import Any, Optional
 import numpy as np
 
 import mqar
-from mqar.data.generate import TOKEN_DTYPE
-from mqar.data.spec import GENERATOR_VERSION, TaskSpec
+from mqar.data.generate import SPLITS, TOKEN_DTYPE
+from mqar.data.spec import GENERATOR_VERSION, IGNORE_INDEX, TaskSpec
 from mqar.errors import UserError
 
 FORMATS = (".parquet", ".npz")
@@ -92,7 +92,13 @@ def save(
     for name, array in (("inputs", inputs), ("labels", labels)):
         if np.ndim(array) != 2 or np.shape(array)[1] != spec.seq_len or np.shape(array)[0] != np.shape(inputs)[0]:
             raise UserError(f"{name} has shape {np.shape(array)}, expected {expected} with N the same for both")
-    metadata = metadata or dataset_metadata(inputs, labels, spec, split, seed)
+    _check_tokens(inputs, labels, spec)
+    # The metadata say which stream of which seed made the arrays (mqar.data.generate.split_stream)
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+    metadata = metadata or dataset_metadata(inputs, labels, spec, split, int(seed))
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
@@ -111,6 +117,18 @@ def save(
         Path(temporary).unlink(missing_ok=True)
         raise
     return metadata
+
+
+def _check_tokens(inputs: np.ndarray, labels: np.ndarray, spec: TaskSpec) -> None:
+    """Integer tokens of the spec's vocabulary, labels IGNORE_INDEX or a token: float arrays were truncated to int32
+    and tokens past the vocabulary written as they were."""
+    for name, array in (("inputs", inputs), ("labels", labels)):
+        if not np.issubdtype(np.asarray(array).dtype, np.integer):
+            raise UserError(f"{name} must be an integer array of tokens, got dtype {np.asarray(array).dtype}")
+    if inputs.size and (inputs.min() < 0 or inputs.max() >= spec.vocab_size):
+        raise UserError(f"inputs hold tokens outside [0, {spec.vocab_size}), the spec's vocabulary")
+    if labels.size and (labels.max() >= spec.vocab_size or ((labels < 0) & (labels != IGNORE_INDEX)).any()):
+        raise UserError(f"labels must be {IGNORE_INDEX} or tokens in [0, {spec.vocab_size}), the spec's vocabulary")
 
 
 def _umask() -> int:
