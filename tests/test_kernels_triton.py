@@ -688,6 +688,18 @@ def test_rejects_bad_arguments(bad):
         linear_attention_triton(q.float(), k.float(), v.float(), **bad)
 
 
+@pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
+def test_double_backward_is_an_error_not_a_silently_dropped_term(algorithm):
+    # The kernels' gradients are computed outside autograd: differentiating them again must raise, not give a graph
+    # that silently leaves their second-order terms out (q.grad came back as q.sum()'s gradient alone, all ones).
+    q, k, v, _ = _inputs((1, 5, 1, 16, 4), seed=3)
+    q, k, v = (t.to(DEVICE, torch.float32).requires_grad_() for t in (q, k, v))
+    out = linear_attention_triton(q, k, v, kernel="rebased", algorithm=algorithm)
+    (dq,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        (dq.square().sum() + q.sum()).backward()
+
+
 @pytest.fixture
 def bf16_dot_in_interpreter(monkeypatch):
     """Make the interpreter's tl.dot read bf16 operands as numbers (it multiplies their raw uint16 storage).

@@ -514,6 +514,7 @@ class LinearAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernels' gradients have no graph: say so, not drop terms
     def backward(ctx, grad_out):
         q, k, v, out, denominator, *kept_states = ctx.saved_tensors
         dq, dk, dv = _backward(q, k, v, out, denominator, grad_out, ctx.kernel, ctx.algorithm, ctx.chunk_size,
