@@ -104,6 +104,16 @@ def test_zero_rows_and_leading_dimensions():
     assert empty[0].shape == (0, 48) and (empty[2] == 0).all() and (empty[3] == 0).all()
 
 
+def test_double_backward_is_an_error_not_a_silently_dropped_term():
+    # The kernel's dx has no graph: differentiating it again must raise (torch's F.layer_norm gives the true second
+    # derivative; the Triton path gave x.sum()'s gradient alone, all ones, before).
+    x, weight, bias, _ = _fp32(*_inputs(7, 48))
+    x = x.requires_grad_()
+    (dx,) = torch.autograd.grad(_triton(x, weight, bias).pow(3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        (dx.square().sum() + x.sum()).backward()
+
+
 def test_backward_is_deterministic():
     x, weight, bias, grad = _fp32(*_inputs(300, 48))
     first, second = (_results(_triton, x, weight, bias, grad) for _ in range(2))

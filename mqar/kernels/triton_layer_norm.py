@@ -139,6 +139,7 @@ class _LayerNormFunction(torch.autograd.Function):
         return y.view(x.shape)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernel's gradients have no graph: say so, not drop terms
     def backward(ctx, dy):
         x2d, weight, bias, mean, rstd = ctx.saved_tensors
         rows, columns = x2d.shape
