@@ -108,6 +108,17 @@ def test_bad_inputs_are_user_errors(shapes, kwargs, message):
         linear_attention(q, k, v, **kwargs)
 
 
+@pytest.mark.parametrize("impl", ["torch", "triton"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
+def test_non_floating_inputs_are_user_errors(impl, dtype):
+    # they were computed in fp32 (complex: imaginary parts dropped) and the output cast back: truncated garbage
+    q, k, v = (torch.ones(1, 4, 2, 8), torch.ones(1, 4, 2, 8), torch.ones(1, 4, 2, 3, dtype=dtype))
+    with pytest.raises(UserError, match=f"real floating-point tensors, got v {dtype}"):
+        linear_attention(q, k, v, impl=impl)
+    with pytest.raises(UserError, match="real floating-point"):
+        linear_attention(q.to(dtype), k.to(dtype), v.to(dtype), impl=impl)
+
+
 def test_missing_triton_kernels_are_a_user_error(monkeypatch):
     import sys
 

@@ -47,6 +47,9 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
             "q, k, v must be 4-d [batch, seq, heads, dim], got shapes "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
+    bad_dtypes = [f"{name} {t.dtype}" for name, t in (("q", q), ("k", k), ("v", v)) if not t.is_floating_point()]
+    if bad_dtypes:  # computed in fp32 and cast back, an integer output would be the truncated result
+        raise UserError(f"q, k, v must be real floating-point tensors, got {', '.join(bad_dtypes)}")
     if q.shape != k.shape:
         raise UserError(f"q and k must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}")
     if v.shape[:3] != q.shape[:3]:
