@@ -100,6 +100,8 @@ def test_auto_uses_torch_on_cpu():
         (((4, 2, 8), (4, 2, 8), (4, 2, 3)), {}, "4-d"),
         (((1, 4, 2, 8), (1, 4, 2, 8), (1, 4, 2, 3)), {"impl": "cuda"}, "unknown impl"),
         (((1, 4, 2, 8), (1, 4, 2, 8), (1, 4, 2, 3)), {"algorithm": "fast"}, "unknown algorithm"),
+        (((1, 4, 2, 0), (1, 4, 2, 0), (1, 4, 2, 3)), {}, "feature dim ≥ 1"),  # was a ZeroDivisionError
+        (((1, 4, 2, 0), (1, 4, 2, 0), (1, 4, 2, 3)), {"impl": "triton"}, "feature dim ≥ 1"),
     ],
 )
 def test_bad_inputs_are_user_errors(shapes, kwargs, message):

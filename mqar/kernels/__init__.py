@@ -52,6 +52,8 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
         raise UserError(f"q, k, v must be real floating-point tensors, got {', '.join(bad_dtypes)}")
     if q.shape != k.shape:
         raise UserError(f"q and k must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}")
+    if q.shape[-1] == 0:  # s = q·k / √F
+        raise UserError(f"q and k need a feature dim ≥ 1, got shape {tuple(q.shape)}")
     if v.shape[:3] != q.shape[:3]:
         raise UserError(
             f"v must match q in batch, seq and heads, got v {tuple(v.shape)} and q {tuple(q.shape)}"
