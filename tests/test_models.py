@@ -124,7 +124,10 @@ def test_gradients_are_finite_under_bf16_autocast(arch):
     "kwargs, message",
     [
         ({"arch": "transformer", "d_model": 64}, "unknown arch 'transformer'; choose one of attention, conv-attention"),
-        ({"arch": "rebased", "d_model": 8}, "d_model 8 is too small for arch 'rebased'"),
+        ({"arch": "rebased", "d_model": 8}, "d_model 8 is too small for arch 'rebased'.*linear attention has 12 heads"),
+        # rwkv's and h3's minimum is theirs, not linear attention's (the message named 12 linear-attention heads)
+        ({"arch": "rwkv", "d_model": 1}, r"needs d_model ≥ 2 \(its 'rwkv' mixer: RWKV-4 time mixing\)$"),
+        ({"arch": "h3", "d_model": 1}, r"needs d_model ≥ 2 \(its 'h3' mixer: H3"),
         ({"arch": "attention", "d_model": 0}, "d_model must be a positive integer"),
         ({"arch": "rebased", "d_model": "x"}, "d_model must be an integer, got 'x'"),  # was 'too small'
         ({"arch": "attention", "d_model": 2**63}, "use d_model < 2\\*\\*31"),  # overflowed the store's column

@@ -107,9 +107,15 @@ def check_arch(arch: str, d_model: int) -> tuple[str, ...]:
     if d_model >= 2**31:  # no model that large fits a device, and the results store keeps 64-bit integers
         raise UserError(f"d_model {d_model} is too large; use d_model < 2**31")
     if d_model < min_d_model:
+        # the mixer that sets the minimum: only linear attention's is its 12 heads (rwkv's and h3's is 2)
+        binding = next(mixer for mixer in pattern if MIXERS[mixer].min_d_model == min_d_model)
+        why = (
+            f"linear attention has {LINEAR_ATTENTION_HEADS} heads of value dim d_model // {LINEAR_ATTENTION_HEADS}"
+            if MIXERS[binding].build.__qualname__.startswith(_linear_attention.__qualname__)
+            else f"its {binding!r} mixer: {MIXERS[binding].description}"
+        )
         raise UserError(
-            f"d_model {d_model!r} is too small for arch {arch!r}: it needs d_model ≥ {min_d_model} "
-            f"(linear attention has {LINEAR_ATTENTION_HEADS} heads of value dim d_model // {LINEAR_ATTENTION_HEADS})"
+            f"d_model {d_model!r} is too small for arch {arch!r}: it needs d_model ≥ {min_d_model} ({why})"
             if min_d_model > 1
             else f"d_model must be a positive integer, got {d_model!r}"
         )
