@@ -121,6 +121,24 @@ def test_non_floating_inputs_are_user_errors(impl, dtype):
         linear_attention(q.to(dtype), k.to(dtype), v.to(dtype), impl=impl)
 
 
+@pytest.mark.parametrize("impl", ["torch", "triton"])
+@pytest.mark.parametrize("eps", [-1e-6, float("nan"), float("inf"), "1e-6", torch.tensor(1e-6), True])
+def test_bad_eps_is_a_user_error(impl, eps):
+    # eps = -1e-6 gave outputs of the wrong sign (rebased, small q·k); NaN gave NaN; the Triton path crashed on a
+    # tensor or a string inside the interpreter
+    q, k, v = torch.full((1, 3, 1, 8), 0.01), torch.full((1, 3, 1, 8), 0.01), torch.ones(1, 3, 1, 2)
+    with pytest.raises(UserError, match="eps must be a finite number ≥ 0"):
+        linear_attention(q, k, v, kernel="rebased", eps=eps, impl=impl)
+
+
+def test_eps_zero_and_numpy_floats_are_accepted():
+    import numpy as np
+
+    q, k, v = random_qkv(1, 5, 1, 8, 2, dtype=torch.float32)
+    torch.testing.assert_close(linear_attention(q, k, v, eps=0), linear_attention_naive(q, k, v, eps=0.0))
+    torch.testing.assert_close(linear_attention(q, k, v, eps=np.float32(1e-6)), linear_attention_naive(q, k, v))
+
+
 def test_missing_triton_kernels_are_a_user_error(monkeypatch):
     import sys
 

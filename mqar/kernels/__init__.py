@@ -6,6 +6,9 @@ specification) or to the Triton kernels (`mqar.kernels.triton_ops`, the speed). 
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from mqar.errors import UserError
@@ -36,12 +39,17 @@ __all__ = [
 ]
 
 
-def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, algorithm: str) -> None:
-    """The arguments every implementation takes, checked once: kernel, algorithm and the shapes of q, k, v."""
+def check_inputs(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, algorithm: str, eps: float = 0.0
+) -> None:
+    """The arguments every implementation takes, checked once: kernel, algorithm, eps and the shapes of q, k, v."""
     if kernel not in KERNELS:
         raise UserError(f"unknown linear attention kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     if algorithm not in ALGORITHMS:
         raise UserError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    # a negative eps can cancel the normaliser Σ A ≥ 0 (rebased: outputs of the wrong sign, or inf); NaN poisons all
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0 <= eps < math.inf):
+        raise UserError(f"eps must be a finite number ≥ 0, got {eps!r}")
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise UserError(
             "q, k, v must be 4-d [batch, seq, heads, dim], got shapes "
@@ -79,7 +87,7 @@ def linear_attention(
     """
     if impl not in IMPLS:
         raise UserError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
-    check_inputs(q, k, v, kernel, algorithm)
+    check_inputs(q, k, v, kernel, algorithm, eps)
     if impl == "auto":
         impl = "triton" if q.is_cuda else "torch"
     if impl == "triton":

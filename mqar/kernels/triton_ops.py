@@ -542,7 +542,7 @@ def linear_attention_triton(
     fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back. A value width that is
     not a multiple of 16 runs padded with zero columns where that was measured faster (PAD_VALUES): same results.
     """
-    check_inputs(q, k, v, kernel, algorithm)  # the package's one argument check (a UserError is a ValueError)
+    check_inputs(q, k, v, kernel, algorithm, eps)  # the package's one argument check (a UserError is a ValueError)
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
     batch, seq, heads, feature_dim = q.shape
