@@ -102,6 +102,9 @@ def test_zero_rows_and_leading_dimensions():
     _assert_close(actual, _reference(x.view(2, 3, 4, 48), weight, bias, grad.view(2, 3, 4, 48)))
     empty = _results(_triton, *_fp32(x[:0], weight, bias), grad[:0])
     assert empty[0].shape == (0, 48) and (empty[2] == 0).all() and (empty[3] == 0).all()
+    # rows of zero columns: empty as torch's (reshape(-1, 0) raised 'ambiguous' before, on CUDA under impl auto too)
+    no_columns = _results(_triton, *_fp32(x[:, :0].reshape(2, 12, 0), None, None), grad[:, :0].reshape(2, 12, 0))
+    assert no_columns[0].shape == no_columns[1].shape == (2, 12, 0)
 
 
 def test_double_backward_is_an_error_not_a_silently_dropped_term():

@@ -101,7 +101,7 @@ def _backward_kernel(
 
 def _tile(columns: int, tile_elements: int) -> tuple[int, int, int]:
     """(BLOCK_M, BLOCK_N, num_warps) for rows of `columns` in tiles of about `tile_elements`."""
-    block_n = triton.next_power_of_2(columns)
+    block_n = triton.next_power_of_2(max(columns, 1))
     return max(1, tile_elements // block_n), block_n, 4 if block_n <= 1024 else 8
 
 
@@ -115,7 +115,7 @@ def _backward_programs(device: torch.device, row_tiles: int) -> int:
 
 def _rows_2d(tensor: torch.Tensor) -> torch.Tensor:
     """[..., columns] as [rows, columns] with unit column stride (a view where possible, else a copy)."""
-    tensor = tensor.reshape(-1, tensor.shape[-1])
+    tensor = tensor.reshape(tensor.numel() // max(1, tensor.shape[-1]), tensor.shape[-1])  # -1: ambiguous at 0 wide
     return tensor if tensor.stride(-1) == 1 else tensor.contiguous()
 
 
@@ -128,7 +128,7 @@ class _LayerNormFunction(torch.autograd.Function):
         mean = torch.empty(rows, device=x.device, dtype=torch.float32)
         rstd = torch.empty(rows, device=x.device, dtype=torch.float32)
         block_m, block_n, num_warps = _tile(columns, FORWARD_TILE_ELEMENTS)
-        if rows:
+        if rows and columns:  # nothing to normalise otherwise (and no launch of a 0-wide tile)
             _forward_kernel[(triton.cdiv(rows, block_m),)](
                 x2d, y, weight, bias, mean, rstd, rows, columns, x2d.stride(0), y.stride(0), eps,
                 HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n,
@@ -150,7 +150,7 @@ class _LayerNormFunction(torch.autograd.Function):
         # one fp32 row of partial sums per program (zeros: with no rows there is no launch and the sum is 0)
         partial = lambda present: torch.zeros((programs, columns), device=x2d.device) if present else None  # noqa: E731
         dweight_partial, dbias_partial = partial(weight is not None), partial(bias is not None)
-        if rows:
+        if rows and columns:
             _backward_kernel[(programs,)](
                 x2d, dy2d, dx, weight, mean, rstd, dweight_partial, dbias_partial,
                 rows, columns, x2d.stride(0), dy2d.stride(0), dx.stride(0), programs,
