@@ -19,15 +19,24 @@ from mqar.errors import UserError
 T = TypeVar("T")
 
 
-def check_known_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
-    """Raise a UserError naming any key of `data` that is not a field of dataclass `cls`."""
-    known = {field.name for field in dataclasses.fields(cls)}
+def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Raise a UserError unless `data` is a mapping whose keys are fields of dataclass `cls`, the fields without a
+    default among them (else a missing one was a KeyError or TypeError, and a list of pairs 'unknown keys')."""
+    if not isinstance(data, Mapping):
+        raise UserError(f"{where} must be a mapping of field names to values, got {data!r}")
+    fields = dataclasses.fields(cls)
+    known = {field.name for field in fields}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(
             f"unknown key(s) {', '.join(map(repr, unknown))} in {where}; "
             f"allowed: {', '.join(sorted(known))}"
         )
+    no_default = dataclasses.MISSING
+    missing = [field.name for field in fields
+               if field.default is no_default and field.default_factory is no_default and field.name not in data]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}")
 
 
 def stable_id(data: Mapping[str, Any], length: int = 16) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from mqar.config import check_known_keys, stable_id
+from mqar.config import check_keys, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.data.splits import Splits, make_splits
 from mqar.errors import UserError
@@ -70,7 +70,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
-        check_known_keys(cls, data, "recipe")
+        check_keys(cls, data, "recipe")
         return cls(**data)
 
 
@@ -117,7 +117,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
-        check_known_keys(cls, data, "run config")
+        check_keys(cls, data, "run config")
         data = dict(data)
         data["task"] = TaskSpec.from_dict(data["task"])
         if "recipe" in data:
@@ -196,8 +196,8 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunResult":
+        check_keys(cls, data, "run result")
         data = dict(data)
         data["config"] = RunConfig.from_dict(data["config"])
         data["curve"] = tuple(EpochRecord(**record) for record in data["curve"])
-        check_known_keys(cls, data, "run result")
         return cls(**data)

@@ -439,6 +439,8 @@ def train(
     continue from (mqar.checkpoint); it is deleted when the run ends. None: no checkpoints.
     Raises UserError for a config that cannot run, TrainingDiverged when the loss becomes NaN/inf.
     """
+    if not isinstance(config, RunConfig):  # else an AttributeError on the first field read (a dict, a TaskSpec)
+        raise UserError(f"train takes a RunConfig (RunConfig.from_dict(d) for a dict), got {config!r}")
     check_arch(config.arch, config.d_model)  # fail before generating data
     device = resolve_device(device)
     if checkpoint is not None:  # a notebook passes a str: the checkpoint functions use Path methods

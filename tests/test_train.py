@@ -574,3 +574,23 @@ def test_compile_on_a_cpu_without_a_cpp_compiler_is_one_clear_error(monkeypatch)
     result = runner.invoke(app, ["train", "--arch", "rebased", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS,
                                  "--compile"])
     assert result.exit_code == 2 and result.stderr.strip().startswith("error: --compile on the CPU needs")
+
+
+def test_library_calls_name_the_config_they_take(tmp_path):
+    # From a notebook: a preset name or a dict where a config object belongs was an AttributeError deep inside, and a
+    # dict lacking a field a KeyError / TypeError, a list of pairs 'unknown keys'
+    config = tiny_config()
+    with pytest.raises(UserError, match=r"train takes a RunConfig \(RunConfig.from_dict"):
+        train(config.to_dict(), device="cpu")
+    from mqar.sweep import run_sweep
+
+    with pytest.raises(UserError, match=r"run_sweep takes a SweepSpec \(load_sweep_spec\('quick'\)"):
+        run_sweep("quick", store=tmp_path / "s.db")
+    assert not (tmp_path / "s.db").exists()
+    with pytest.raises(UserError, match="run config lacks task"):
+        RunConfig.from_dict({"arch": "based", "d_model": 24, "lr": 1e-3})
+    with pytest.raises(UserError, match="task spec lacks num_kv_pairs"):
+        TaskSpec.from_dict({"seq_len": 64})
+    with pytest.raises(UserError, match="task spec must be a mapping"):
+        TaskSpec.from_dict([("seq_len", 64), ("num_kv_pairs", 4)])
+    assert RunConfig.from_dict(config.to_dict()) == config

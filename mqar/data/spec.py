@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from mqar.config import check_known_keys, stable_id
+from mqar.config import check_keys, stable_id
 from mqar.data import portable_math
 from mqar.errors import UserError
 
@@ -146,7 +146,7 @@ class TaskSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TaskSpec":
-        check_known_keys(cls, data, "task spec")
+        check_keys(cls, data, "task spec")
         return cls(**data)
 
     @property

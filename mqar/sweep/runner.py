@@ -70,6 +70,9 @@ def run_sweep(
     live: True for the rich live view, False for one line per finished run, None to pick by whether `stream` is a
     terminal.
     """
+    if not isinstance(spec, SweepSpec):  # else an AttributeError on .expand() (a preset name, a dict)
+        raise UserError(f"run_sweep takes a SweepSpec (load_sweep_spec('quick') for a preset or a .toml file, "
+                        f"SweepSpec.from_dict(d) for a dict), got {spec!r}")
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if isinstance(devices, str) and backend == "ray" and devices not in ("auto", "all"):
