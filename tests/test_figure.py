@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import mqar.sweep
@@ -107,9 +108,15 @@ def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, mo
 
     monkeypatch.setattr(mqar.sweep, "run_sweep", fake_run_sweep, raising=False)
     store, out = tmp_path / "mqar.db", tmp_path / "figures"
-    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--run", "--store", str(store),
-                                 "--out", str(out), "--devices", "cuda:0,cuda:1", "--runs-per-device", "4",
-                                 "--curves"])
+    arguments = ["figure", "rebased-table1", "--scale", "reduced", "--run", "--store", str(store), "--out", str(out),
+                 "--devices", "cuda:0,cuda:1", "--runs-per-device", "4", "--curves"]
+    if not torch.cuda.is_available():  # devices absent here are refused before the store is made
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2 and "cuda:0" in result.output and not store.exists() and not calls
+        from mqar.sweep import local
+
+        monkeypatch.setattr(local, "resolve_devices", lambda devices: devices)
+    result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert calls == [(TABLE1_REDUCED, {"devices": ["cuda:0", "cuda:1"], "runs_per_device": 4, "live": None})]
     assert "PARTIAL" not in result.output

@@ -45,6 +45,10 @@ def figure(
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     # live=None: the sweep's rich live view on a terminal, one line per finished run otherwise.
     run_options = {"devices": parse_list(devices, "--devices"), "runs_per_device": runs_per_device, "live": None}
+    if run:  # an unknown or absent device fails here, before the store is made and the runs registered
+        from mqar.sweep.local import resolve_devices
+
+        resolve_devices(run_options["devices"])
     if compile:
         from mqar.sweep.worker import compiled_train_fn
 
