@@ -113,9 +113,9 @@ def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, mo
     if not torch.cuda.is_available():  # devices absent here are refused before the store is made
         result = runner.invoke(app, arguments)
         assert result.exit_code == 2 and "cuda:0" in result.output and not store.exists() and not calls
-        from mqar.sweep import local
+    from mqar.sweep import local
 
-        monkeypatch.setattr(local, "resolve_devices", lambda devices: devices)
+    monkeypatch.setattr(local, "resolve_devices", lambda devices: devices)  # as if both GPUs were there
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert calls == [(TABLE1_REDUCED, {"devices": ["cuda:0", "cuda:1"], "runs_per_device": 4, "live": None})]
