@@ -120,6 +120,13 @@ def test_gradients_are_finite_under_bf16_autocast(arch):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_model_inputs_must_be_a_batch_of_sequences():
+    model = build_model("based", 24, seq_len=16, vocab_size=32)
+    with pytest.raises(ValueError, match=r"inputs must be token ids \[batch, seq\], got shape \(8,\)"):
+        model(torch.randint(0, 32, (8,)))
+    assert model(torch.randint(0, 32, (1, 8))).shape == (1, 8, 24)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -91,6 +91,9 @@ class LanguageModel(nn.Module):
                 nn.init.normal_(block.mixer.out_proj.weight, std=std / math.sqrt(2 * len(self.blocks)))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dim() != 2:  # one sequence of ids ([seq]) was an IndexError on shape[1]
+            raise ValueError(f"inputs must be token ids [batch, seq], got shape {tuple(inputs.shape)} "
+                             "(one sequence: inputs[None])")
         seq_len = inputs.shape[1]
         if seq_len > self.max_seq_len:
             raise ValueError(f"sequence of {seq_len} tokens is longer than the model's {self.max_seq_len} positions")
