@@ -110,6 +110,15 @@ def test_bad_inputs_are_user_errors(shapes, kwargs, message):
         linear_attention(q, k, v, **kwargs)
 
 
+@pytest.mark.parametrize("impl", ["auto", "torch", "triton"])
+def test_inputs_on_different_devices_are_a_user_error(impl):
+    # (a CUDA q with a CPU v gave Triton's "Pointer argument cannot be accessed from Triton (cpu tensor?)"); the meta
+    # device stands in for a second device here
+    q, k, v = torch.zeros(1, 4, 2, 8), torch.zeros(1, 4, 2, 8), torch.zeros(1, 4, 2, 3, device="meta")
+    with pytest.raises(UserError, match="q, k, v must be on one device, got cpu, cpu, meta"):
+        linear_attention(q, k, v, impl=impl)
+
+
 @pytest.mark.parametrize("impl", ["torch", "triton"])
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
 def test_non_floating_inputs_are_user_errors(impl, dtype):

@@ -58,6 +58,8 @@ def check_inputs(
     bad_dtypes = [f"{name} {t.dtype}" for name, t in (("q", q), ("k", k), ("v", v)) if not t.is_floating_point()]
     if bad_dtypes:  # computed in fp32 and cast back, an integer output would be the truncated result
         raise UserError(f"q, k, v must be real floating-point tensors, got {', '.join(bad_dtypes)}")
+    if len({q.device, k.device, v.device}) > 1:  # else torch's or Triton's own error ("cpu tensor?")
+        raise UserError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if q.shape != k.shape:
         raise UserError(f"q and k must have the same shape, got {tuple(q.shape)} and {tuple(k.shape)}")
     if q.shape[-1] == 0:  # s = q·k / √F
