@@ -55,13 +55,26 @@ def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, 
     """The checkpoint at `path` if it is one of run `run_id` in this format, tensors on `device`; else None.
 
     A checkpoint of another run or format is ignored (and later overwritten): the run starts from epoch 1.
+    A file that is no checkpoint at all (truncated, empty, something else) is a UserError that says to delete it.
     """
     if not path.exists():
         return None
     import torch
 
-    # weights_only: the file holds tensors, numbers, strings and plain containers; nothing to unpickle beyond that
-    state = torch.load(path, map_location=device, weights_only=True)
+    from mqar.errors import UserError
+
+    try:
+        # weights_only: the file holds tensors, numbers, strings and plain containers; nothing to unpickle beyond that
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # truncated, empty, not torch's format: torch raises several types (EOFError, ...)
+        reason = type(error).__name__ + (f": {str(error).splitlines()[0]}" if str(error).strip() else "")
+    else:
+        reason = None if isinstance(state, dict) and {"format", "run_id"} <= state.keys() else "no mqar run id in it"
+    if reason is not None:
+        # Not a traceback (an empty file was click's bare "Aborted."), nor overwritten and then deleted at the run's
+        # end: every mqar checkpoint names its format and run, so this file is something else (or damaged).
+        raise UserError(f"checkpoint {path} is not a readable mqar checkpoint ({reason}); "
+                        f"delete it to start the run afresh, or choose another checkpoint path")
     if state.get("format") != FORMAT or state.get("run_id") != run_id:
         return None
     return state

@@ -436,6 +436,28 @@ def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
     _same_result(result, train(config, device="cpu", data=data))
 
 
+@pytest.mark.parametrize("content", ["empty", "truncated", "text", "a state dict"])
+def test_a_file_that_is_no_checkpoint_is_a_user_error_and_is_kept(tmp_path, content):
+    """An empty or truncated checkpoint raised torch's own error (an empty file: EOFError, which the CLI showed as a
+    bare 'Aborted.'); a dict that is no mqar checkpoint (e.g. a model's weights) was overwritten after epoch 1 and
+    deleted at the run's end. Now one UserError that says to delete it, and the file stays as it was."""
+    config = tiny_config(epochs=2)
+    path = tmp_path / "run.pt"
+    if content in ("truncated", "a state dict"):
+        with pytest.raises(KeyboardInterrupt):
+            train(config, device="cpu", checkpoint=path, on_epoch=_interrupt_after(1))
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        else:
+            torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        path.write_bytes(b"" if content == "empty" else b"not a checkpoint\n")
+    before = path.read_bytes()
+    with pytest.raises(UserError, match="is not a readable mqar checkpoint .*delete it to start the run afresh"):
+        train(config, device="cpu", checkpoint=path)
+    assert path.read_bytes() == before
+
+
 def test_a_sweep_worker_continues_a_stopped_run(tmp_path):
     """The sweep's path: run_one gives each run `<checkpoint dir>/<run id>.pt`; a second attempt continues it."""
     from mqar.sweep.worker import run_one
