@@ -476,8 +476,13 @@ def train(
         if saved is None:
             run = _Progress()
         else:
-            run = _Progress.restore(saved, trainer, order_generator, cuda_index)
-            started -= saved["seconds"]
+            try:
+                run = _Progress.restore(saved, trainer, order_generator, cuda_index)
+                started -= saved["seconds"]
+            except Exception as error:  # this run's, in this format, yet not what this code saves (another version)
+                detail = " ".join(str(error).split())[:200]  # torch's state-dict errors span lines
+                raise UserError(f"checkpoint {checkpoint} cannot be resumed by this mqar ({type(error).__name__}: "
+                                f"{detail}); delete it to start the run afresh") from None
         curve = run.curve
         description = f"{config.arch} d={config.d_model} lr={config.lr:g}"
         bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))

@@ -458,6 +458,27 @@ def test_a_file_that_is_no_checkpoint_is_a_user_error_and_is_kept(tmp_path, cont
     assert path.read_bytes() == before
 
 
+def test_a_checkpoint_this_code_cannot_load_is_a_user_error(tmp_path):
+    """A checkpoint of this run and format whose state this code cannot load (another mqar version: renamed
+    parameters, a missing entry) raised torch's RuntimeError or a KeyError; in a sweep every retry failed so."""
+    config = tiny_config(epochs=2)
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, device="cpu", checkpoint=path, on_epoch=_interrupt_after(1))
+    saved = torch.load(path, weights_only=True)
+    weights = dict(saved["trainer"]["model"])
+    name = next(iter(weights))
+    weights["renamed." + name] = weights.pop(name)
+    torch.save({**saved, "trainer": {**saved["trainer"], "model": weights}}, path)
+    with pytest.raises(UserError, match="cannot be resumed by this mqar .*delete it to start the run afresh"):
+        train(config, device="cpu", checkpoint=path)
+    del saved["curve"]
+    torch.save(saved, path)
+    with pytest.raises(UserError, match="KeyError: 'curve'"):
+        train(config, device="cpu", checkpoint=path)
+    assert path.exists()
+
+
 def test_a_sweep_worker_continues_a_stopped_run(tmp_path):
     """The sweep's path: run_one gives each run `<checkpoint dir>/<run id>.pt`; a second attempt continues it."""
     from mqar.sweep.worker import run_one
