@@ -8,9 +8,9 @@ What is saved, after every epoch: model and optimiser state, the optimiser step 
 the batch-order generator and torch's RNG states, the curve so far, the best epoch, its test accuracy and the
 time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit for bit; tested).
 
-A checkpoint names its run id and is used only for that run; the file is written to a temporary name and
-renamed, so a kill during the write leaves the previous checkpoint intact. The training function deletes it
-when the run ends (done, or stopped early).
+A checkpoint names its run id and data generator version and is used only for that run on those data; the file
+is written to a temporary name and renamed, so a kill during the write leaves the previous checkpoint intact. The
+training function deletes it when the run ends (done, or stopped early).
 """
 
 from __future__ import annotations
@@ -47,15 +47,20 @@ def save_checkpoint(path: Path, run_id: str, state: dict[str, Any]) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format": FORMAT, "run_id": run_id, **state}, temporary)
+    from mqar.data.spec import GENERATOR_VERSION
+
+    # The generator version too: the run id names the task and data seed, not the bytes they make (v5 -> v6
+    # changed them).
+    torch.save({"format": FORMAT, "run_id": run_id, "generator_version": GENERATOR_VERSION, **state}, temporary)
     os.replace(temporary, path)
 
 
 def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, Any]]:
     """The checkpoint at `path` if it is one of run `run_id` in this format, tensors on `device`; else None.
 
-    A checkpoint of another run or format is ignored (and later overwritten): the run starts from epoch 1.
-    A file that is no checkpoint at all (truncated, empty, something else) is a UserError that says to delete it.
+    A checkpoint of another run, format or data generator version is ignored (and later overwritten): the run
+    starts from epoch 1. A file that is no checkpoint at all (truncated, empty, something else) is a UserError that
+    says to delete it.
     """
     if not path.exists():
         return None
@@ -75,7 +80,12 @@ def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, 
         # end: every mqar checkpoint names its format and run, so this file is something else (or damaged).
         raise UserError(f"checkpoint {path} is not a readable mqar checkpoint ({reason}); "
                         f"delete it to start the run afresh, or choose another checkpoint path")
-    if state.get("format") != FORMAT or state.get("run_id") != run_id:
+    from mqar.data.spec import GENERATOR_VERSION
+
+    # Another generator version trained the saved epochs on other data; continuing on this version's would mix two
+    # datasets in one run. (Checkpoints that predate the field cannot show theirs: they start afresh too.)
+    if (state.get("format") != FORMAT or state.get("run_id") != run_id
+            or state.get("generator_version") != GENERATOR_VERSION):
         return None
     return state
 

@@ -479,6 +479,24 @@ def test_a_checkpoint_this_code_cannot_load_is_a_user_error(tmp_path):
     assert path.exists()
 
 
+def test_a_checkpoint_of_another_data_generator_version_is_not_used(tmp_path, monkeypatch):
+    """The run id names the task and data seed, not the bytes the generator makes of them (generator v5 -> v6
+    changed them, checkpoints were already out): a stopped run continued on the new version's data, its saved
+    epochs trained on other examples."""
+    import mqar.data.spec
+
+    config = tiny_config(epochs=3)
+    data = config.make_splits()
+    path = tmp_path / "run.pt"
+    monkeypatch.setattr(mqar.data.spec, "GENERATOR_VERSION", mqar.data.spec.GENERATOR_VERSION - 1)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, device="cpu", data=data, checkpoint=path, on_epoch=_interrupt_after(1))
+    monkeypatch.undo()
+    seen = []
+    train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
+    assert [record.epoch for record in seen] == [1, 2, 3]
+
+
 def test_a_sweep_worker_continues_a_stopped_run(tmp_path):
     """The sweep's path: run_one gives each run `<checkpoint dir>/<run id>.pt`; a second attempt continues it."""
     from mqar.sweep.worker import run_one
