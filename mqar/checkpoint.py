@@ -58,9 +58,10 @@ def save_checkpoint(path: Path, run_id: str, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, Any]]:
     """The checkpoint at `path` if it is one of run `run_id` in this format, tensors on `device`; else None.
 
-    A checkpoint of another run, format or data generator version is ignored (and later overwritten): the run
-    starts from epoch 1. A file that is no checkpoint at all (truncated, empty, something else) is a UserError that
-    says to delete it.
+    A checkpoint of this run in another format or data generator version is ignored (and later overwritten): the run
+    starts from epoch 1. A checkpoint of another run is a UserError (it is that run's progress: `mqar train
+    --checkpoint` given another run's file overwrote it), and so is a file that is no checkpoint at all (truncated,
+    empty, something else); both say to delete it or choose another path.
     """
     if not path.exists():
         return None
@@ -80,12 +81,14 @@ def load_checkpoint(path: Path, run_id: str, device: str) -> Optional[dict[str, 
         # end: every mqar checkpoint names its format and run, so this file is something else (or damaged).
         raise UserError(f"checkpoint {path} is not a readable mqar checkpoint ({reason}); "
                         f"delete it to start the run afresh, or choose another checkpoint path")
+    if state["run_id"] != run_id:  # run ids cover the whole config (mqar.runs.RunConfig.id)
+        raise UserError(f"checkpoint {path} holds the progress of run {state['run_id']}, not of this run ({run_id}); "
+                        f"resume that run with its own settings, or delete the file, or choose another checkpoint path")
     from mqar.data.spec import GENERATOR_VERSION
 
     # Another generator version trained the saved epochs on other data; continuing on this version's would mix two
     # datasets in one run. (Checkpoints that predate the field cannot show theirs: they start afresh too.)
-    if (state.get("format") != FORMAT or state.get("run_id") != run_id
-            or state.get("generator_version") != GENERATOR_VERSION):
+    if state.get("format") != FORMAT or state.get("generator_version") != GENERATOR_VERSION:
         return None
     return state
 

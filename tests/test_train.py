@@ -423,17 +423,21 @@ def test_a_checkpoint_path_may_be_a_str(tmp_path):
     assert not path.exists()
 
 
-def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
+def test_a_checkpoint_of_another_run_is_a_user_error_and_is_kept(tmp_path):
+    # It is that run's progress: it was ignored, overwritten after epoch 1 and deleted at the end of this run
     config = tiny_config(epochs=3)
     other = tiny_config(epochs=3, seed=1)
     data = config.make_splits()
     path = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
         train(other, device="cpu", data=data, checkpoint=path, on_epoch=_interrupt_after(1))
-    seen = []
-    result = train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
-    assert [record.epoch for record in seen] == [1, 2, 3]
-    _same_result(result, train(config, device="cpu", data=data))
+    saved = path.read_bytes()
+    with pytest.raises(UserError, match=f"holds the progress of run {other.id}, not of this run \\({config.id}\\)"):
+        train(config, device="cpu", data=data, checkpoint=path)
+    assert path.read_bytes() == saved
+    seen = []  # the other run still resumes from it
+    train(other, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
+    assert [record.epoch for record in seen] == [2, 3] and not path.exists()
 
 
 @pytest.mark.parametrize("content", ["empty", "truncated", "text", "a state dict"])
