@@ -185,3 +185,23 @@ def test_the_retry_hint_names_retry_failed_once(tmp_path, monkeypatch, flags):
     assert result.exit_code == 0, result.output
     hint = result.output.strip().splitlines()[-1]
     assert hint.endswith(" --retry-failed") and hint.count("--retry-failed") == 1, result.output
+
+
+def test_ray_missing_is_one_line_and_leaves_the_store_alone(tmp_path, monkeypatch):
+    # Ray was imported (and its cluster joined) only once the sweep was registered in the store, its failed runs
+    # reset by --retry-failed and the header printed: two lines, and a store changed by a command that failed.
+    import sys
+
+    from mqar.errors import UserError
+    from mqar.sweep import run_sweep
+
+    store = tmp_path / "s.db"
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    one_line_error(invoke("sweep", "--store", str(store), "--backend", "ray"), "the ray backend needs Ray")
+    assert not store.exists()
+    spec = tiny_spec(seeds=(13,))  # test_sweep_fakes.FAIL_SEED
+    first = run_sweep(spec, store, devices="cpu", runs_per_device=1, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    with pytest.raises(UserError, match="needs Ray"):
+        run_sweep(spec, store, backend="ray", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
+    with Store(store) as db:
+        assert first.failed > 0 and db.counts("t")["failed"] == first.failed  # not reset to 'pending'

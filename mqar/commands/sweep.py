@@ -91,6 +91,10 @@ def sweep(
         from mqar.sweep.local import resolve_devices
 
         resolve_devices(devices)
+    else:  # Ray missing or its cluster unreachable
+        from mqar.sweep.ray_backend import connect
+
+        connect(address)
     Store(store).close()
     _check_cache_dir(cache_dir)
     console = Console(stderr=True, soft_wrap=True)

@@ -94,6 +94,23 @@ def _cpu_share(runs_per_device: int) -> float:
     return math.floor(min([1.0, *shares]) * 10_000) / 10_000  # Ray takes resource amounts to 4 decimals
 
 
+def connect(address: Optional[str] = None):
+    """Join the Ray cluster at `address` (see run_ray), or the instance this process already started; returns the
+    `ray` module. A UserError when Ray is missing or the cluster cannot be reached: callers do this before they
+    write to the store, so bad input leaves it untouched."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray backend needs Ray: pip install 'mqar[ray]' (or use --backend local)") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as error:
+            raise UserError(f"cannot reach a Ray cluster at {address!r} ({error}); start one with `ray start --head` "
+                            f"or leave out --address for a local instance") from None
+    return ray
+
+
 def run_ray(
     store: Store,
     sweep: str,
@@ -110,18 +127,9 @@ def run_ray(
     `address`: "auto" or "HOST:PORT" joins a running cluster; None joins the Ray instance this process already
     started (`ray.init(...)`) or starts a local one.
     """
-    try:
-        import ray
-    except ImportError:
-        raise UserError("the ray backend needs Ray: pip install 'mqar[ray]' (or use --backend local)") from None
     if runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except ConnectionError as error:
-            raise UserError(f"cannot reach a Ray cluster at {address!r} ({error}); start one with `ray start --head` "
-                            f"or leave out --address for a local instance") from None
+    ray = connect(address)
     resources = ray.cluster_resources()
     num_gpus = resources.get("GPU", 0.0)
     if num_gpus >= 1:

@@ -77,6 +77,10 @@ def run_sweep(
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if isinstance(devices, str) and backend == "ray" and devices not in ("auto", "all"):
         raise UserError("--devices is for the local backend; Ray places tasks on the cluster's GPUs itself")
+    if backend == "ray":  # Ray missing or its cluster unreachable: say so before the store is written
+        from mqar.sweep.ray_backend import connect
+
+        connect(address)
     started = time.monotonic()
     configs = spec.expand()
     # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
