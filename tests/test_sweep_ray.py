@@ -144,3 +144,31 @@ def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
         assert summaries[0].done == 4
     finally:
         ray.shutdown()
+
+
+def test_an_address_nothing_answers_on_is_a_user_error_at_once(tmp_path):
+    # ray.init retried an unreachable HOST:PORT for about 12 minutes, then raised a RuntimeError (a traceback).
+    import socket
+    import threading
+
+    from mqar.errors import UserError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    errors = []
+
+    def sweep():
+        try:
+            run_sweep(tiny_spec(), tmp_path / "s.db", backend="ray", address=f"127.0.0.1:{port}",
+                      train_fn=fake_train, cache_dir=tmp_path / "cache")
+        except Exception as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=sweep, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert errors, "run_sweep was still trying to reach the address after 30 s"
+    assert isinstance(errors[0], UserError) and "cannot reach a Ray cluster" in str(errors[0])
+    assert not (tmp_path / "s.db").exists()
+    assert not ray.is_initialized()

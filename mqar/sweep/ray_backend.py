@@ -30,6 +30,7 @@ from mqar.sweep.store import Store
 from mqar.sweep.worker import Outcome, TrainFn, run_one
 
 HEARTBEAT_S = 60.0
+CONNECT_TIMEOUT_S = 10.0  # how long --address HOST:PORT may take to answer
 PROGRESS_S = 5.0  # how often the driver stores the epochs the workers reported
 
 
@@ -103,12 +104,30 @@ def connect(address: Optional[str] = None):
     except ImportError:
         raise UserError("the ray backend needs Ray: pip install 'mqar[ray]' (or use --backend local)") from None
     if not ray.is_initialized():
+        _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except ConnectionError as error:
             raise UserError(f"cannot reach a Ray cluster at {address!r} ({error}); start one with `ray start --head` "
                             f"or leave out --address for a local instance") from None
     return ray
+
+
+def _check_reachable(address: Optional[str]) -> None:
+    """A HOST:PORT nothing answers on: ray.init retried for about 12 minutes and then raised a RuntimeError with a
+    traceback. One TCP connection tells at once."""
+    import socket
+
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT: Ray says what is wrong with it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise UserError(f"cannot reach a Ray cluster at {address!r} ({error.strerror or error}); start one with "
+                        f"`ray start --head` or leave out --address for a local instance") from None
 
 
 def run_ray(
