@@ -172,3 +172,40 @@ def test_an_address_nothing_answers_on_is_a_user_error_at_once(tmp_path):
     assert isinstance(errors[0], UserError) and "cannot reach a Ray cluster" in str(errors[0])
     assert not (tmp_path / "s.db").exists()
     assert not ray.is_initialized()
+
+
+def test_idle_actors_give_their_cpus_back_while_other_runs_go_on(tmp_path, monkeypatch):
+    # An actor with no run left to take kept its CPU until the whole sweep ended. Two drivers on one cluster (two
+    # `mqar sweep` on one store) could then deadlock: each held an idle actor's CPU while its other actor waited
+    # for the CPU the other driver held.
+    import threading
+
+    _put_tests_on_workers_path(monkeypatch)
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "2")  # per epoch; 2 epochs
+    store = tmp_path / "s.db"
+    spec = tiny_spec(seeds=(0, FAIL_SEED), d_models=(16,))  # the FAIL_SEED run ends at once, the other goes on
+    free_cpus_after_the_failure = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if store.exists():
+                try:
+                    statuses = sorted(load(store, sweep="t").status)
+                except Exception:  # the store is being created
+                    statuses = []
+                if statuses == ["failed", "running"]:
+                    free_cpus_after_the_failure.append(ray.available_resources().get("CPU", 0.0))
+            done.wait(0.1)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    finally:
+        done.set()
+        watcher.join()
+        ray.shutdown()
+    assert (summary.done, summary.failed) == (1, 1)
+    assert free_cpus_after_the_failure and max(free_cpus_after_the_failure) >= 1.0, free_cpus_after_the_failure

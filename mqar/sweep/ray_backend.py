@@ -168,6 +168,11 @@ def run_ray(
             while len(in_flight) < capacity:
                 config = store.claim(sweep)
                 if config is None:
+                    # Nothing left to hand them: give their shares back now, not when the sweep ends. Another
+                    # driver's actors may be waiting for them while it holds what ours wait for (a deadlock).
+                    for actor in idle:
+                        ray.kill(actor)
+                    idle.clear()
                     break
                 if not idle:
                     idle.append(actor_class.remote())
