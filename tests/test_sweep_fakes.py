@@ -62,3 +62,17 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
         seconds=sleep_s * len(curve), tokens_per_s=1e4, num_params=config.d_model * 100, peak_memory_bytes=None,
         device=device, versions={"mqar": "test", "pid": str(os.getpid())},
     )
+
+
+def dying_epoch_collector():
+    """mqar.sweep.ray_backend.EpochCollector whose process kills itself with SIGKILL on the first epoch reported to
+    it, the first time (the MQAR_FAKE_CRASH_MARKER file, as for CRASH_SEED), like a collector actor killed mid-sweep."""
+    from mqar.sweep.ray_backend import EpochCollector
+
+    class DyingEpochCollector(EpochCollector):
+        def add(self, run_id: str, record: dict) -> None:
+            if _first_to_create(Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/m"))):
+                os.kill(os.getpid(), signal.SIGKILL)
+            super().add(run_id, record)
+
+    return DyingEpochCollector

@@ -209,3 +209,19 @@ def test_idle_actors_give_their_cpus_back_while_other_runs_go_on(tmp_path, monke
         ray.shutdown()
     assert (summary.done, summary.failed) == (1, 1)
     assert free_cpus_after_the_failure and max(free_cpus_after_the_failure) >= 1.0, free_cpus_after_the_failure
+
+
+def test_a_killed_epoch_collector_fails_no_run_and_the_sweep_goes_on(tmp_path, local_ray, monkeypatch):
+    # The collector actor had no restarts: once its process died, the driver's next take() raised ActorDiedError
+    # out of run_sweep (the sweep ended with a traceback) and the workers' reports failed the runs they came from.
+    from mqar.sweep import ray_backend
+
+    from test_sweep_fakes import dying_epoch_collector
+
+    monkeypatch.setattr(ray_backend, "EpochCollector", dying_epoch_collector())
+    store = tmp_path / "s.db"
+    summary = run_sweep(tiny_spec(seeds=(0, 1)), store, backend="ray", train_fn=fake_train,
+                        cache_dir=tmp_path / "cache")
+    assert (tmp_path / "crashed-once").exists()  # the collector did die
+    assert (summary.done, summary.failed, summary.pending, summary.running) == (4, 0, 0, 0)
+    assert len(load_epochs(store)) == 4 * TINY_RECIPE.epochs

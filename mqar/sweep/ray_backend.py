@@ -161,7 +161,9 @@ def run_ray(
 
     idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
     in_flight: dict = {}  # ObjectRef -> (run id, actor)
-    collector = ray.remote(num_cpus=0)(EpochCollector).remote()
+    # Restarted if its process dies (the epochs it held are lost; each run's result brings its whole curve), so that
+    # a killed collector does not end the sweep with a traceback, nor fail the runs that report to it.
+    collector = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(EpochCollector).remote()
     last_heartbeat = last_progress = time.monotonic()
     try:
         while True:
