@@ -20,6 +20,7 @@ FAIL_SEED = 13
 NAN_SEED = 14
 CRASH_SEED = 15
 FAIL_AFTER_FIRST_EPOCH_SEED = 16
+CHECKPOINT_THEN_FAIL_SEED = 17  # writes its checkpoint file, then raises (a run stopped part-way keeps it)
 
 
 def _first_to_create(marker: Path) -> bool:
@@ -39,6 +40,10 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
     assert checkpoint.parent.name.endswith(".db.checkpoints"), checkpoint
     if config.seed == FAIL_SEED:
         raise RuntimeError("fake failure for this run")
+    if config.seed == CHECKPOINT_THEN_FAIL_SEED:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(b"fake checkpoint")
+        raise RuntimeError("fake failure after writing the checkpoint")
     if config.seed == CRASH_SEED and _first_to_create(Path(os.environ.get("MQAR_FAKE_CRASH_MARKER", "/nonexistent/m"))):
         os.kill(os.getpid(), signal.SIGKILL)
     sleep_s = float(os.environ.get("MQAR_FAKE_SLEEP", "0"))

@@ -12,7 +12,7 @@ from mqar.results import load, load_epochs
 from mqar.sweep import run_sweep
 
 from test_sweep import TINY_RECIPE, check_crash_fails_one_run_and_retry_recovers_it, tiny_spec
-from test_sweep_fakes import FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, fake_train
+from test_sweep_fakes import CHECKPOINT_THEN_FAIL_SEED, FAIL_AFTER_FIRST_EPOCH_SEED, FAIL_SEED, fake_train
 
 ray = pytest.importorskip("ray")
 TESTS_DIR = Path(__file__).resolve().parent
@@ -225,3 +225,16 @@ def test_a_killed_epoch_collector_fails_no_run_and_the_sweep_goes_on(tmp_path, l
     assert (tmp_path / "crashed-once").exists()  # the collector did die
     assert (summary.done, summary.failed, summary.pending, summary.running) == (4, 0, 0, 0)
     assert len(load_epochs(store)) == 4 * TINY_RECIPE.epochs
+
+
+def test_a_relative_store_keeps_its_checkpoints_beside_it(tmp_path, local_ray, monkeypatch):
+    # The checkpoint folder went to the workers as a relative path, so they wrote it under their own working
+    # directory (the one Ray was started from, e.g. where `ray start` ran), not beside the store: a resume from
+    # elsewhere started the run afresh, and deleting <store>.checkpoints did not start it afresh.
+    monkeypatch.chdir(tmp_path)  # Ray's workers were started from the test's first working directory
+    summary = run_sweep(tiny_spec(seeds=(CHECKPOINT_THEN_FAIL_SEED,), d_models=(16,)), "s.db", backend="ray",
+                        train_fn=fake_train, cache_dir="cache")
+    assert summary.failed == 1
+    run_id = load(tmp_path / "s.db").run_id.iloc[0]
+    assert (tmp_path / "s.db.checkpoints" / f"{run_id}.pt").exists()
+    assert (tmp_path / "cache").is_dir()

@@ -83,8 +83,9 @@ def run_sweep(
         connect(address)
     started = time.monotonic()
     configs = spec.expand()
-    # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1.
-    checkpoints = str(sweep_checkpoint_dir(store))
+    # An unfinished run continues from its last epoch (mqar.checkpoint), not from epoch 1. Absolute paths, here and for
+    # the cache: Ray's workers do not share this process's working directory.
+    checkpoints = str(sweep_checkpoint_dir(Path(store).absolute()))
     with Store(store) as db:
         new_runs = db.register_sweep(spec.name, configs, spec.to_dict())
         reclaimed = db.reclaim_stale(spec.name, lease_s=lease_s)
@@ -94,7 +95,7 @@ def run_sweep(
 
         view = SweepView(db, spec.name, live=live, stream=stream)
         with view:
-            cache = str(cache_dir) if cache_dir is not None else None
+            cache = str(Path(cache_dir).absolute()) if cache_dir is not None else None
             if before["pending"] == 0:
                 interrupted = False
             elif backend == "ray":
