@@ -238,3 +238,20 @@ def test_a_relative_store_keeps_its_checkpoints_beside_it(tmp_path, local_ray, m
     run_id = load(tmp_path / "s.db").run_id.iloc[0]
     assert (tmp_path / "s.db.checkpoints" / f"{run_id}.pt").exists()
     assert (tmp_path / "cache").is_dir()
+
+
+def test_a_run_finished_when_ctrl_c_is_handled_keeps_its_result(tmp_path, local_ray, monkeypatch):
+    # Ctrl-C while a result had come back but was not yet recorded handed that run back to 'pending' with the
+    # unfinished ones: the resumed sweep trained it again, from scratch (a finished run's checkpoint is gone).
+    from mqar.sweep import ray_backend
+
+    def interrupt(store, collector):  # called once a result is ready, before it is recorded
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_backend, "_store_reported_epochs", interrupt)
+    monkeypatch.setattr(ray_backend, "PROGRESS_S", 1e9)  # only a ready result calls it
+    store = tmp_path / "s.db"
+    summary = run_sweep(tiny_spec(seeds=(0,), d_models=(16,)), store, backend="ray", train_fn=fake_train,
+                        cache_dir=tmp_path / "cache")
+    assert summary.interrupted
+    assert (summary.done, summary.pending, summary.running) == (1, 0, 0)

@@ -205,6 +205,15 @@ def run_ray(
                 view.refresh()
         return False
     except KeyboardInterrupt:
+        # Runs whose results came back before the Ctrl-C was handled keep them (else they were trained again).
+        finished = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)[0] if in_flight else []
+        for ref in finished:
+            try:
+                outcome = Outcome.from_dict(ray.get(ref))
+            except Exception:  # its actor died: the run is handed back below, like the unfinished ones
+                continue
+            idle.append(in_flight.pop(ref)[1])
+            outcome.record_in(store)
         for run_id, actor in in_flight.values():
             ray.kill(actor)
             store.release(run_id)
