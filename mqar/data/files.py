@@ -127,8 +127,11 @@ def _check_tokens(inputs: np.ndarray, labels: np.ndarray, spec: TaskSpec) -> Non
             raise UserError(f"{name} must be an integer array of tokens, got dtype {np.asarray(array).dtype}")
     if inputs.size and (inputs.min() < 0 or inputs.max() >= spec.vocab_size):
         raise UserError(f"inputs hold tokens outside [0, {spec.vocab_size}), the spec's vocabulary")
-    if labels.size and (labels.max() >= spec.vocab_size or ((labels < 0) & (labels != IGNORE_INDEX)).any()):
-        raise UserError(f"labels must be {IGNORE_INDEX} or tokens in [0, {spec.vocab_size}), the spec's vocabulary")
+    rows = 8192  # the labels' mask in blocks of rows: its temporaries stay small beside arrays of gigabytes
+    for start in range(0, len(labels), rows):
+        block = labels[start : start + rows]
+        if block.max() >= spec.vocab_size or ((block < 0) & (block != IGNORE_INDEX)).any():
+            raise UserError(f"labels must be {IGNORE_INDEX} or tokens in [0, {spec.vocab_size}), the spec's vocabulary")
 
 
 def _umask() -> int:
