@@ -19,6 +19,27 @@ from mqar.errors import UserError
 T = TypeVar("T")
 
 
+def is_integer(value: Any) -> bool:
+    """An int, and not a bool (an int subclass: True is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, and not a bool (nor a string from a TOML file)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def plain_scalars(config: Any) -> None:
+    """Replace the numpy scalars (from an array, a DataFrame) among the fields of the frozen dataclass `config` by
+    their Python values: the checks take Python types, and the JSON behind the ids needs them."""
+    import numpy as np
+
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, np.generic):
+            object.__setattr__(config, field.name, value.item())
+
+
 def check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
     """Raise a UserError unless `data` is a mapping whose keys are fields of dataclass `cls`, the fields without a
     default among them (else a missing one was a KeyError or TypeError, and a list of pairs 'unknown keys')."""

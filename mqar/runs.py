@@ -11,9 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-import numpy as np
-
-from mqar.config import check_keys, stable_id
+from mqar.config import check_keys, is_integer, is_number, plain_scalars, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.data.splits import Splits, make_splits
 from mqar.errors import UserError
@@ -38,20 +36,16 @@ class Recipe:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        # numpy scalars (from an array, a DataFrame) are Python ones here, as in TaskSpec: the JSON and id need them.
-        for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size",
-                     "weight_decay", "early_stop_accuracy", "data_seed"):
-            if isinstance(getattr(self, name), np.generic):
-                object.__setattr__(self, name, getattr(self, name).item())
+        plain_scalars(self)  # as in TaskSpec
         # A sweep file's [recipe] is not type-checked by TOML: epochs = 1.5 or "3" would fail every run later.
         for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size",
                      "data_seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_integer(value):
                 raise UserError(f"recipe.{name} must be an integer, got {value!r}")
         for name in ("weight_decay", "early_stop_accuracy"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_number(value):
                 raise UserError(f"recipe.{name} must be a number, got {value!r}")
         for name in ("epochs", "num_train_examples", "num_valid_examples", "num_test_examples", "batch_size"):
             if getattr(self, name) < 1:
@@ -91,17 +85,15 @@ class RunConfig:
             raise UserError(f"task must be a TaskSpec (TaskSpec.from_dict(d) for a dict), got {self.task!r}")
         if not isinstance(self.recipe, Recipe):
             raise UserError(f"recipe must be a Recipe (Recipe.from_dict(d) for a dict), got {self.recipe!r}")
-        # numpy scalars (from an array, a DataFrame) are Python ones here, as in TaskSpec: else `id` failed in
-        # json.dumps ('Object of type int64 is not JSON serializable') and a numpy seed was refused.
-        for name in ("d_model", "lr", "seed"):
-            if isinstance(getattr(self, name), np.generic):
-                object.__setattr__(self, name, getattr(self, name).item())
+        # numpy scalars as Python ones, as in TaskSpec: else `id` failed in json.dumps ('Object of type int64 is not
+        # JSON serializable') and a numpy seed was refused.
+        plain_scalars(self)
         # The store keeps seeds in 64-bit INTEGER columns: a larger one overflowed there (or in torch) in a traceback.
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        if not (is_integer(self.seed) and 0 <= self.seed < 2**63):
             raise UserError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         # As SweepSpec checks its lrs: else a str, negative or NaN lr failed in torch's AdamW after the data were
         # generated. Stored as a float, so lr = 1 and 1.0 are one run with one id (SweepSpec's lrs are floats).
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+        if not (is_number(self.lr) and 0 < self.lr < math.inf):
             raise UserError(f"lr must be a positive finite number, got {self.lr!r}")
         object.__setattr__(self, "lr", float(self.lr))
 

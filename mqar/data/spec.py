@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from mqar.config import check_keys, stable_id
+from mqar.config import check_keys, is_integer, is_number, plain_scalars, stable_id
 from mqar.data import portable_math
 from mqar.errors import UserError
 
@@ -39,13 +39,11 @@ class TaskSpec:
     haystack_depth: Optional[float] = None
 
     def __post_init__(self) -> None:
-        # bool is an int subclass: reject it where a count is meant. numpy integers (from an array, a DataFrame) are
-        # integers: stored as Python ints, so the spec's JSON and id are the same either way.
+        # numpy scalars are stored as Python ones, so the spec's JSON and id are the same either way
+        plain_scalars(self)
         for name in ("seq_len", "num_kv_pairs", "vocab_size", "num_passes"):
             value = getattr(self, name)
-            if isinstance(value, np.integer):
-                object.__setattr__(self, name, int(value))
-            elif not isinstance(value, int) or isinstance(value, bool):
+            if not is_integer(value):
                 raise UserError(f"{name} must be an integer, got {value!r}")
         if self.seq_len < 4 or self.seq_len % 2:
             raise UserError(f"seq_len must be even and at least 4, got {self.seq_len}; use an even length")
@@ -68,14 +66,12 @@ class TaskSpec:
         # Tokens are stored as int32 (mqar.data.generate.TOKEN_DTYPE): values up to V - 1 must fit, or they wrap.
         if self.vocab_size > 2**31:
             raise UserError(f"vocab_size {self.vocab_size} does not fit int32 tokens; use --vocab-size ≤ {2**31}")
-        if not (_is_number(self.power_a) and math.isfinite(self.power_a) and self.power_a > 0):
+        if not (is_number(self.power_a) and math.isfinite(self.power_a) and self.power_a > 0):
             raise UserError(f"power_a must be a positive number (0.01 favours early query slots; 1 is uniform), got {self.power_a!r}")
         # A TOML string such as "false" is truthy: it would silently switch random filler on.
-        if isinstance(self.random_non_queries, np.bool_):
-            object.__setattr__(self, "random_non_queries", bool(self.random_non_queries))
         if not isinstance(self.random_non_queries, bool):
             raise UserError(f"random_non_queries must be true or false, got {self.random_non_queries!r}")
-        if self.haystack_depth is not None and not (_is_number(self.haystack_depth) and 0.0 <= self.haystack_depth <= 1.0):
+        if self.haystack_depth is not None and not (is_number(self.haystack_depth) and 0.0 <= self.haystack_depth <= 1.0):
             raise UserError(f"haystack_depth must be a number in [0, 1] (or unset), got {self.haystack_depth!r}")
         # Floats as floats: power_a = 1 and 1.0 (or a TOML's haystack_depth = 1) are one task with one id.
         object.__setattr__(self, "power_a", float(self.power_a))
@@ -169,11 +165,6 @@ class TaskSpec:
         from mqar.data.generate import generate
 
         return generate(self, num_examples, seed)
-
-
-def _is_number(value: Any) -> bool:
-    """An int or float (numpy's too), not a bool (an int subclass) nor a string from a TOML file."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from mqar.config import is_integer
 from mqar.errors import UserError
 from mqar.models.language_model import LabelledLoss, LanguageModel
 from mqar.models.registry import ARCH_PATTERNS, MIXERS, MixerContext, MixerSpec, check_arch, register_arch
@@ -39,9 +40,9 @@ def build_model(
     otherwise; "triton" or "torch" everywhere).
     """
     pattern = check_arch(arch, d_model)
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+    if not is_integer(seq_len) or seq_len < 1:
         raise UserError(f"seq_len must be a positive integer, got {seq_len!r}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+    if not is_integer(vocab_size) or vocab_size < 2:
         raise UserError(f"vocab_size must be an integer ≥ 2, got {vocab_size!r}")
     mixers = [
         MIXERS[name].build(MixerContext(d_model, seq_len, layer_index, kernel_impl))

@@ -11,6 +11,7 @@ from typing import Callable, Mapping
 
 from torch import nn
 
+from mqar.config import is_integer
 from mqar.errors import UserError
 from mqar.models.mixers import LinearAttention, ShortConvMixer, SoftmaxAttention
 
@@ -102,7 +103,7 @@ def check_arch(arch: str, d_model: int) -> tuple[str, ...]:
         raise UserError(f"unknown arch {arch!r}; choose one of {', '.join(ARCH_PATTERNS)}")
     pattern = ARCH_PATTERNS[arch]
     min_d_model = max(MIXERS[mixer].min_d_model for mixer in pattern)
-    if isinstance(d_model, bool) or not isinstance(d_model, int):
+    if not is_integer(d_model):
         raise UserError(f"d_model must be an integer, got {d_model!r}")
     if d_model >= 2**31:  # no model that large fits a device, and the results store keeps 64-bit integers
         raise UserError(f"d_model {d_model} is too large; use d_model < 2**31")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
-from mqar.config import find_toml, read_toml, stable_id
+from mqar.config import find_toml, is_integer, is_number, read_toml, stable_id
 from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
 from mqar.paths import SWEEPS_DIR
@@ -78,12 +78,12 @@ class SweepSpec:
         if not self.name or not isinstance(self.name, str):
             raise UserError("a sweep needs a name")
         for lr in self.lrs:
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            if not (is_number(lr) and 0 < lr < math.inf):
                 raise UserError(f"sweep {self.name!r}: learning rates must be positive finite numbers, got {lr!r}")
         object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
         for seed in self.seeds:
             # The store keeps seeds as SQLite INTEGERs (64-bit signed): a larger one overflowed there in a traceback.
-            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            if not (is_integer(seed) and 0 <= seed < 2**63):
                 raise UserError(f"sweep {self.name!r}: seeds must be integers from 0 to 2**63 - 1, got {seed!r}")
         if not isinstance(self.recipe, Recipe):  # else expand() and to_dict() fail later on recipe.to_dict()
             raise UserError(f"sweep {self.name!r}: recipe must be a Recipe (Recipe.from_dict(d) for a dict), "
