@@ -282,6 +282,12 @@ def test_a_filter_without_sweep_reports_the_sweeps_that_have_the_value(tmp_path)
     result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--archs", "mamba"])
     assert result.exit_code == 2
     assert "no runs with arch mamba; the runs to report have arch based, rebased" in result.output
+    # values held by different sweeps: each sweep reports the ones it has (each sweep was filtered again by all of
+    # them, and the first failed on the value only the second holds)
+    both = tmp_path / "both"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(both), "--archs", "based,rebased"])
+    assert result.exit_code == 0, result.output
+    assert {"first.png", "second.png"} <= {path.name for path in both.iterdir()}
 
 
 @pytest.mark.parametrize("args, message", [

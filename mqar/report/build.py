@@ -203,15 +203,14 @@ def report(
     if sweep is not None:
         if sweep not in names:
             raise UserError(f"no sweep named {sweep!r} in {store}; sweeps there: {', '.join(names)}")
-        names = [sweep]
-    else:
-        # Filter the whole store, then report the sweeps that keep some run: a value held by one sweep only is not
-        # an error for the others.
-        runs = filter_runs(runs, archs, seq_lens, num_kv_pairs, d_models)
-        names = list(dict.fromkeys(runs["sweep"]))
+        runs = runs[runs["sweep"] == sweep]
+    # Filtered once, the runs to report together: without --sweep the whole store, then each sweep that keeps some
+    # run reports what it has (a value held by one sweep only is no error for the others).
+    runs = filter_runs(runs, archs, seq_lens, num_kv_pairs, d_models)
+    names = list(dict.fromkeys(runs["sweep"]))
     reports = []
     for name in names:
-        selected = filter_runs(runs[runs["sweep"] == name], archs, seq_lens, num_kv_pairs, d_models)
+        selected = runs[runs["sweep"] == name]
         epochs = load_epochs(store, selected.loc[selected["status"] == "done", "run_id"])
         result = build_report(selected, name=name, out_dir=out_dir, metric=metric, x_axis=x_axis,
                               panel_by=panel_by, epochs=epochs, curves=curves)
