@@ -86,10 +86,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
 
 
 def test_bad_extension_and_unwritable_path_leave_no_file(tmp_path) -> None:
-    for target, message in [(tmp_path / "data.csv", ".parquet or .npz"), (tmp_path / "missing" / "d.npz", "does not exist")]:
+    not_a_folder = tmp_path / "notes.txt"  # a file where the output's folder should be: no permission bits needed
+    not_a_folder.write_text("")
+    for target, message in [(tmp_path / "data.csv", ".parquet or .npz"), (not_a_folder / "d.npz", "cannot create folder")]:
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
-        assert result.exit_code == 2 and message in result.output
-    assert list(tmp_path.iterdir()) == []
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [not_a_folder]
+
+
+def test_missing_folders_are_created(tmp_path, monkeypatch) -> None:
+    # The README's first example writes to data/, which a fresh checkout lacks; --task creates its folder too.
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", "data/sub/d.parquet"])
+    assert result.exit_code == 0, result.output
+    assert load(tmp_path / "data" / "sub" / "d.parquet").inputs.shape == (5, 32)
 
 
 def test_output_that_is_a_folder_is_one_line(tmp_path) -> None:
@@ -100,15 +111,16 @@ def test_output_that_is_a_folder_is_one_line(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
 
 
-def test_missing_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
+def test_bad_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
     # It used to be found by save, after generating every example (minutes for a large -n).
     import mqar.commands.generate as command
 
     monkeypatch.setattr(command, "generate_arrays", lambda *args, **kwargs: pytest.fail("generated before the check"))
     (tmp_path / "folder.npz").mkdir()
-    for target in (tmp_path / "missing" / "d.npz", tmp_path / "folder.npz"):
+    (tmp_path / "notes.txt").write_text("")
+    for target in (tmp_path / "notes.txt" / "d.npz", tmp_path / "folder.npz"):
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
-        assert result.exit_code == 2 and result.output.startswith("error: cannot write"), result.output
+        assert result.exit_code == 2 and result.output.startswith("error: cannot "), result.output
 
 
 def test_suite_tasks_with_one_file_name_are_an_error(tmp_path) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mqar.data import SPLITS, TaskSpec, generate as generate_arrays, generate_suite, load_suite, save
-from mqar.data.files import check_output_path
+from mqar.data.files import prepare_output_path
 from mqar.errors import UserError
 
 # Below this many examples a progress bar only flickers.
@@ -85,7 +85,7 @@ def generate(
         num_passes=num_passes,
         haystack_depth=haystack_depth,
     )
-    check_output_path(output)  # fail on a bad extension or folder before spending time generating
+    prepare_output_path(output)  # fail on a bad extension or folder before spending time generating
     if num_examples >= PROGRESS_MIN_EXAMPLES:
         columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as progress:

@@ -63,15 +63,17 @@ def file_format(path: Path) -> str:
     return suffix
 
 
-def check_output_path(path: Path) -> str:
-    """The format of a dataset file to be written at `path`, after the checks that need no data: callers run it
-    before spending time generating."""
+def prepare_output_path(path: Path) -> str:
+    """The format of a dataset file to be written at `path`, after the checks that need no data, with its folder
+    created where missing (as `--task` creates its output folder): callers run it before spending time generating."""
     suffix = file_format(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise UserError(f"cannot write {path}: folder {directory} does not exist; create it or pick another path")
     if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
         raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where a folder should be, no permission, a read-only disk
+        raise UserError(f"cannot create folder {directory} for {path}: {error.strerror}; pick another path") from None
     return suffix
 
 
@@ -86,7 +88,7 @@ def save(
 ) -> dict[str, Any]:
     """Write a dataset file (format by extension) atomically; returns the metadata written."""
     path = Path(path)
-    suffix = check_output_path(path)
+    suffix = prepare_output_path(path)
     # The parquet reader reshapes by the spec's seq_len: other shapes would load as different (yet hash-valid) rows.
     expected = ("N", spec.seq_len)
     for name, array in (("inputs", inputs), ("labels", labels)):
