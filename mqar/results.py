@@ -5,7 +5,8 @@
     curves = load_epochs("results/mqar.db", runs.run_id)
     running = progress_table("results/mqar.db")         # running runs: last epoch, accuracy so far
 
-Reading never writes: a missing store is a UserError, not a new empty file.
+Reading never writes: a missing store is a UserError, not a new empty file; an empty file (as `touch` makes) is a
+store with no runs, as it is to `mqar sweep`, which makes its tables there.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ def _connect(store: str | os.PathLike) -> sqlite3.Connection:
         raise UserError(f"no results store at {path}; run `mqar sweep` first or pass --store PATH")
     try:
         conn = sqlite3.connect(path, timeout=60)
-        conn.execute("SELECT 1 FROM runs LIMIT 1")
+        empty = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        if not empty:
+            conn.execute("SELECT 1 FROM runs LIMIT 1")
+            return conn
     except sqlite3.DatabaseError as error:
         raise UserError(f"{path} is not an mqar results store ({error})") from None
-    return conn
+    # A database with no tables (a 0-byte file, as `touch` makes) is a store with no runs yet, as to `mqar sweep`,
+    # which makes its tables there. A reader must not write them: it reads an empty store held in memory.
+    conn.close()
+    from mqar.sweep.store import empty_store_connection
+
+    return empty_store_connection()
 
 
 def load(store: str | os.PathLike, sweep: Optional[str] = None, status: Optional[str] = None) -> pd.DataFrame:

@@ -205,3 +205,26 @@ def test_ray_missing_is_one_line_and_leaves_the_store_alone(tmp_path, monkeypatc
         run_sweep(spec, store, backend="ray", retry_failed=True, train_fn=fake_train, cache_dir=tmp_path / "cache")
     with Store(store) as db:
         assert first.failed > 0 and db.counts("t")["failed"] == first.failed  # not reset to 'pending'
+
+
+def test_an_empty_file_is_an_empty_store_everywhere(tmp_path):
+    # `touch s.db` then `mqar results list --store s.db` was 'not an mqar results store (no such table: runs)',
+    # while `mqar sweep --store s.db` made its store in it (and `--dry-run` wrote the tables into it).
+    store = tmp_path / "s.db"
+    store.touch()
+    listed = invoke("results", "list", "--store", str(store))
+    assert listed.exit_code == 0 and "holds no runs yet" in " ".join(listed.output.split()), listed.output
+    exported = invoke("results", "export", "--store", str(store), "--csv", str(tmp_path / "runs.csv"))
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "runs.csv").read_text().startswith("sweep,run_id,status,")
+    one_line_error(invoke("report", "--store", str(store), "--out", str(tmp_path / "out")), "has no runs yet")
+    one_line_error(invoke("figure", "rebased-table1", "--store", str(store), "--out", str(tmp_path / "out")),
+                   "has finished in")
+    dry = invoke("sweep", "--dry-run", "--store", str(store))
+    assert dry.exit_code == 0 and "0 (in" in dry.output, dry.output
+    assert store.stat().st_size == 0  # reading never writes, a dry run included
+    from mqar.sweep import run_sweep
+
+    run_sweep(tiny_spec(seeds=(0,)), store, devices="cpu", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    listed = invoke("results", "list", "--store", str(store))
+    assert listed.exit_code == 0 and "attention" in listed.output, listed.output

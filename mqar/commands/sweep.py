@@ -206,13 +206,12 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
     table.add_row("runs", f"{sizes} = {spec.size}")
     measured: list[dict] = []
     todo = configs
-    if store.is_file():
-        from mqar.sweep.store import Store
+    if store.is_file():  # read as `mqar results` reads it: a dry run writes nothing, not even an empty file's tables
+        from mqar.results import load
 
-        with Store(store) as db:
-            measured = [dict(row) for row in db.query(
-                "SELECT id, arch, d_model, seq_len, device, tokens_per_s FROM runs WHERE status = 'done'")]
-        done = {row["id"] for row in measured}
+        done_runs = load(store, status="done").drop_duplicates("run_id")  # a run shared by two sweeps counts once
+        measured = done_runs[["run_id", "arch", "d_model", "seq_len", "device", "tokens_per_s"]].to_dict("records")
+        done = set(done_runs["run_id"])
         todo = [config for config in configs if config.id not in done]
         table.add_row("already done", f"{spec.size - len(todo)} (in {store}); {len(todo)} to run")
     if backend == "local":

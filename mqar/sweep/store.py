@@ -120,6 +120,33 @@ def owner_is_alive(host: Optional[str], pid: Optional[int]) -> Optional[bool]:
     return True
 
 
+def _create_tables(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
+    """Bring the tables in `conn` (inside a write transaction) to SCHEMA_VERSION, creating them if missing."""
+    for statement in filter(str.strip, _SCHEMA_V1.split(";")):
+        conn.execute(statement)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    # A new store starts from the version-1 tables just created and is migrated like an old one.
+    version = int(row[0]) if row else 1
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"the store {path} has schema version {version}, newer than this mqar ({SCHEMA_VERSION}); upgrade mqar"
+        )
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](conn)
+        version += 1
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),))
+
+
+def empty_store_connection() -> sqlite3.Connection:
+    """An in-memory database with the store's tables and no rows: what readers see in a database with no tables
+    (a 0-byte file, as `touch` makes), which `Store` would make its tables in. In memory, since reading never
+    writes to the file."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    with _Transaction(conn):
+        _create_tables(conn, ":memory:")
+    return conn
+
+
 class Store:
     """A results store at `path` (created with its folders if missing). See the module docstring."""
 
@@ -155,22 +182,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self._write() as conn:
-            for statement in filter(str.strip, _SCHEMA_V1.split(";")):
-                conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            # A new store starts from the version-1 tables just created and is migrated like an old one.
-            version = int(row["value"]) if row else 1
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"the store {self.path} has schema version {version}, newer than this mqar ({SCHEMA_VERSION}); "
-                    f"upgrade mqar"
-                )
-            while version < SCHEMA_VERSION:
-                MIGRATIONS[version](conn)
-                version += 1
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
-            )
+            _create_tables(conn, self.path)
 
     @property
     def schema_version(self) -> int:
