@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -149,3 +151,24 @@ def test_help_states_the_kv_bound_with_passes() -> None:
 
     help_text = inspect.signature(command.generate).parameters["num_kv_pairs"].default.help
     assert "2·kv·(passes + 1) ≤ seq_len" in help_text
+
+
+def test_a_large_suite_shows_a_progress_bar_and_each_files_full_sha256(tmp_path, monkeypatch) -> None:
+    # The single-file path drew a bar from PROGRESS_MIN_EXAMPLES examples on; a suite of any size drew none, and
+    # its lines gave each file's sha256 cut to 16 hex digits, where the single-file line gives all 64.
+    import mqar.commands.generate as command
+
+    monkeypatch.setattr(command, "PROGRESS_MIN_EXAMPLES", 80)  # zoology's 4 tasks × 20 examples: a large job
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws a bar only on a terminal
+    out = tmp_path / "suite"
+    result = runner.invoke(app, ["generate", "--task", "zoology", "-n", "20", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.output)  # the terminal's colours and cursor moves
+    assert "generating zoology" in output and "80/80" in output
+    for path in sorted(out.iterdir()):
+        assert f"wrote {path}: 20 examples, " in output
+        assert f"sha256 {load(path).metadata['sha256']}, " in output
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"suite zoology: 4 tasks, 80 examples, 19200 tokens, 4 files in {out}, "), summary
+    small = runner.invoke(app, ["generate", "--task", "zoology", "-n", "19", "-o", str(tmp_path / "small")])
+    assert small.exit_code == 0 and "generating" not in small.output  # 76 examples: below the threshold

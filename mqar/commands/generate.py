@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -14,7 +15,7 @@ from mqar.data import SPLITS, TaskSpec, generate as generate_arrays, generate_su
 from mqar.data.files import prepare_output_path
 from mqar.errors import UserError
 
-# Below this many examples a progress bar only flickers.
+# Below this many examples (of one file or a whole suite) a progress bar only flickers.
 PROGRESS_MIN_EXAMPLES = 50_000
 
 # Options that make one TaskSpec; with --task the suite file sets them.
@@ -59,18 +60,26 @@ def generate(
         if extension not in (".parquet", ".npz"):
             raise UserError(f"unknown --format {file_format_name!r}; use parquet or npz")
         suite = load_suite(task)
-        total = {"examples": 0, "tokens": 0}
+        examples = tokens = 0
+        task_started = time.perf_counter()
 
         def report(spec: TaskSpec, path: Path, metadata: dict) -> None:
-            total["examples"] += metadata["num_examples"]
-            total["tokens"] += metadata["num_examples"] * spec.seq_len
-            console.print(f"wrote {path} ({metadata['num_examples']} examples, sha256 {metadata['sha256'][:16]})")
+            nonlocal examples, tokens, task_started
+            examples += metadata["num_examples"]
+            tokens += metadata["num_examples"] * spec.seq_len
+            line = wrote_line(path, metadata["num_examples"], metadata["num_examples"] * spec.seq_len,
+                              metadata["sha256"], time.perf_counter() - task_started)
+            console.print(line, markup=False, highlight=False)  # above the bar; markup off: a path may hold [ ]
+            task_started = time.perf_counter()
 
-        generate_suite(suite, output, num_examples, seed, split=split, extension=extension, on_task=report)
+        with progress_bar(console, len(suite.tasks) * num_examples, suite.name) as progress:
+            paths = generate_suite(suite, output, num_examples, seed, split=split, extension=extension,
+                                   on_task=report, progress=progress)
         seconds = time.perf_counter() - started
+        # No suite-wide digest: each file's sha256 (above, and in the file, checked by `load`) is what identifies it.
         typer.echo(
-            f"suite {suite.name}: {len(suite.tasks)} tasks, {total['examples']} examples, {total['tokens']} tokens "
-            f"into {output} in {seconds:.2f} s"
+            f"suite {suite.name}: {len(suite.tasks)} tasks, {examples} examples, {tokens} tokens, "
+            f"{len(paths)} files in {output}, {seconds:.2f} s"
         )
         return
 
@@ -86,18 +95,25 @@ def generate(
         haystack_depth=haystack_depth,
     )
     prepare_output_path(output)  # fail on a bad extension or folder before spending time generating
-    if num_examples >= PROGRESS_MIN_EXAMPLES:
-        columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            bar = progress.add_task("generate", total=num_examples)
-            inputs, labels = generate_arrays(
-                spec, num_examples, seed, split=split, progress=lambda done: progress.update(bar, completed=done)
-            )
-    else:
-        inputs, labels = generate_arrays(spec, num_examples, seed, split=split)
+    with progress_bar(console, num_examples) as progress:
+        inputs, labels = generate_arrays(spec, num_examples, seed, split=split, progress=progress)
     metadata = save(output, inputs, labels, spec, split, seed)
-    seconds = time.perf_counter() - started
-    typer.echo(
-        f"wrote {output}: {inputs.shape[0]} examples, {inputs.size} tokens, sha256 {metadata['sha256']}, "
-        f"{seconds:.2f} s"
-    )
+    typer.echo(wrote_line(output, inputs.shape[0], inputs.size, metadata["sha256"], time.perf_counter() - started))
+
+
+def wrote_line(path: Path, examples: int, tokens: int, sha256: str, seconds: float) -> str:
+    """The line for each file written, by one task or a suite: the whole sha256, to compare with the file's."""
+    return f"wrote {path}: {examples} examples, {tokens} tokens, sha256 {sha256}, {seconds:.2f} s"
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console, total: int, label: str = "") -> Iterator[Optional[Callable[[int], None]]]:
+    """A transient bar of the examples generated, as `progress(done)` for `generate` or `generate_suite`; None
+    (no bar) for a job of fewer than PROGRESS_MIN_EXAMPLES examples."""
+    if total < PROGRESS_MIN_EXAMPLES:
+        yield None
+        return
+    columns = (TextColumn(f"generating {label}".strip()), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("generate", total=total)
+        yield lambda done: progress.update(bar, completed=done)

@@ -70,8 +70,13 @@ def generate_suite(
     split: str = "train",
     extension: str = ".parquet",
     on_task: Optional[Callable[[TaskSpec, Path, dict], None]] = None,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> list[Path]:
-    """Write one file per task of the suite, `<out_dir>/<suite>-<task name>-<split><extension>`."""
+    """Write one file per task of the suite, `<out_dir>/<suite>-<task name>-<split><extension>`.
+
+    `on_task(spec, path, metadata)` is called as each file is written; `progress(n)` with the examples done over the
+    whole suite (tasks before this one included) after each chunk, as `generate` calls it for one task.
+    """
     out_dir = Path(out_dir)
     # The file name carries only TaskSpec.name: tasks that differ in another field would overwrite each other.
     names = [f"{suite.name}-{spec.name}-{split}{extension}" for spec in suite.tasks]
@@ -86,9 +91,12 @@ def generate_suite(
     except OSError as error:
         raise UserError(f"cannot create folder {out_dir}: {error.strerror}; pick a writable path") from None
     paths = []
-    for spec, name in zip(suite.tasks, names):
+    for index, (spec, name) in enumerate(zip(suite.tasks, names)):
         path = out_dir / name
-        inputs, labels = generate(spec, num_examples, seed, split=split)
+        task_progress = None
+        if progress is not None:
+            task_progress = lambda done, before=index * num_examples: progress(before + done)  # noqa: E731
+        inputs, labels = generate(spec, num_examples, seed, split=split, progress=task_progress)
         metadata = save(path, inputs, labels, spec, split, seed)
         if on_task is not None:
             on_task(spec, path, metadata)
