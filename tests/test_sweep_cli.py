@@ -228,3 +228,36 @@ def test_an_empty_file_is_an_empty_store_everywhere(tmp_path):
     run_sweep(tiny_spec(seeds=(0,)), store, devices="cpu", train_fn=fake_train, cache_dir=tmp_path / "cache")
     listed = invoke("results", "list", "--store", str(store))
     assert listed.exit_code == 0 and "attention" in listed.output, listed.output
+
+
+def _dry_run_estimate(*args: str) -> str:
+    result = invoke("sweep", "--dry-run", "--preset", "quick", "--backend", "ray", *args)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[2] for line in result.output.splitlines() if line.count("│") == 3]
+    estimate = "".join(rows[[i for i, row in enumerate(rows) if "~" in row][0]:])
+    return " ".join(estimate.split())
+
+
+@pytest.mark.parametrize("gpus, expected", [
+    (0, "on 3 Ray CPU slot(s) on this machine (it has no GPU)"),
+    (2, "on 2 Ray GPU slot(s) on this machine (2 GPU(s) × 1 run(s) at once)"),
+])
+def test_ray_dry_run_estimates_with_this_machines_devices(monkeypatch, gpus, expected):
+    # A CPU-only machine was estimated at the CUDA rate: one 'Ray GPU slot' whatever the machine had.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    estimate = _dry_run_estimate("--store", "/nonexistent/s.db")
+    assert expected in estimate, estimate
+    assert f"built-in {'cuda' if gpus else 'cpu'} speed" in estimate, estimate
+
+
+def test_ray_dry_run_on_a_cluster_says_what_it_assumes(monkeypatch):
+    estimate = _dry_run_estimate("--store", "/nonexistent/s.db", "--address", "head:6379")
+    assert "one GPU slot of the Ray cluster at address head:6379 (a dry run does not join it" in estimate, estimate
+    assert "built-in cuda speed" in estimate, estimate
+    monkeypatch.setenv("RAY_ADDRESS", "head:6380")  # where ray.init() goes without --address
+    assert "cluster at address head:6380" in _dry_run_estimate("--store", "/nonexistent/s.db")

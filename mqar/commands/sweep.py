@@ -84,7 +84,7 @@ def sweep(
     if runs_per_device is not None and runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     if dry_run:
-        show_dry_run(spec, store, devices, runs_per_device, backend)
+        show_dry_run(spec, store, devices, runs_per_device, backend, address)
         return
     # Fail here, in one line, before anything is printed: unknown devices, an unwritable store or dataset cache.
     if backend == "local":
@@ -187,7 +187,7 @@ def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[
 
 
 def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_device: Optional[int],
-                 backend: str) -> None:
+                 backend: str, address: Optional[str] = None) -> None:
     from mqar.sweep.estimate import estimate
     from mqar.sweep.live import format_seconds
 
@@ -222,7 +222,8 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
         slots = min(len(device_names) * per_device, max(1, len(todo)))
         where = f"{', '.join(device_names)} × {per_device} run(s) at once"
     else:
-        device_names, slots, where = ["cuda"], 1, "one Ray GPU slot (divide by the cluster's slots)"
+        device, slots, where = ray_slots(address, runs_per_device)
+        device_names, slots = [device], min(slots, max(1, len(todo)))
     cost = estimate(todo, device_names[0], slots, measured)
     table.add_row(
         "estimated cost",
@@ -230,6 +231,29 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
         f"(early stopping shortens runs). An ESTIMATE from {cost.source}.",
     )
     console.print(table)
+
+
+def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[str, int, str]:
+    """The device class, slots and their description a Ray sweep would train on, known without starting or joining
+    Ray (a dry run starts nothing). Without an address, ray.init() starts Ray on this machine (or joins one started
+    here), so it has this machine's GPUs, else its CPUs. A cluster's devices are unknown until it is joined: it is
+    assumed to have a GPU, as a cluster is mostly for GPUs, and the estimate says so."""
+    from mqar.sweep.estimate import CPU_TOKENS_PER_S, CUDA_TOKENS_PER_S
+    from mqar.sweep.ray_backend import actor_slots
+
+    address = address or os.environ.get("RAY_ADDRESS")  # where ray.init() looks when given no address
+    if address is None or address == "local":
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        device, slots = actor_slots(gpus, os.cpu_count() or 1, runs_per_device or 1)
+        if device == "cuda":
+            per_gpu = runs_per_device or 1
+            return device, slots, f"{slots} Ray GPU slot(s) on this machine ({gpus} GPU(s) × {per_gpu} run(s) at once)"
+        return device, slots, f"{slots} Ray CPU slot(s) on this machine (it has no GPU)"
+    slower = CUDA_TOKENS_PER_S / CPU_TOKENS_PER_S
+    return "cuda", 1, (f"one GPU slot of the Ray cluster at address {address} (a dry run does not join it: divide by "
+                       f"its GPU slots; on CPUs alone, ~{slower:.0f}× longer)")
 
 
 def format_tokens(tokens: float) -> str:

@@ -83,6 +83,14 @@ def _store_reported_epochs(store: Store, collector) -> None:
         store.record_epoch(run_id, EpochRecord(**record))
 
 
+def actor_slots(num_gpus: float, num_cpus: float, runs_per_device: int) -> tuple[str, int]:
+    """Where the actors of a cluster with these resources train, "cuda" or "cpu", and how many at once:
+    `runs_per_device` per GPU when it has a GPU, else one per CPU. (`mqar sweep --dry-run` estimates with it.)"""
+    if num_gpus >= 1:
+        return "cuda", int(num_gpus * runs_per_device)
+    return "cpu", max(1, int(num_cpus))
+
+
 def _cpu_share(runs_per_device: int) -> float:
     """The CPUs each GPU actor asks for: one, as measured (results/bench/sweep-scaling/), where every GPU node has a
     CPU per GPU slot; else the share its scarcest node allows. With one CPU each regardless, a node with fewer CPUs
@@ -150,14 +158,12 @@ def run_ray(
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     ray = connect(address)
     resources = ray.cluster_resources()
-    num_gpus = resources.get("GPU", 0.0)
-    if num_gpus >= 1:
+    device, capacity = actor_slots(resources.get("GPU", 0.0), resources.get("CPU", 1.0), runs_per_device)
+    if device == "cuda":
         actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=_cpu_share(runs_per_device),
                                  max_restarts=0)(RunWorker)
-        capacity = int(num_gpus * runs_per_device)
     else:
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(RunWorker)
-        capacity = max(1, int(resources.get("CPU", 1.0)))
 
     idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
     in_flight: dict = {}  # ObjectRef -> (run id, actor)
