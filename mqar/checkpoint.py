@@ -30,15 +30,14 @@ def sweep_checkpoint_dir(store_path: str | os.PathLike) -> Path:
 
 
 def check_checkpoint_path(path: Path) -> None:
-    """Fail now, in one line, rather than after the first epoch, when `path` cannot be written."""
+    """Fail now, in one line, rather than after the first epoch, when --checkpoint `path` cannot be written: the
+    checkpoint is written beside it and renamed onto it (save_checkpoint), so its folder must take files."""
     from mqar.errors import UserError
+    from mqar.paths import check_writable_folder
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot write checkpoint {path} ({error.strerror}); choose a writable path") from None
-    if path.is_dir() or not os.access(path.parent, os.W_OK):
-        raise UserError(f"cannot write checkpoint {path}; choose a writable file path")
+    if path.is_dir():
+        raise UserError(f"cannot write checkpoint {path}: it is a folder; pass a file path to --checkpoint")
+    check_writable_folder(path.parent, what=f"checkpoint {path}", flag="--checkpoint")
 
 
 def save_checkpoint(path: Path, run_id: str, state: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -79,7 +81,14 @@ def test_unwritable_cache_dir(tmp_path):
     blocker.write_text("")
     store = tmp_path / "s.db"
     result = invoke("sweep", "--store", str(store), "--devices", "cpu", "--cache-dir", str(blocker / "cache"))
-    one_line_error(result, "cannot create the dataset cache")
+    one_line_error(result, f"cannot write into the dataset cache {blocker / 'cache'} (")
+    assert "pass a writable --cache-dir" in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc: a folder that exists and refuses files")
+def test_cache_dir_that_refuses_files(tmp_path):
+    result = invoke("sweep", "--store", str(tmp_path / "s.db"), "--devices", "cpu", "--cache-dir", "/proc/self")
+    one_line_error(result, "cannot write into the dataset cache /proc/self (")
 
 
 def test_results_errors(tmp_path):

@@ -216,6 +216,8 @@ def test_cli_train_prints_the_summary_as_the_last_line(tmp_path):
         (["--arch", "based", "--d-model", "24", "--lr", "0"], "--lr must be positive"),
         (["--arch", "based", "--d-model", "24", "--lr", "inf"], "--lr must be positive and finite"),  # was trained
         (["--arch", "based", "--d-model", "24", "--checkpoint", "/proc/mqar/run.pt"], "cannot write checkpoint"),
+        (["--arch", "based", "--d-model", "24", "--checkpoint", "/proc/self/run.pt"], "pass a writable --checkpoint"),
+        (["--arch", "based", "--d-model", "24", "--checkpoint", "/"], "it is a folder"),
         # --output was written only after training, and an unwritable path ended in a traceback there
         (["--arch", "based", "--d-model", "24", "--output", "/proc/mqar/run.json"], "cannot write --output"),
         (["--arch", "based", "--d-model", "24", "--output", "/"], "cannot write --output"),

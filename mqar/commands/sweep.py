@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mqar.errors import UserError
-from mqar.paths import DEFAULT_STORE
+from mqar.paths import DEFAULT_STORE, check_writable_folder
 from mqar.runs import PRECISIONS, Recipe
 from mqar.sweep import BACKENDS, SweepSpec, load_sweep_spec, run_sweep, tasks_from_lists
 from mqar.sweep.store import Store
@@ -131,12 +131,7 @@ def _check_cache_dir(cache_dir: Optional[Path]) -> None:
     from mqar.sweep.cache import DEFAULT_CACHE_DIR
 
     folder = cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create the dataset cache {folder} ({error.strerror}); pass a writable --cache-dir") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"cannot write to the dataset cache {folder}; pass a writable --cache-dir")
+    check_writable_folder(folder, what=f"into the dataset cache {folder}", flag="--cache-dir")
 
 
 def build_spec(*, preset: Optional[str], config: Optional[Path], name: Optional[str], archs: Optional[str],

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -15,6 +14,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from mqar.errors import UserError
+from mqar.paths import check_writable_folder
 from mqar.report.aggregate import (
     CELL_COLUMNS, RUN_COLUMNS, aggregate_points, best_runs, filter_runs, metric_column, missing_runs,
     per_lr_table, status_counts, unique_runs,
@@ -123,11 +123,7 @@ def build_report(
                     total_runs=total, per_lr=per_lr_table(runs, points, metric), notes=notes)
 
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()  # a folder that exists may still refuse files
-    except OSError as error:
-        raise UserError(f"cannot write into the output folder {out_dir} ({error.strerror}); pass a writable --out") from None
+    check_writable_folder(out_dir, what=f"into the output folder {out_dir}", flag="--out")
     if by_arch and reference is not None:
         figure = plot_by_arch(points, title=title, reference=reference, metric=metric, notes=notes,
                               arch_order=arch_order, arch_labels=KERNEL_LABELS)
