@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -90,7 +92,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
 def test_bad_extension_and_unwritable_path_leave_no_file(tmp_path) -> None:
     not_a_folder = tmp_path / "notes.txt"  # a file where the output's folder should be: no permission bits needed
     not_a_folder.write_text("")
-    for target, message in [(tmp_path / "data.csv", ".parquet or .npz"), (not_a_folder / "d.npz", "cannot create folder")]:
+    for target, message in [(tmp_path / "data.csv", ".parquet or .npz"), (not_a_folder / "d.npz", "pass a writable path")]:
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
         assert result.exit_code == 2 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
@@ -120,7 +122,10 @@ def test_bad_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(command, "generate_arrays", lambda *args, **kwargs: pytest.fail("generated before the check"))
     (tmp_path / "folder.npz").mkdir()
     (tmp_path / "notes.txt").write_text("")
-    for target in (tmp_path / "notes.txt" / "d.npz", tmp_path / "folder.npz"):
+    targets = [tmp_path / "notes.txt" / "d.npz", tmp_path / "folder.npz"]
+    if Path("/proc/self").is_dir():  # a folder that exists and takes no files, even for root
+        targets.append(Path("/proc/self/d.npz"))
+    for target in targets:
         result = runner.invoke(app, ["generate", "--seq-len", "32", "--num-kv-pairs", "4", "-n", "5", "-o", str(target)])
         assert result.exit_code == 2 and result.output.startswith("error: cannot "), result.output
 

@@ -22,6 +22,7 @@ import mqar
 from mqar.data.generate import SPLITS, TOKEN_DTYPE
 from mqar.data.spec import GENERATOR_VERSION, IGNORE_INDEX, TaskSpec
 from mqar.errors import UserError
+from mqar.paths import check_writable_folder
 
 FORMATS = (".parquet", ".npz")
 METADATA_KEY = "mqar"
@@ -69,11 +70,8 @@ def prepare_output_path(path: Path) -> str:
     suffix = file_format(path)
     if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
         raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a file where a folder should be, no permission, a read-only disk
-        raise UserError(f"cannot create folder {directory} for {path}: {error.strerror}; pick another path") from None
+    # A file where a folder should be, no permission, a read-only disk: found now, not after generating.
+    check_writable_folder(path.parent if str(path.parent) else Path("."), what=str(path), flag="path")
     return suffix
 
 
