@@ -153,8 +153,21 @@ def test_a_file_that_is_not_a_store_is_a_user_error(tmp_path):
     # `mqar sweep --store notes.txt` ended in a traceback (sqlite3.DatabaseError: file is not a database).
     path = tmp_path / "notes.txt"
     path.write_text("not a database, but long enough for SQLite to read a header from it\n" * 4)
-    with pytest.raises(UserError, match="cannot open the results store .*file is not a database"):
+    with pytest.raises(UserError, match="is not an mqar results store .*file is not a database.*pass another --store"):
         Store(path)
+
+
+def test_someone_elses_database_is_refused_and_left_alone(tmp_path):
+    # Store() made its tables inside any SQLite database, while the readers called the same file not a store.
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    with pytest.raises(UserError, match="not an mqar results store \\(no runs table\\)"):
+        Store(path)
+    with sqlite3.connect(path) as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+    conn.close()
 
 
 def test_newer_schema_is_refused(tmp_path):

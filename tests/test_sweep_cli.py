@@ -83,6 +83,7 @@ def test_unwritable_cache_dir(tmp_path):
     result = invoke("sweep", "--store", str(store), "--devices", "cpu", "--cache-dir", str(blocker / "cache"))
     one_line_error(result, f"cannot write into the dataset cache {blocker / 'cache'} (")
     assert "pass a writable --cache-dir" in result.output
+    assert not store.exists()  # the check ran after the store was made, which left an empty store behind
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc: a folder that exists and refuses files")

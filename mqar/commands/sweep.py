@@ -95,8 +95,8 @@ def sweep(
         from mqar.sweep.ray_backend import connect
 
         connect(address)
+    _check_cache_dir(cache_dir)  # before the store: a refused cache folder must not leave a new, empty store behind
     Store(store).close()
-    _check_cache_dir(cache_dir)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
     from mqar.sweep.worker import compiled_train_fn

@@ -150,21 +150,38 @@ def empty_store_connection() -> sqlite3.Connection:
 class Store:
     """A results store at `path` (created with its folders if missing). See the module docstring."""
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        if not self.path.exists() and not create:
-            raise UserError(f"no results store at {self.path}; run `mqar sweep` first or pass --store PATH")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except OSError as error:
+            raise UserError(
+                f"cannot open the results store {self.path} ({error.strerror or error}); pass a writable --store PATH"
+            ) from None
+        try:
+            self._check_is_a_store()
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except (sqlite3.DatabaseError, OSError) as error:  # DatabaseError: also a file that is not SQLite
-            reason = getattr(error, "strerror", None) or str(error)
-            raise UserError(f"cannot open the results store {self.path} ({reason}); pass a writable --store PATH") from None
+        except sqlite3.OperationalError as error:  # e.g. a read-only file or folder, a full disk
+            self._conn.close()
+            raise UserError(f"cannot open the results store {self.path} ({error}); pass a writable --store PATH") from None
+        except sqlite3.DatabaseError as error:  # a file that is not SQLite
+            self._conn.close()
+            raise UserError(f"{self.path} is not an mqar results store ({error}); pass another --store PATH") from None
+
+    def _check_is_a_store(self) -> None:
+        """Refuse a SQLite database with tables but no `runs`: someone else's data, which the store would add its
+        tables to. No tables at all (a new or 0-byte file) is a new store."""
+        tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "runs" not in tables:
+            self._conn.close()
+            raise UserError(
+                f"{self.path} is a SQLite database but not an mqar results store (no runs table); pass another --store PATH"
+            )
 
     # Connection -----------------------------------------------------------------------------------------
     def close(self) -> None:
