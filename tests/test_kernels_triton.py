@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mqar.errors import UserError
 from mqar.kernels.reference import linear_attention_naive, linear_attention_quadratic
 from mqar.kernels.triton_chunked import _tf32_split
 from mqar.kernels.triton_ops import choose_algorithm, linear_attention_triton
@@ -689,15 +690,22 @@ def test_rejects_bad_arguments(bad):
 
 
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
-def test_double_backward_is_an_error_not_a_silently_dropped_term(algorithm):
-    # The kernels' gradients are computed outside autograd: differentiating them again must raise, not give a graph
-    # that silently leaves their second-order terms out (q.grad came back as q.sum()'s gradient alone, all ones).
-    q, k, v, _ = _inputs((1, 5, 1, 16, 4), seed=3)
+def test_double_backward_is_refused_not_silently_missing_the_kernels_terms(algorithm):
+    # The kernels' gradients are computed outside autograd. once_differentiable raised only where a later backward
+    # reached its error node: autograd.grad(..., q) of the second step never ran it and returned the q³ term's
+    # second derivative alone, and out.sum()'s constant gradient gave a dq with no graph at all. A backward with
+    # create_graph=True is refused outright now, naming impl="torch"; first-order gradients are as before.
+    q, k, v, grad = _inputs((1, 5, 1, 16, 4), seed=3)
+    ref_out, ref_grads = _reference_grads(q, k, v, grad, "rebased")
     q, k, v = (t.to(DEVICE, torch.float32).requires_grad_() for t in (q, k, v))
+    for loss in (lambda out: out.sum() + q.pow(3).sum(), lambda out: out.square().sum()):
+        out = linear_attention_triton(q, k, v, kernel="rebased", algorithm=algorithm)
+        with pytest.raises(UserError, match="no second derivative .*; use impl='torch' for higher-order") as error:
+            torch.autograd.grad(loss(out), q, create_graph=True)
+        assert "\n" not in str(error.value)
     out = linear_attention_triton(q, k, v, kernel="rebased", algorithm=algorithm)
-    (dq,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        (dq.square().sum() + q.sum()).backward()
+    out.backward(grad.to(DEVICE, torch.float32))
+    _assert_outputs_close(out.detach().double().cpu(), [t.grad.double().cpu() for t in (q, k, v)], ref_out, ref_grads)
 
 
 @pytest.fixture

@@ -107,14 +107,18 @@ def test_zero_rows_and_leading_dimensions():
     assert no_columns[0].shape == no_columns[1].shape == (2, 12, 0)
 
 
-def test_double_backward_is_an_error_not_a_silently_dropped_term():
-    # The kernel's dx has no graph: differentiating it again must raise (torch's F.layer_norm gives the true second
-    # derivative; the Triton path gave x.sum()'s gradient alone, all ones, before).
-    x, weight, bias, _ = _fp32(*_inputs(7, 48))
-    x = x.requires_grad_()
-    (dx,) = torch.autograd.grad(_triton(x, weight, bias).pow(3).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        (dx.square().sum() + x.sum()).backward()
+def test_double_backward_is_refused_not_silently_missing_the_kernels_terms():
+    # The kernel's dx has no graph. once_differentiable raised only where a later backward reached its error node:
+    # autograd.grad(..., x) of the second step never ran it and returned x.sum()'s gradient alone (all ones; torch's
+    # F.layer_norm gives the true second derivative), and a loss linear in y gave a dweight with no graph at all. A
+    # backward with create_graph=True is refused outright now, naming impl="torch".
+    x, weight, bias, grad = _fp32(*_inputs(7, 48))
+    x, weight = x.requires_grad_(), weight.requires_grad_()
+    for loss, wrt in ((lambda y: y.pow(3).sum() + x.sum(), x), (lambda y: (y * grad).sum(), weight)):
+        with pytest.raises(UserError, match="no second derivative .*; use impl='torch' for higher-order") as error:
+            torch.autograd.grad(loss(_triton(x, weight, bias)), wrt, create_graph=True)
+        assert "\n" not in str(error.value)
+    _assert_close(_results(_triton, x, weight, bias, grad), _reference(*_inputs(7, 48)))
 
 
 def test_backward_is_deterministic():

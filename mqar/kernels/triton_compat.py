@@ -1,5 +1,6 @@
-"""Work-arounds for how Triton runs: its launches go to the current CUDA device (`on_device_of`), and its
-interpreter breaks under numpy ≥ 2.4 (`patch_interpreter_index`, triton-lang/triton#9171).
+"""Work-arounds for how Triton runs: its launches go to the current CUDA device (`on_device_of`), its
+interpreter breaks under numpy ≥ 2.4 (`patch_interpreter_index`, triton-lang/triton#9171), and gradients its
+kernels compute have no autograd graph (`first_order_only`).
 
 The interpreter (TRITON_INTERPRET=1) turns a scalar into an int with `int(array)` on a one-element array, which
 numpy 2.4 refuses ("only 0-dimensional arrays can be converted to Python scalars"), so any `range(0, T, ...)`
@@ -10,9 +11,12 @@ interpreter's tensor patching. Nothing changes when the interpreter is off or al
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
+
+from mqar.errors import UserError
 
 
 def on_device_of(tensor: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -20,6 +24,31 @@ def on_device_of(tensor: torch.Tensor) -> contextlib.AbstractContextManager:
     device whatever the tensors' (cuda:1 tensors while cuda:0 was current: "Pointer argument cannot be accessed
     from Triton"). Nothing to do for CPU tensors (the interpreter)."""
     return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+def first_order_only(what: str):
+    """Decorate the backward of an autograd Function whose gradients come from Triton kernels (above
+    `once_differentiable`): a backward with create_graph=True raises a UserError naming impl="torch".
+
+    once_differentiable alone does not catch every second derivative. Its error node hangs off its outputs, apart
+    from the graph: `torch.autograd.grad(..., inputs=q)` never runs it, and where the incoming gradient needs no
+    grad (out.sum()'s ones) there is none, so such second derivatives came back without the kernels' terms, silently.
+    Autograd runs backward in grad mode exactly when create_graph=True, so the check is made there, up front.
+    """
+
+    def decorate(backward):
+        @functools.wraps(backward)
+        def checked(ctx, *grads):
+            if torch.is_grad_enabled():
+                raise UserError(
+                    f"{what} has no second derivative (a backward with create_graph=True); "
+                    "use impl='torch' for higher-order gradients"
+                )
+            return backward(ctx, *grads)
+
+        return checked
+
+    return decorate
 
 
 def patch_interpreter_index() -> None:

@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels.layer_norm import MAX_COLUMNS  # noqa: F401  (one tile holds whole rows: the widest one)
-from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -139,7 +139,8 @@ class _LayerNormFunction(torch.autograd.Function):
         return y.view(x.shape)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable  # the kernel's gradients have no graph: say so, not drop terms
+    @first_order_only("the Triton LayerNorm")  # the kernel's gradients have no graph: say so, not drop terms
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         x2d, weight, bias, mean, rstd = ctx.saved_tensors
         rows, columns = x2d.shape

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels import check_inputs
-from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -514,7 +514,8 @@ class LinearAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable  # the kernels' gradients have no graph: say so, not drop terms
+    @first_order_only("the Triton linear attention")  # the kernels' gradients have no graph: say so, not drop terms
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         q, k, v, out, denominator, *kept_states = ctx.saved_tensors
         dq, dk, dv = _backward(q, k, v, out, denominator, grad_out, ctx.kernel, ctx.algorithm, ctx.chunk_size,
