@@ -130,6 +130,19 @@ def test_non_floating_inputs_are_user_errors(impl, dtype):
         linear_attention(q.to(dtype), k.to(dtype), v.to(dtype), impl=impl)
 
 
+@pytest.mark.parametrize("impl", ["auto", "torch", "triton"])
+@pytest.mark.parametrize("dtypes", [(torch.float32, torch.float32, torch.float64), (torch.bfloat16, torch.float32,
+                                                                                   torch.float32)])
+def test_inputs_of_different_dtypes_are_a_user_error(impl, dtypes):
+    # the output's dtype was v's on the torch path and q's on the Triton path; the models cast q, k to v's dtype
+    q, k, v = (torch.ones(1, 4, 2, 8, dtype=dtypes[0]), torch.ones(1, 4, 2, 8, dtype=dtypes[1]),
+               torch.ones(1, 4, 2, 3, dtype=dtypes[2]))
+    names = ", ".join(str(dtype) for dtype in dtypes)
+    with pytest.raises(UserError, match=f"q, k, v must have one dtype, got {names}; cast them to one dtype") as error:
+        linear_attention(q, k, v, impl=impl)
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("impl", ["torch", "triton"])
 @pytest.mark.parametrize("eps", [-1e-6, float("nan"), float("inf"), "1e-6", torch.tensor(1e-6), True])
 def test_bad_eps_is_a_user_error(impl, eps):

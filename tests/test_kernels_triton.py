@@ -657,7 +657,7 @@ def test_chunked_and_parallel_agree_at_default_chunk_size():
     _assert_close("o", chunked.double().cpu(), parallel.double().cpu())
 
 
-def test_auto_algorithm_and_dtype_follow_q():
+def test_auto_algorithm_and_the_output_in_the_inputs_dtype():
     assert choose_algorithm(512, 256, 12, 16, 8, torch.bfloat16) == "parallel"
     assert choose_algorithm(2, 32768, 8, 16, 64, torch.bfloat16) == "chunked"
     # the measured crossover (choose_algorithm's table): parallel up to 3k, chunked from 4k, and later for larger F

@@ -42,7 +42,8 @@ __all__ = [
 def check_inputs(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, algorithm: str, eps: float = 0.0
 ) -> None:
-    """The arguments every implementation takes, checked once: kernel, algorithm, eps and the shapes of q, k, v."""
+    """The arguments every implementation takes, checked once: kernel, algorithm, eps and q, k, v's shapes, dtype
+    (one floating dtype for all three) and device."""
     if kernel not in KERNELS:
         raise UserError(f"unknown linear attention kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     if algorithm not in ALGORITHMS:
@@ -58,6 +59,10 @@ def check_inputs(
     bad_dtypes = [f"{name} {t.dtype}" for name, t in (("q", q), ("k", k), ("v", v)) if not t.is_floating_point()]
     if bad_dtypes:  # computed in fp32 and cast back, an integer output would be the truncated result
         raise UserError(f"q, k, v must be real floating-point tensors, got {', '.join(bad_dtypes)}")
+    if len({q.dtype, k.dtype, v.dtype}) > 1:  # else the output's dtype depended on the impl (v's, or q's)
+        raise UserError(
+            f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}; cast them to one dtype first"
+        )
     if len({q.device, k.device, v.device}) > 1:  # else torch's or Triton's own error ("cpu tensor?")
         raise UserError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if q.shape != k.shape:
@@ -79,7 +84,8 @@ def linear_attention(
     impl: str = "auto",
     algorithm: str = "auto",
 ) -> torch.Tensor:
-    """Causal linear attention. q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D].
+    """Causal linear attention. q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D],
+    q, k, v of one floating dtype, the output's.
 
     o_i = Σ_{j≤i} A_ij v_j / (Σ_{j≤i} A_ij + eps), s = q·k/√F, A = 1 + s + s²/2 ("based") or s² ("rebased").
 

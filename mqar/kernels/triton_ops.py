@@ -2,7 +2,7 @@
 
 `linear_attention_triton(q, k, v, kernel, eps, algorithm)` computes, causally,
     o_i = Σ_{j≤i} A_ij v_j / (Σ_{j≤i} A_ij + eps),  s = q·k/√F,  A = 1 + s + s²/2 (based) or s² (rebased)
-with q, k [batch, seq, heads, F], v [batch, seq, heads, D] -> o [batch, seq, heads, D] in q's dtype. The
+with q, k [batch, seq, heads, F], v [batch, seq, heads, D] -> o [batch, seq, heads, D], all of one dtype. The
 normaliser is accumulated and applied in fp32. Two algorithms:
 - "parallel" (`triton_parallel`): flash-attention style tiles, O(T²) work, no T×T memory;
 - "chunked" (`triton_chunked` + the parallel kernels on the diagonal): O(T) work through the expanded feature
@@ -537,7 +537,7 @@ def linear_attention_triton(
 ) -> torch.Tensor:
     """Causal Based/ReBased linear attention on the Triton kernels, differentiable in q, k, v.
 
-    q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D] in q's dtype.
+    q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D], all of one dtype.
     kernel: "based" | "rebased"; algorithm: "auto" (choose_algorithm) | "parallel" | "chunked".
     chunk_size: the chunk length of the chunked form (a power of two ≥ 16; default 64, 32 in the interpreter).
     fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back. A value width that is
