@@ -119,6 +119,40 @@ def test_inputs_on_different_devices_are_a_user_error(impl):
         linear_attention(q, k, v, impl=impl)
 
 
+@pytest.mark.parametrize(("feature_dim", "value_dim"), [(16, 129), (16, 200), (65, 8)])
+def test_heads_wider_than_the_triton_kernels_take_are_refused_there_and_torch_under_auto(
+    monkeypatch, feature_dim, value_dim
+):
+    # fp32 v 200 wide on an H200 was Triton's OutOfResources traceback (shared memory); mqar.kernels'
+    # TRITON_MAX_FEATURE_DIM and TRITON_MAX_VALUE_DIM are the widths the GPU suite checks
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from mqar.kernels import triton_ops
+
+    q, k, v = random_qkv(1, 3, 2, feature_dim, value_dim, dtype=torch.float32)
+    message = (f"the Triton kernels take q, k up to 64 and v up to 128 wide per head, got {feature_dim} and "
+               f"{value_dim}; use impl='torch' .* or split the heads")
+    for call in (lambda: linear_attention(q, k, v, impl="triton"), lambda: triton_ops.linear_attention_triton(q, k, v)):
+        with pytest.raises(UserError, match=message) as error:
+            call()
+        assert "\n" not in str(error.value)
+    # impl="auto" on CUDA tensors (fake ones: only shapes are computed) takes the torch path for them, the Triton
+    # path for heads it takes (the widest: 64 and 128)
+    taken = []
+    monkeypatch.setattr(triton_ops, "linear_attention_triton", lambda q, k, v, *args: taken.append(v.shape[-1]) or v)
+    with FakeTensorMode():
+        for dims in ((feature_dim, value_dim), (64, 128)):
+            cuda_qkv = (torch.empty(1, 3, 2, dim, device="cuda") for dim in (dims[0], dims[0], dims[1]))
+            assert linear_attention(*cuda_qkv, impl="auto").shape == (1, 3, 2, dims[1])
+    assert taken == [128]
+
+
+def test_the_widest_heads_the_triton_kernels_take_run_there():
+    q, k, v = random_qkv(1, 3, 2, 64, 128, dtype=torch.float32)
+    torch.testing.assert_close(linear_attention(q, k, v, impl="triton"), linear_attention_naive(q, k, v),
+                               rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("impl", ["torch", "triton"])
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])
 def test_non_floating_inputs_are_user_errors(impl, dtype):

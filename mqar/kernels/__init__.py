@@ -27,15 +27,28 @@ ALGORITHMS = ("auto", "parallel", "chunked")
 # few hundred tokens the quadratic form is both smaller and faster; past ~1k tokens its T² memory dominates.
 PARALLEL_MAX_SEQ_LEN = 1024
 
+# The widest heads the Triton kernels take: q, k up to TRITON_MAX_FEATURE_DIM features, v up to TRITON_MAX_VALUE_DIM
+# columns, the largest shape the GPU suite checks (tests/test_kernels_gpu.py: F 64, D 128). Past it the tiles can
+# outgrow shared memory: on an H200, fp32 v wider than 128 (padded to 256) needs 272 KB in the parallel form, of
+# 227 KB, and F 128 with D 128 needs 256 KB: Triton's OutOfResources. (bf16 up to F 128, D 256, and the chunked form
+# ran there in one check, but no test covers them.)
+# impl="auto" takes the torch path for wider heads; impl="triton" refuses them (check_triton_dims).
+TRITON_MAX_FEATURE_DIM = 64
+TRITON_MAX_VALUE_DIM = 128
+
 __all__ = [
     "ALGORITHMS",
     "IMPLS",
     "KERNELS",
+    "TRITON_MAX_FEATURE_DIM",
+    "TRITON_MAX_VALUE_DIM",
     "check_inputs",
+    "check_triton_dims",
     "linear_attention",
     "linear_attention_chunked",
     "linear_attention_naive",
     "linear_attention_quadratic",
+    "triton_takes",
 ]
 
 
@@ -75,6 +88,21 @@ def check_inputs(
         )
 
 
+def triton_takes(q: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the Triton kernels take heads of q's and v's widths (TRITON_MAX_FEATURE_DIM, TRITON_MAX_VALUE_DIM)."""
+    return q.shape[-1] <= TRITON_MAX_FEATURE_DIM and v.shape[-1] <= TRITON_MAX_VALUE_DIM
+
+
+def check_triton_dims(q: torch.Tensor, v: torch.Tensor) -> None:
+    """The Triton path's own check, after check_inputs: heads no wider than the kernels take (triton_takes)."""
+    if not triton_takes(q, v):
+        raise UserError(
+            f"the Triton kernels take q, k up to {TRITON_MAX_FEATURE_DIM} and v up to {TRITON_MAX_VALUE_DIM} wide "
+            f"per head, got {q.shape[-1]} and {v.shape[-1]}; use impl='torch' (impl='auto' does for such heads) "
+            "or split the heads into narrower ones"
+        )
+
+
 def linear_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -89,7 +117,10 @@ def linear_attention(
 
     o_i = Σ_{j≤i} A_ij v_j / (Σ_{j≤i} A_ij + eps), s = q·k/√F, A = 1 + s + s²/2 ("based") or s² ("rebased").
 
-    impl: "torch" (the reference), "triton" (the fast kernels), "auto" (Triton on CUDA tensors, else torch).
+    impl: "torch" (the reference), "triton" (the fast kernels: q, k up to TRITON_MAX_FEATURE_DIM = 64 and v up to
+    TRITON_MAX_VALUE_DIM = 128 wide, wider heads are a UserError), "auto" (Triton on CUDA tensors whose heads it
+    takes; torch elsewhere, wider heads on CUDA included: slower, and its memory grows as T² up to
+    PARALLEL_MAX_SEQ_LEN tokens, as T·F² beyond).
     algorithm: "parallel" (quadratic in T), "chunked" (linear in T), "auto" (for torch: parallel up to
     PARALLEL_MAX_SEQ_LEN tokens, chunked beyond; for Triton: the Triton module's own choice).
     """
@@ -97,7 +128,7 @@ def linear_attention(
         raise UserError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
     check_inputs(q, k, v, kernel, algorithm, eps)
     if impl == "auto":
-        impl = "triton" if q.is_cuda else "torch"
+        impl = "triton" if q.is_cuda and triton_takes(q, v) else "torch"
     if impl == "triton":
         try:
             from mqar.kernels.triton_ops import linear_attention_triton

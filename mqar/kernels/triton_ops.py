@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mqar.kernels import check_inputs
+from mqar.kernels import check_inputs, check_triton_dims
 from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
@@ -537,13 +537,15 @@ def linear_attention_triton(
 ) -> torch.Tensor:
     """Causal Based/ReBased linear attention on the Triton kernels, differentiable in q, k, v.
 
-    q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D], all of one dtype.
+    q, k: [batch, seq, heads, F]; v: [batch, seq, heads, D] -> [batch, seq, heads, D], all of one dtype; F up to 64,
+    D up to 128 (mqar.kernels.TRITON_MAX_FEATURE_DIM, TRITON_MAX_VALUE_DIM: wider heads are a UserError).
     kernel: "based" | "rebased"; algorithm: "auto" (choose_algorithm) | "parallel" | "chunked".
     chunk_size: the chunk length of the chunked form (a power of two ≥ 16; default 64, 32 in the interpreter).
     fp32, bf16 and fp16 run natively; other floating dtypes are computed in fp32 and cast back. A value width that is
     not a multiple of 16 runs padded with zero columns where that was measured faster (PAD_VALUES): same results.
     """
     check_inputs(q, k, v, kernel, algorithm, eps)  # the package's one argument check (a UserError is a ValueError)
+    check_triton_dims(q, v)
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
     batch, seq, heads, feature_dim = q.shape
