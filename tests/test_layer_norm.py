@@ -161,6 +161,10 @@ def test_auto_is_torch_on_cpu_and_torch_is_f_layer_norm():
         ({"x": torch.zeros(3, 48, dtype=torch.float64)}, "x must be float32"),
         ({"x": torch.zeros(())}, "at least one dimension"),
         ({"x": torch.zeros(1, MAX_COLUMNS + 1), "weight": None, "bias": None, "impl": "triton"}, "rows up to 8192"),
+        # a CPU weight for a CUDA x was Triton's own error (the meta device stands in for a second device here)
+        ({"weight": torch.ones(48, device="meta"), "impl": "triton"}, "weight must be on x's device cpu, got meta"),
+        ({"bias": torch.ones(48, device="meta"), "impl": "triton"}, "bias must be on x's device cpu, got meta"),
+        ({"weight": torch.ones(48, device="meta"), "impl": "torch"}, "weight must be on x's device cpu, got meta"),
     ],
 )
 def test_dispatcher_errors_are_one_line_user_errors(kwargs, message):

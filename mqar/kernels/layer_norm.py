@@ -35,6 +35,8 @@ def _check(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch
     for name, parameter in (("weight", weight), ("bias", bias)):
         if parameter is not None and tuple(parameter.shape) != (x.shape[-1],):
             raise UserError(f"layer_norm {name} must have shape ({x.shape[-1]},), got {tuple(parameter.shape)}")
+        if parameter is not None and parameter.device != x.device:  # else torch's or Triton's own error
+            raise UserError(f"layer_norm {name} must be on x's device {x.device}, got {parameter.device}")
 
 
 def _layer_norm_torch(x, weight, bias, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
