@@ -139,7 +139,8 @@ def test_heads_wider_than_the_triton_kernels_take_are_refused_there_and_torch_un
     # impl="auto" on CUDA tensors (fake ones: only shapes are computed) takes the torch path for them, the Triton
     # path for heads it takes (the widest: 64 and 128)
     taken = []
-    monkeypatch.setattr(triton_ops, "linear_attention_triton", lambda q, k, v, *args: taken.append(v.shape[-1]) or v)
+    monkeypatch.setattr(triton_ops, "linear_attention_triton_unchecked",
+                        lambda q, k, v, *args: taken.append(v.shape[-1]) or v)
     with FakeTensorMode():
         for dims in ((feature_dim, value_dim), (64, 128)):
             cuda_qkv = (torch.empty(1, 3, 2, dim, device="cuda") for dim in (dims[0], dims[0], dims[1]))

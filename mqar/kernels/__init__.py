@@ -130,13 +130,14 @@ def linear_attention(
     if impl == "auto":
         impl = "triton" if q.is_cuda and triton_takes(q, v) else "torch"
     if impl == "triton":
+        check_triton_dims(q, v)
         try:
-            from mqar.kernels.triton_ops import linear_attention_triton
+            from mqar.kernels.triton_ops import linear_attention_triton_unchecked
         except ImportError as error:
             raise UserError(
                 f"Triton kernels are unavailable ({error}); use impl='torch' for the plain-torch reference"
             ) from error
-        return linear_attention_triton(q, k, v, kernel, eps, algorithm)
+        return linear_attention_triton_unchecked(q, k, v, kernel, eps, algorithm)  # its checks are the ones above
     if algorithm == "auto":
         algorithm = "parallel" if q.shape[1] <= PARALLEL_MAX_SEQ_LEN else "chunked"
     if algorithm == "parallel":

@@ -548,6 +548,15 @@ def linear_attention_triton(
     check_triton_dims(q, v)
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
+    return linear_attention_triton_unchecked(q, k, v, kernel, eps, algorithm, chunk_size)
+
+
+@torch.compiler.disable  # as linear_attention_triton (see there)
+def linear_attention_triton_unchecked(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str, eps: float, algorithm: str,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """linear_attention_triton for callers that have checked its arguments already (mqar.kernels.linear_attention)."""
     batch, seq, heads, feature_dim = q.shape
     out_dtype = q.dtype
     dtype = q.dtype if q.dtype in _DOT_DTYPES else torch.float32
