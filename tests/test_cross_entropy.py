@@ -64,3 +64,16 @@ def test_bf16_logits_on_the_gpu_match_the_fp32_torch_path():
     assert int(correct) == int(expected_correct)
     relative = (grad - logits.grad.float()).norm() / logits.grad.float().norm()
     assert relative < 5e-3
+
+
+def test_double_backward_is_refused_not_silently_missing_the_kernels_terms():
+    # The kernel's gradient has no graph: a second derivative through it came back without the cross-entropy's terms
+    # (here only logits.pow(3)'s), silently, as the Triton linear attention's and LayerNorm's did.
+    generator = torch.Generator().manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    logits = torch.randn(4, 40, generator=generator).to(device).requires_grad_()
+    targets = torch.randint(40, (4,), generator=generator).to(device)
+    loss = cross_entropy_sum(logits, targets, impl="triton")[0] + logits.pow(3).sum()
+    with pytest.raises(UserError, match="no second derivative .*; use impl='torch' for higher-order") as error:
+        torch.autograd.grad(loss, logits, create_graph=True)
+    assert "\n" not in str(error.value)

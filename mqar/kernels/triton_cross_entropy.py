@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mqar.kernels.triton_compat import on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -97,6 +97,8 @@ class _CrossEntropyFunction(torch.autograd.Function):
         return losses.sum(), correct.sum()
 
     @staticmethod
+    @first_order_only("the Triton cross-entropy")  # the kernel's gradient has no graph: say so, not drop terms
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor, _grad_correct):
         logits, targets, log_sum_exp = ctx.saved_tensors
         rows, vocab = logits.shape
