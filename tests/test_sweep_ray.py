@@ -24,12 +24,18 @@ def _put_tests_on_workers_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
 
 
+def _start_private_ray(**resources):
+    """A Ray instance of this test's own. address="local": a bare ray.init() joins the cluster a `ray start` left
+    running on this machine (and refuses num_cpus there), so every test failed while one ran."""
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, **resources)
+
+
 @pytest.fixture
 def local_ray(monkeypatch, tmp_path):
     # The crash marker (test_sweep_fakes) is set before the instance starts, for the same reason.
     _put_tests_on_workers_path(monkeypatch)
     monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    _start_private_ray(num_cpus=2)
     yield
     ray.shutdown()
 
@@ -82,7 +88,7 @@ def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatc
                     seen.update((row.run_id, int(row.epoch)) for row in progress.itertuples() if row.epoch > 0)
             done.wait(0.1)
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    _start_private_ray(num_cpus=1)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
@@ -99,7 +105,7 @@ def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatc
 def local_ray_with_gpus(monkeypatch):
     """A local Ray instance that advertises 2 GPUs (none exist; the fake training never touches CUDA)."""
     _put_tests_on_workers_path(monkeypatch)
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    _start_private_ray(num_cpus=4, num_gpus=2)
     yield
     ray.shutdown()
 
@@ -131,7 +137,7 @@ def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
     from mqar.sweep.ray_backend import _cpu_share
 
     _put_tests_on_workers_path(monkeypatch)
-    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    _start_private_ray(num_cpus=1, num_gpus=1)
     assert _cpu_share(2) == 0.5
     summaries = []
     sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
@@ -198,7 +204,7 @@ def test_idle_actors_give_their_cpus_back_while_other_runs_go_on(tmp_path, monke
                     free_cpus_after_the_failure.append(ray.available_resources().get("CPU", 0.0))
             done.wait(0.1)
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    _start_private_ray(num_cpus=2)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
@@ -255,3 +261,53 @@ def test_a_run_finished_when_ctrl_c_is_handled_keeps_its_result(tmp_path, local_
                         cache_dir=tmp_path / "cache")
     assert summary.interrupted
     assert (summary.done, summary.pending, summary.running) == (1, 0, 0)
+
+
+def test_without_an_address_the_sweep_starts_its_own_instance_not_the_one_ray_start_left(tmp_path, monkeypatch):
+    # Without --address, ray.init() joined whatever cluster `ray start` last recorded on this machine (ray_current_
+    # cluster in Ray's temp folder): the sweep went to a cluster the user did not name (or, that cluster gone, hung
+    # trying to reach it). Here the record names an address nothing answers on.
+    import shutil
+    import socket
+    import tempfile
+    import threading
+
+    _put_tests_on_workers_path(monkeypatch)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_tmp = tempfile.mkdtemp(prefix="mqar-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.makedirs(os.path.join(ray_tmp, "ray"))
+    with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as record:
+        record.write(f"127.0.0.1:{port}")
+    summaries = []
+    sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
+        tiny_spec(seeds=(0,), d_models=(16,)), tmp_path / "s.db", backend="ray", train_fn=fake_train,
+        cache_dir=tmp_path / "cache")))
+    try:
+        sweep.start()
+        sweep.join(timeout=90)
+        assert summaries, "the sweep was still trying to join the recorded cluster after 90 s"
+        assert summaries[0].done == 1
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_without_an_address_ray_address_names_the_cluster(tmp_path, monkeypatch):
+    # `ray job submit` names the job's cluster in RAY_ADDRESS: a sweep started there goes to it, not to an instance
+    # of its own, and a wrong one is named as coming from RAY_ADDRESS.
+    import socket
+
+    from mqar.errors import UserError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(UserError, match=r"from RAY_ADDRESS.*unset RAY_ADDRESS"):
+        run_sweep(tiny_spec(), tmp_path / "s.db", backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert not ray.is_initialized()

@@ -52,7 +52,10 @@ def sweep(
         None, help="Runs trained at once on each device (packs small models). Default: 1 per GPU, one per CPU core."
     ),
     backend: str = typer.Option("local", help=f"Executor: {' or '.join(BACKENDS)}."),
-    address: Optional[str] = typer.Option(None, help="With --backend ray: auto or HOST:PORT of a running cluster."),
+    address: Optional[str] = typer.Option(
+        None, help="With --backend ray: auto (the cluster `ray start` started on this machine) or HOST:PORT of a "
+                   "running cluster. Default: the cluster RAY_ADDRESS names, else a private local Ray instance.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the grid, its size and an estimated cost; train nothing."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run the sweep's failed runs again."),
     cache_dir: Optional[Path] = typer.Option(None, help="Dataset cache folder (default results/cache)."),
@@ -230,13 +233,14 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
 
 def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[str, int, str]:
     """The device class, slots and their description a Ray sweep would train on, known without starting or joining
-    Ray (a dry run starts nothing). Without an address, ray.init() starts Ray on this machine (or joins one started
-    here), so it has this machine's GPUs, else its CPUs. A cluster's devices are unknown until it is joined: it is
-    assumed to have a GPU, as a cluster is mostly for GPUs, and the estimate says so."""
+    Ray (a dry run starts nothing). Without an address (nor RAY_ADDRESS), the sweep starts a private Ray instance
+    on this machine (ray_backend.connect), so it has this machine's GPUs, else its CPUs. A cluster's devices are
+    unknown until it is joined: it is assumed to have a GPU, as a cluster is mostly for GPUs, and the estimate says
+    so."""
     from mqar.sweep.estimate import CPU_TOKENS_PER_S, CUDA_TOKENS_PER_S
     from mqar.sweep.ray_backend import actor_slots
 
-    address = address or os.environ.get("RAY_ADDRESS")  # where ray.init() looks when given no address
+    address = address or os.environ.get("RAY_ADDRESS")  # the cluster the sweep joins when given no address
     if address is None or address == "local":
         import torch
 

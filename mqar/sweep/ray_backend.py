@@ -22,6 +22,7 @@ takes its place; `mqar sweep --retry-failed` runs it again. A driver killed mid-
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Optional
 
@@ -112,21 +113,35 @@ def connect(address: Optional[str] = None):
     except ImportError:
         raise UserError("the ray backend needs Ray: pip install 'mqar[ray]' (or use --backend local)") from None
     if not ray.is_initialized():
-        _check_reachable(address)
+        address, named_by = _resolve_address(address)
+        _check_reachable(address, named_by)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except ConnectionError as error:
-            raise UserError(f"cannot reach a Ray cluster at {address!r} ({error}); start one with `ray start --head` "
-                            f"or leave out --address for a local instance") from None
+            raise _unreachable(address, named_by, error) from None
     return ray
 
 
-def _check_reachable(address: Optional[str]) -> None:
+def _resolve_address(address: Optional[str]) -> tuple[str, str]:
+    """The address for ray.init, and where it came from (for the error message). No --address: RAY_ADDRESS if set
+    (`ray job submit` sets it for its entrypoint, to name the job's cluster), else "local", a private instance.
+    ray.init(address=None) instead joins the cluster a `ray start` last recorded on this machine: a sweep went to a
+    cluster its command did not name (and, that cluster gone, hung trying to reach it); `--address auto` asks for
+    that one."""
+    if address is not None:
+        return address, ""
+    from_env = os.environ.get("RAY_ADDRESS", "").strip()
+    if from_env:
+        return from_env, " (from RAY_ADDRESS)"
+    return "local", ""
+
+
+def _check_reachable(address: str, named_by: str = "") -> None:
     """A HOST:PORT nothing answers on: ray.init retried for about 12 minutes and then raised a RuntimeError with a
     traceback. One TCP connection tells at once."""
     import socket
 
-    if address is None or address in ("auto", "local"):
+    if address in ("auto", "local"):
         return
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
@@ -134,8 +149,13 @@ def _check_reachable(address: Optional[str]) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        raise UserError(f"cannot reach a Ray cluster at {address!r} ({error.strerror or error}); start one with "
-                        f"`ray start --head` or leave out --address for a local instance") from None
+        raise _unreachable(address, named_by, error.strerror or error) from None
+
+
+def _unreachable(address: str, named_by: str, why) -> UserError:
+    instead = "unset RAY_ADDRESS" if named_by else "leave out --address"
+    return UserError(f"cannot reach a Ray cluster at {address!r}{named_by} ({why}); start one with `ray start "
+                     f"--head` or {instead} for a local instance")
 
 
 def run_ray(
@@ -151,8 +171,9 @@ def run_ray(
 ) -> bool:
     """Run the sweep's pending runs on Ray's workers (actors, see above). Returns True when interrupted (Ctrl-C).
 
-    `address`: "auto" or "HOST:PORT" joins a running cluster; None joins the Ray instance this process already
-    started (`ray.init(...)`) or starts a local one.
+    `address`: "auto" joins the cluster `ray start` started on this machine, "HOST:PORT" the one there; None: the
+    Ray instance this process already started (`ray.init(...)`), else the cluster RAY_ADDRESS names, else a private
+    local instance, which ends with this process (never a `ray start` cluster the command did not name).
     """
     if runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")

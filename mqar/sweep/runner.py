@@ -63,8 +63,9 @@ def run_sweep(
     devices: None/"auto"/"all" (every GPU, else the CPU), "cpu", "cuda:0,cuda:1" or a list (local backend).
     runs_per_device: runs trained at once per device (packs small runs onto one GPU); None: 1 per GPU, one per
     core on the CPU.
-    backend: "local" (worker processes on this host) or "ray" (`address`: "auto", "HOST:PORT", or None for a local
-    instance or the one this process already started).
+    backend: "local" (worker processes on this host) or "ray" (`address`: "auto" for the cluster `ray start` started
+    on this machine, "HOST:PORT", or None: the instance this process already started, else RAY_ADDRESS's cluster,
+    else a private local instance).
     retry_failed: put the sweep's failed runs back in the queue first.
     train_fn: the training function (default mqar.train.train); a module-level function, see mqar.sweep.worker.
     live: True for the rich live view, False for one line per finished run, None to pick by whether `stream` is a
