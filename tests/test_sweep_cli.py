@@ -265,6 +265,17 @@ def test_ray_dry_run_estimates_with_this_machines_devices(monkeypatch, gpus, exp
     assert f"built-in {'cuda' if gpus else 'cpu'} speed" in estimate, estimate
 
 
+def test_ray_dry_run_without_gpus_counts_runs_per_device_per_machine(monkeypatch):
+    # As run_ray places them on a cluster without GPUs: --runs-per-device runs at once on this machine's CPUs.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    estimate = _dry_run_estimate("--store", "/nonexistent/s.db", "--runs-per-device", "1")
+    assert "on 1 Ray CPU slot(s) on this machine (it has no GPU)" in estimate, estimate
+
+
 def test_ray_dry_run_on_a_cluster_says_what_it_assumes(monkeypatch):
     estimate = _dry_run_estimate("--store", "/nonexistent/s.db", "--address", "head:6379")
     assert "one GPU slot of the Ray cluster at address head:6379 (a dry run does not join it" in estimate, estimate

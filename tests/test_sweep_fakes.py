@@ -4,7 +4,7 @@ Their behaviour is chosen by the run's seed: 13 raises, 14 diverges (NaN), 16 ra
 epoch, 15 kills its own worker process with SIGKILL
 the first time (when the file named by MQAR_FAKE_CRASH_MARKER does not exist yet; it creates it), like a worker killed
 mid-run; every run sleeps MQAR_FAKE_SLEEP seconds per epoch (default 0), reports an accuracy that grows with d_model
-and its worker's pid (in `versions`). Not tests themselves.
+and its worker's pid and OMP_NUM_THREADS (in `versions`). Not tests themselves.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
         run_id=config.id, config=config, best_valid_accuracy=accuracy, best_epoch=len(curve), test_accuracy=accuracy,
         final_valid_accuracy=accuracy, epochs=len(curve), stopped_early=False, curve=tuple(curve),
         seconds=sleep_s * len(curve), tokens_per_s=1e4, num_params=config.d_model * 100, peak_memory_bytes=None,
-        device=device, versions={"mqar": "test", "pid": str(os.getpid())},
+        device=device,
+        versions={"mqar": "test", "pid": str(os.getpid()), "threads": os.environ.get("OMP_NUM_THREADS", "")},
     )
 
 

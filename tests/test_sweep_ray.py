@@ -311,3 +311,22 @@ def test_without_an_address_ray_address_names_the_cluster(tmp_path, monkeypatch)
     with pytest.raises(UserError, match=r"from RAY_ADDRESS.*unset RAY_ADDRESS"):
         run_sweep(tiny_spec(), tmp_path / "s.db", backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("runs_per_device, actors, threads", [(1, 1, "2"), (4, 4, "1")])
+def test_runs_per_device_on_a_cpu_only_cluster_shares_each_nodes_cpus(tmp_path, monkeypatch, runs_per_device,
+                                                                      actors, threads):
+    # As the local executor on the CPU: N runs at once per machine, each with its cores / N threads. Ray's CPU
+    # actors asked for one CPU each whatever --runs-per-device said: 1 ran two runs at once on 2 CPUs, 4 ran two.
+    _put_tests_on_workers_path(monkeypatch)
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "0.5")  # per epoch; 2 epochs: the four runs overlap when they can
+    _start_private_ray(num_cpus=2)
+    try:
+        summary = run_sweep(tiny_spec(seeds=(0, 1)), tmp_path / "s.db", backend="ray", runs_per_device=runs_per_device,
+                            train_fn=fake_train, cache_dir=tmp_path / "cache")
+    finally:
+        ray.shutdown()
+    assert summary.done == 4
+    versions = [json.loads(versions) for versions in load(tmp_path / "s.db").versions]
+    assert len({v["pid"] for v in versions}) == actors
+    assert {v["threads"] for v in versions} == {threads}  # Ray sets OMP_NUM_THREADS to an actor's whole CPUs

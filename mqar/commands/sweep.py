@@ -49,7 +49,8 @@ def sweep(
         None, "--devices", "--device", help="all (default: every GPU, else the CPU), cpu, or e.g. cuda:0,cuda:1."
     ),
     runs_per_device: Optional[int] = typer.Option(
-        None, help="Runs trained at once on each device (packs small models). Default: 1 per GPU, one per CPU core."
+        None, help="Runs trained at once on each device (packs small models; a CPU-only Ray cluster: on each node). "
+                   "Default: 1 per GPU, one per CPU core."
     ),
     backend: str = typer.Option("local", help=f"Executor: {' or '.join(BACKENDS)}."),
     address: Optional[str] = typer.Option(
@@ -245,7 +246,7 @@ def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[s
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        device, slots = actor_slots(gpus, os.cpu_count() or 1, runs_per_device or 1)
+        device, slots = actor_slots(gpus, [os.cpu_count() or 1], runs_per_device)
         if device == "cuda":
             per_gpu = runs_per_device or 1
             return device, slots, f"{slots} Ray GPU slot(s) on this machine ({gpus} GPU(s) × {per_gpu} run(s) at once)"

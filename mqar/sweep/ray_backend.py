@@ -1,9 +1,10 @@
 """The Ray executor: the same grid on Ray workers across a cluster; only the driver touches the store.
 
-The driver starts one long-lived actor per device slot (`1 / runs_per_device` of a GPU when the cluster has GPUs,
-one CPU otherwise), claims runs in the store (owned by the driver's process), hands each to an idle actor, and
-records each outcome as it comes back. Workers need no access to the store's file system: results travel back
-through Ray. Each node keeps its own dataset cache (the same `results/cache/` layout).
+The driver starts one long-lived actor per device slot (`1 / runs_per_device` of a GPU when the cluster has GPUs;
+otherwise `1 / runs_per_device` of a node's CPUs, or one CPU by default, as the local executor), claims runs in the
+store (owned by the driver's process), hands each to an idle actor, and records each outcome as it comes back.
+Workers need no access to the store's file system: results travel back through Ray. Each node keeps its own dataset
+cache (the same `results/cache/` layout).
 
 Why actors and not tasks: Ray gives every GPU *task* a fresh worker process (its default `max_calls=1` for GPU
 tasks), so each run paid a Python + torch + CUDA start-up; with 2-second runs that made Ray on 2 GPUs slower than the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from mqar.errors import UserError
 from mqar.sweep.store import Store
@@ -84,12 +85,24 @@ def _store_reported_epochs(store: Store, collector) -> None:
         store.record_epoch(run_id, EpochRecord(**record))
 
 
-def actor_slots(num_gpus: float, num_cpus: float, runs_per_device: int) -> tuple[str, int]:
-    """Where the actors of a cluster with these resources train, "cuda" or "cpu", and how many at once:
-    `runs_per_device` per GPU when it has a GPU, else one per CPU. (`mqar sweep --dry-run` estimates with it.)"""
+def actor_slots(num_gpus: float, node_cpus: Sequence[float], runs_per_device: Optional[int]) -> tuple[str, int]:
+    """Where the actors of a cluster with these resources (its GPUs, each node's CPUs) train, "cuda" or "cpu", and
+    how many at once: `runs_per_device` (default 1) per GPU when it has a GPU, else as many as cpu_only_share allows.
+    (`mqar sweep --dry-run` estimates with it.)"""
     if num_gpus >= 1:
-        return "cuda", int(num_gpus * runs_per_device)
-    return "cpu", max(1, int(num_cpus))
+        return "cuda", int(num_gpus * (runs_per_device or 1))
+    share = cpu_only_share(node_cpus, runs_per_device)
+    return "cpu", max(1, sum(int(cpus / share + 1e-9) for cpus in node_cpus))
+
+
+def cpu_only_share(node_cpus: Sequence[float], runs_per_device: Optional[int]) -> float:
+    """The CPUs each actor of a cluster without GPUs asks for. As the local executor on the CPU: by default one run
+    per core (one CPU each); with --runs-per-device N, N runs at once per machine, each on 1/N of its CPUs (Ray
+    gives it that many threads, OMP_NUM_THREADS). Nodes with different CPU counts: the smallest node's 1/N, so each
+    node runs at least N (a larger one more). One CPU each whatever N said made --runs-per-device do nothing here."""
+    if runs_per_device is None or not node_cpus:
+        return 1.0
+    return math.floor(min(node_cpus) / runs_per_device * 10_000) / 10_000  # Ray takes amounts to 4 decimals
 
 
 def _cpu_share(runs_per_device: int) -> float:
@@ -163,7 +176,7 @@ def run_ray(
     sweep: str,
     *,
     address: Optional[str] = None,
-    runs_per_device: int = 1,
+    runs_per_device: Optional[int] = None,
     train_fn: Optional[TrainFn] = None,
     cache_dir: Optional[str] = None,
     checkpoint_dir: Optional[str] = None,
@@ -175,16 +188,18 @@ def run_ray(
     Ray instance this process already started (`ray.init(...)`), else the cluster RAY_ADDRESS names, else a private
     local instance, which ends with this process (never a `ray start` cluster the command did not name).
     """
-    if runs_per_device < 1:
+    if runs_per_device is not None and runs_per_device < 1:
         raise UserError(f"--runs-per-device must be at least 1, got {runs_per_device}")
     ray = connect(address)
-    resources = ray.cluster_resources()
-    device, capacity = actor_slots(resources.get("GPU", 0.0), resources.get("CPU", 1.0), runs_per_device)
+    num_gpus = ray.cluster_resources().get("GPU", 0.0)
+    node_cpus = [node["Resources"]["CPU"] for node in ray.nodes()
+                 if node.get("Alive") and node["Resources"].get("CPU", 0.0) > 0]
+    device, capacity = actor_slots(num_gpus, node_cpus, runs_per_device)
     if device == "cuda":
-        actor_class = ray.remote(num_gpus=1.0 / runs_per_device, num_cpus=_cpu_share(runs_per_device),
-                                 max_restarts=0)(RunWorker)
+        per_gpu = runs_per_device or 1
+        actor_class = ray.remote(num_gpus=1.0 / per_gpu, num_cpus=_cpu_share(per_gpu), max_restarts=0)(RunWorker)
     else:
-        actor_class = ray.remote(num_cpus=1, max_restarts=0)(RunWorker)
+        actor_class = ray.remote(num_cpus=cpu_only_share(node_cpus, runs_per_device), max_restarts=0)(RunWorker)
 
     idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
     in_flight: dict = {}  # ObjectRef -> (run id, actor)

@@ -61,8 +61,8 @@ def run_sweep(
     """Run every run of `spec` not yet done, recording each in `store`; safe to call again to resume.
 
     devices: None/"auto"/"all" (every GPU, else the CPU), "cpu", "cuda:0,cuda:1" or a list (local backend).
-    runs_per_device: runs trained at once per device (packs small runs onto one GPU); None: 1 per GPU, one per
-    core on the CPU.
+    runs_per_device: runs trained at once per device (packs small runs onto one GPU; the CPU, here or each node of
+    a Ray cluster without GPUs, is one device); None: 1 per GPU, one per core on the CPU.
     backend: "local" (worker processes on this host) or "ray" (`address`: "auto" for the cluster `ray start` started
     on this machine, "HOST:PORT", or None: the instance this process already started, else RAY_ADDRESS's cluster,
     else a private local instance).
@@ -102,7 +102,7 @@ def run_sweep(
             elif backend == "ray":
                 from mqar.sweep.ray_backend import run_ray
 
-                interrupted = run_ray(db, spec.name, address=address, runs_per_device=runs_per_device or 1,
+                interrupted = run_ray(db, spec.name, address=address, runs_per_device=runs_per_device,
                                       train_fn=train_fn, cache_dir=cache, checkpoint_dir=checkpoints, view=view)
             else:
                 from mqar.sweep.local import run_local
