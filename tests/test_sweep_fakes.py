@@ -82,3 +82,14 @@ def dying_epoch_collector():
             super().add(run_id, record)
 
     return DyingEpochCollector
+
+
+def unstartable_run_worker():
+    """mqar.sweep.ray_backend.RunWorker whose actors cannot start (as on a node without mqar installed)."""
+    from mqar.sweep.ray_backend import RunWorker
+
+    class UnstartableRunWorker(RunWorker):
+        def __init__(self) -> None:
+            raise RuntimeError("fake: this node cannot start a worker")
+
+    return UnstartableRunWorker

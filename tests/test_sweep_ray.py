@@ -330,3 +330,58 @@ def test_runs_per_device_on_a_cpu_only_cluster_shares_each_nodes_cpus(tmp_path, 
     versions = [json.loads(versions) for versions in load(tmp_path / "s.db").versions]
     assert len({v["pid"] for v in versions}) == actors
     assert {v["threads"] for v in versions} == {threads}  # Ray sets OMP_NUM_THREADS to an actor's whole CPUs
+
+
+def test_no_run_is_claimed_for_an_actor_the_cluster_has_no_room_for(tmp_path, monkeypatch):
+    # The driver claimed a run for every actor it asked for, up to the cluster's whole capacity. When another driver
+    # held part of the cluster (here a stand-in actor holding one of the two CPUs), the runs claimed for actors Ray
+    # could not place yet sat 'running' in the store, heartbeats and all, while nothing trained them and no other
+    # `mqar sweep` could take them, until the other driver let go of its CPUs.
+    import threading
+
+    _put_tests_on_workers_path(monkeypatch)
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "1")  # per epoch; 2 epochs
+    store = tmp_path / "s.db"
+    running_at_once = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if store.exists():
+                try:
+                    running_at_once.append(int((load(store, sweep="t").status == "running").sum()))
+                except Exception:  # the store is being created
+                    pass
+            done.wait(0.1)
+
+    _start_private_ray(num_cpus=2)
+    other_driver = ray.remote(num_cpus=1)(type("Holder", (), {"ping": lambda self: True})).remote()
+    watcher = threading.Thread(target=watch)
+    try:
+        ray.get(other_driver.ping.remote())  # it holds its CPU
+        watcher.start()
+        summary = run_sweep(tiny_spec(seeds=(0,)), store, backend="ray", train_fn=fake_train,
+                            cache_dir=tmp_path / "cache")
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+        ray.shutdown()
+    assert summary.done == 2
+    assert max(running_at_once) == 1, running_at_once  # one CPU free: one run at a time
+
+
+def test_actors_that_cannot_start_fail_the_runs_with_the_reason_and_the_sweep_ends(tmp_path, local_ray, monkeypatch):
+    # Runs are claimed only for started actors: one that never starts must not leave the driver starting actors
+    # forever. Each failed start fails one run with its reason, as when runs were claimed before their actors started.
+    from mqar.sweep import ray_backend
+
+    from test_sweep_fakes import unstartable_run_worker
+
+    monkeypatch.setattr(ray_backend, "RunWorker", unstartable_run_worker())
+    store = tmp_path / "s.db"
+    summary = run_sweep(tiny_spec(seeds=(0,)), store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
+    assert (summary.done, summary.failed, summary.pending, summary.running) == (0, 2, 0, 0)
+    errors = load(store).error
+    assert errors.str.contains("Ray worker failed to start").all()
+    assert errors.str.contains("cannot start a worker").all()

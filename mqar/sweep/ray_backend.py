@@ -11,6 +11,11 @@ tasks), so each run paid a Python + torch + CUDA start-up; with 2-second runs th
 local executor on one (results/bench/sweep-scaling/2026-11-30-fast-runs). An actor keeps its process and its GPU
 share from run to run, like a local worker.
 
+A run is claimed only for an actor Ray has started. Two drivers on one full cluster: the second's actors wait in
+Ray's queue and it claims nothing meanwhile (on one sweep, the first trains its runs); the first keeps the cluster
+until it has nothing left to claim. They take turns, not runs: sharing run by run would need an actor to give its
+share back after each run while another driver waits, a process start per run, which these actors exist to avoid.
+
 Progress: workers report each finished epoch to a small collector actor; the driver moves what it holds into the
 store every PROGRESS_S (and before recording each outcome), so running runs show their epochs here as with the
 local executor.
@@ -52,6 +57,10 @@ class EpochCollector:
 
 class RunWorker:
     """A Ray actor: trains runs one after another in one process, on the GPU share Ray gave it (or the CPU)."""
+
+    def ready(self) -> bool:
+        """Answers once Ray has placed the actor and started its process: only then is a run claimed for it."""
+        return True
 
     def run(self, config_dict: dict, train_fn: Optional[TrainFn], cache_dir: Optional[str],
             checkpoint_dir: Optional[str] = None, collector=None) -> dict:
@@ -201,7 +210,8 @@ def run_ray(
     else:
         actor_class = ray.remote(num_cpus=cpu_only_share(node_cpus, runs_per_device), max_restarts=0)(RunWorker)
 
-    idle: list = []  # actors waiting for a run; started lazily, at most `capacity`
+    idle: list = []  # started actors waiting for a run; started lazily, at most `capacity` in all
+    starting: dict = {}  # ObjectRef of actor.ready() -> actor, for actors Ray has not placed or started yet
     in_flight: dict = {}  # ObjectRef -> (run id, actor)
     # Restarted if its process dies (the epochs it held are lost; each run's result brings its whole curve), so that
     # a killed collector does not end the sweep with a traceback, nor fail the runs that report to it.
@@ -209,23 +219,44 @@ def run_ray(
     last_heartbeat = last_progress = time.monotonic()
     try:
         while True:
-            while len(in_flight) < capacity:
+            # Runs are claimed only for started actors. A run claimed for an actor Ray could not place yet (another
+            # driver holding the cluster) sat 'running' in the store, heartbeats and all, while nothing trained it
+            # and no other sweep could take it.
+            while idle:
                 config = store.claim(sweep)
                 if config is None:
-                    # Nothing left to hand them: give their shares back now, not when the sweep ends. Another
-                    # driver's actors may be waiting for them while it holds what ours wait for (a deadlock).
-                    for actor in idle:
-                        ray.kill(actor)
-                    idle.clear()
                     break
-                if not idle:
-                    idle.append(actor_class.remote())
                 actor = idle.pop()
                 in_flight[actor.run.remote(config.to_dict(), train_fn, cache_dir, checkpoint_dir, collector)] = (
                     config.id, actor)
-            if not in_flight:
+            pending = 0 if idle else store.counts(sweep)["pending"]
+            if not pending:
+                # Nothing left to hand them: give their shares back now, not when the sweep ends. Another
+                # driver's actors may be waiting for them while it holds what ours wait for (a deadlock).
+                for actor in [*idle, *starting.values()]:
+                    ray.kill(actor)
+                idle.clear()
+                starting.clear()
+            for _ in range(min(pending, capacity - len(in_flight)) - len(starting)):
+                actor = actor_class.remote()
+                starting[actor.ready.remote()] = actor
+            if not in_flight and not starting:
                 break
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            ready, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=1.0)
+            for ref in [ref for ref in ready if ref in starting]:
+                actor = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    idle.append(actor)
+                except Exception as error:  # its process could not start (mqar missing on that node, ...)
+                    ray.kill(actor)
+                    # A run fails with the reason, as when a run was claimed before its actor started: the sweep
+                    # ends with it recorded (`--retry-failed` reruns it) rather than starting actors forever.
+                    config = store.claim(sweep)
+                    if config is not None:
+                        Outcome(run_id=config.id, error=f"Ray worker failed to start: "
+                                                        f"{type(error).__name__}: {error}").record_in(store)
+            ready = [ref for ref in ready if ref in in_flight]
             if ready or time.monotonic() - last_progress > PROGRESS_S:
                 _store_reported_epochs(store, collector)  # before the outcomes: their runs are still 'running'
                 last_progress = time.monotonic()
@@ -261,6 +292,6 @@ def run_ray(
             store.release(run_id)
         return True
     finally:
-        for actor in idle:
+        for actor in [*idle, *starting.values()]:
             ray.kill(actor)  # give their GPU shares back to the cluster
         ray.kill(collector)
