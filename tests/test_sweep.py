@@ -455,3 +455,24 @@ def test_eta_shares_the_work_left_among_the_running_slots():
     wave = [entry(45, 270.0, max_epochs=64)] * 8
     typical = (60 + 100 + 8 * 384) / 10
     assert estimate_eta(wave, 38, [60.0, 100.0]) == pytest.approx((8 * 19 * 6 + 38 * typical) / 8)
+
+
+def test_usable_cpus_follow_the_affinity_and_the_cgroup_quota(tmp_path, monkeypatch):
+    # os.cpu_count() is the host's: on 4 cores of a 64-core node (taskset, a Slurm cpuset, docker --cpus) the CPU
+    # executor started one single-threaded worker per host core.
+    from mqar.sweep import local
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    own = tmp_path / "proc-self-cgroup"
+    own.write_text("0::/job/step\n")
+    (tmp_path / "job" / "step").mkdir(parents=True)
+    cpu_max = tmp_path / "job" / "step" / "cpu.max"
+    assert local.usable_cpus(tmp_path, own) == 4  # no cpu.max: the affinity alone
+    cpu_max.write_text("max 100000\n")
+    assert local.usable_cpus(tmp_path, own) == 4
+    cpu_max.write_text("150000 100000\n")  # 1.5 CPUs of quota: two workers' worth, rounded up
+    assert local.usable_cpus(tmp_path, own) == 2
+    assert local.default_runs_per_device("cuda:0") == 1
+    monkeypatch.setattr(local, "usable_cpus", lambda: 4)
+    assert local.default_runs_per_device("cpu") == 4

@@ -258,7 +258,7 @@ def test_ray_dry_run_estimates_with_this_machines_devices(monkeypatch, gpus, exp
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.setattr("mqar.sweep.local.usable_cpus", lambda: 3)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     estimate = _dry_run_estimate("--store", "/nonexistent/s.db")
     assert expected in estimate, estimate
@@ -270,7 +270,7 @@ def test_ray_dry_run_without_gpus_counts_runs_per_device_per_machine(monkeypatch
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.setattr("mqar.sweep.local.usable_cpus", lambda: 3)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     estimate = _dry_run_estimate("--store", "/nonexistent/s.db", "--runs-per-device", "1")
     assert "on 1 Ray CPU slot(s) on this machine (it has no GPU)" in estimate, estimate

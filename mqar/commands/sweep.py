@@ -239,6 +239,7 @@ def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[s
     unknown until it is joined: it is assumed to have a GPU, as a cluster is mostly for GPUs, and the estimate says
     so."""
     from mqar.sweep.estimate import CPU_TOKENS_PER_S, CUDA_TOKENS_PER_S
+    from mqar.sweep.local import usable_cpus
     from mqar.sweep.ray_backend import actor_slots
 
     address = address or os.environ.get("RAY_ADDRESS")  # the cluster the sweep joins when given no address
@@ -246,7 +247,7 @@ def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[s
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        device, slots = actor_slots(gpus, [os.cpu_count() or 1], runs_per_device)
+        device, slots = actor_slots(gpus, [usable_cpus()], runs_per_device)
         if device == "cuda":
             per_gpu = runs_per_device or 1
             return device, slots, f"{slots} Ray GPU slot(s) on this machine ({gpus} GPU(s) × {per_gpu} run(s) at once)"

@@ -11,12 +11,14 @@ so a SIGKILLed sweep leaves no orphan training on; its 'running' rows are reclai
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 from mqar.errors import UserError
@@ -53,9 +55,27 @@ def resolve_devices(devices: Optional[str | Sequence[str]]) -> list[str]:
     return list(dict.fromkeys(resolved))
 
 
+def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), own_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """The CPUs this process may use: its affinity (taskset, a Slurm or container cpuset) capped by its cgroup v2 CPU
+    quota (`docker --cpus`), not the host's count. os.cpu_count() is the host's: on 4 cores of a 64-core node it
+    started 64 workers of one thread each, 16 per core."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows)
+        cpus = os.cpu_count() or 1
+    try:  # "0::/path" is the process's cgroup v2; inside a container's namespace usually "0::/"
+        own = next(line[3:].strip() for line in own_cgroup.read_text().splitlines() if line.startswith("0::"))
+        quota, period = (cgroup_root / own.lstrip("/") / "cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, StopIteration, ValueError):  # no cgroup v2 (or not Linux): the affinity is all there is
+        pass
+    return max(1, cpus)
+
+
 def default_runs_per_device(device: str) -> int:
-    """One run per GPU; one per core on the CPU."""
-    return (os.cpu_count() or 1) if device == "cpu" else 1
+    """One run per GPU; one per usable core on the CPU."""
+    return usable_cpus() if device == "cpu" else 1
 
 
 @dataclass
@@ -144,7 +164,7 @@ def run_local(
     if max_workers is not None:
         slots = slots[: max(1, max_workers)]
     cpu_slots = sum(slot.device == "cpu" for slot in slots)
-    cpu_threads = max(1, (os.cpu_count() or 1) // cpu_slots) if cpu_slots else None
+    cpu_threads = max(1, usable_cpus() // cpu_slots) if cpu_slots else None
     context = multiprocessing.get_context("spawn")  # fork after torch/CUDA init is unsafe
 
     def start(slot: _Slot) -> None:
