@@ -208,6 +208,8 @@ def test_ray_missing_is_one_line_and_leaves_the_store_alone(tmp_path, monkeypatc
     store = tmp_path / "s.db"
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     one_line_error(invoke("sweep", "--store", str(store), "--backend", "ray"), "the ray backend needs Ray")
+    # The dry run estimated a Ray sweep that could not run here without a word.
+    one_line_error(invoke("sweep", "--store", str(store), "--backend", "ray", "--dry-run"), "the ray backend needs Ray")
     assert not store.exists()
     spec = tiny_spec(seeds=(13,))  # test_sweep_fakes.FAIL_SEED
     first = run_sweep(spec, store, devices="cpu", runs_per_device=1, train_fn=fake_train, cache_dir=tmp_path / "cache")

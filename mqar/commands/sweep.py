@@ -240,8 +240,9 @@ def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[s
     so."""
     from mqar.sweep.estimate import CPU_TOKENS_PER_S, CUDA_TOKENS_PER_S
     from mqar.sweep.local import usable_cpus
-    from mqar.sweep.ray_backend import actor_slots
+    from mqar.sweep.ray_backend import actor_slots, import_ray
 
+    import_ray()  # a plan for a backend that cannot run here says so, as the run would (it starts and joins nothing)
     address = address or os.environ.get("RAY_ADDRESS")  # the cluster the sweep joins when given no address
     if address is None or address == "local":
         import torch

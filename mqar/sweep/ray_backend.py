@@ -126,14 +126,20 @@ def _cpu_share(runs_per_device: int) -> float:
     return math.floor(min([1.0, *shares]) * 10_000) / 10_000  # Ray takes resource amounts to 4 decimals
 
 
-def connect(address: Optional[str] = None):
-    """Join the Ray cluster at `address` (see run_ray), or the instance this process already started; returns the
-    `ray` module. A UserError when Ray is missing or the cluster cannot be reached: callers do this before they
-    write to the store, so bad input leaves it untouched."""
+def import_ray():
+    """The `ray` module, or a UserError saying how to install it."""
     try:
         import ray
     except ImportError:
         raise UserError("the ray backend needs Ray: pip install 'mqar[ray]' (or use --backend local)") from None
+    return ray
+
+
+def connect(address: Optional[str] = None):
+    """Join the Ray cluster at `address` (see run_ray), or the instance this process already started; returns the
+    `ray` module. A UserError when Ray is missing or the cluster cannot be reached: callers do this before they
+    write to the store, so bad input leaves it untouched."""
+    ray = import_ray()
     if not ray.is_initialized():
         address, named_by = _resolve_address(address)
         _check_reachable(address, named_by)
