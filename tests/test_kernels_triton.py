@@ -689,6 +689,28 @@ def test_rejects_bad_arguments(bad):
         linear_attention_triton(q.float(), k.float(), v.float(), **bad)
 
 
+@pytest.mark.parametrize("entry", ["linear_attention", "linear_attention_triton", "layer_norm", "cross_entropy_sum"])
+def test_triton_on_cpu_tensors_outside_the_interpreter_is_one_user_error(monkeypatch, entry):
+    # impl='triton' on CPU tensors without TRITON_INTERPRET=1 was Triton's own RuntimeError, "0 active drivers ([]).
+    # There should only be one." on a machine without a GPU ("cpu tensor?" on one with a GPU).
+    from mqar.kernels import linear_attention, triton_compat
+    from mqar.kernels.cross_entropy import cross_entropy_sum
+    from mqar.kernels.layer_norm import layer_norm
+
+    monkeypatch.setattr(triton_compat, "INTERPRETER", False, raising=False)  # as in a process without it
+    x = torch.randn(1, 4, 1, 16)
+    calls = {
+        "linear_attention": (lambda: linear_attention(x, x, x, impl="triton"), "q"),
+        "linear_attention_triton": (lambda: linear_attention_triton(x, x, x), "q"),
+        "layer_norm": (lambda: layer_norm(x, None, None, impl="triton"), "x"),
+        "cross_entropy_sum": (lambda: cross_entropy_sum(x[0, :, 0], torch.zeros(4, dtype=torch.long), "triton"),
+                              "logits"),
+    }
+    call, name = calls[entry]
+    with pytest.raises(UserError, match=rf"impl='triton' needs CUDA tensors, got {name} on cpu .* use impl='torch'"):
+        call()
+
+
 @pytest.mark.parametrize("algorithm", ["parallel", "chunked"])
 def test_double_backward_is_refused_not_silently_missing_the_kernels_terms(algorithm):
     # The kernels' gradients are computed outside autograd. once_differentiable raised only where a later backward

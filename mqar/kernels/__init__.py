@@ -132,11 +132,13 @@ def linear_attention(
     if impl == "triton":
         check_triton_dims(q, v)
         try:
+            from mqar.kernels.triton_compat import check_triton_device
             from mqar.kernels.triton_ops import linear_attention_triton_unchecked
         except ImportError as error:
             raise UserError(
                 f"Triton kernels are unavailable ({error}); use impl='torch' for the plain-torch reference"
             ) from error
+        check_triton_device(q, "q")
         return linear_attention_triton_unchecked(q, k, v, kernel, eps, algorithm)  # its checks are the ones above
     if algorithm == "auto":
         algorithm = "parallel" if q.shape[1] <= PARALLEL_MAX_SEQ_LEN else "chunked"

@@ -1,6 +1,7 @@
-"""Work-arounds for how Triton runs: its launches go to the current CUDA device (`on_device_of`), its
-interpreter breaks under numpy ≥ 2.4 (`patch_interpreter_index`, triton-lang/triton#9171), and gradients its
-kernels compute have no autograd graph (`first_order_only`).
+"""Work-arounds for how Triton runs: it has no CPU driver outside its interpreter (`check_triton_device`), its
+launches go to the current CUDA device (`on_device_of`), its interpreter breaks under numpy ≥ 2.4
+(`patch_interpreter_index`, triton-lang/triton#9171), and gradients its kernels compute have no autograd graph
+(`first_order_only`).
 
 The interpreter (TRITON_INTERPRET=1) turns a scalar into an int with `int(array)` on a one-element array, which
 numpy 2.4 refuses ("only 0-dimensional arrays can be converted to Python scalars"), so any `range(0, T, ...)`
@@ -17,6 +18,22 @@ import os
 import torch
 
 from mqar.errors import UserError
+
+# Triton picks the interpreter when a kernel is decorated, so what counts is the variable when the kernel modules
+# (which import this one) were imported, not at call time.
+INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def check_triton_device(tensor: torch.Tensor, name: str) -> None:
+    """impl='triton' on a CPU tensor outside the interpreter: a UserError naming impl='torch', not Triton's own
+    "0 active drivers ([]). There should only be one." (no GPU) or "Pointer argument cannot be accessed from Triton
+    (cpu tensor?)" (a GPU, but CPU tensors)."""
+    if not tensor.is_cuda and not INTERPRETER:
+        raise UserError(
+            f"impl='triton' needs CUDA tensors, got {name} on {tensor.device} (Triton runs on the CPU only under "
+            "its interpreter, TRITON_INTERPRET=1 set before mqar's kernels are imported); use impl='torch' or "
+            "impl='auto'"
+        )
 
 
 def on_device_of(tensor: torch.Tensor) -> contextlib.AbstractContextManager:

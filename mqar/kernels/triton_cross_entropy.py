@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import check_triton_device, first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -114,5 +114,6 @@ class _CrossEntropyFunction(torch.autograd.Function):
 @torch.compiler.disable  # opaque to torch.compile, as linear_attention_triton (see there)
 def cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of logits [rows, vocab] against targets [rows], and how many rows are right."""
+    check_triton_device(logits, "logits")
     with on_device_of(logits):
         return _CrossEntropyFunction.apply(logits, targets)

@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels.layer_norm import MAX_COLUMNS  # noqa: F401  (one tile holds whole rows: the widest one)
-from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import check_triton_device, first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -168,5 +168,6 @@ def layer_norm_triton(
     x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, out_dtype: torch.dtype
 ) -> torch.Tensor:
     """LayerNorm of x over its last dimension (≤ MAX_COLUMNS wide), in fp32, output in out_dtype."""
+    check_triton_device(x, "x")
     with on_device_of(x):
         return _LayerNormFunction.apply(x, weight, bias, eps, out_dtype)

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from mqar.kernels import check_inputs, check_triton_dims
-from mqar.kernels.triton_compat import first_order_only, on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import check_triton_device, first_order_only, on_device_of, patch_interpreter_index
 
 patch_interpreter_index()
 
@@ -546,6 +546,7 @@ def linear_attention_triton(
     """
     check_inputs(q, k, v, kernel, algorithm, eps)  # the package's one argument check (a UserError is a ValueError)
     check_triton_dims(q, v)
+    check_triton_device(q, "q")
     if chunk_size is not None and (chunk_size < 16 or chunk_size & (chunk_size - 1)):
         raise ValueError(f"chunk_size must be a power of two ≥ 16, got {chunk_size}")
     return linear_attention_triton_unchecked(q, k, v, kernel, eps, algorithm, chunk_size)
