@@ -22,6 +22,13 @@ runner = CliRunner()
 TABLE1_REDUCED = "rebased-table1-reduced"
 
 
+def sweep_summary(spec, store, *, done: int, interrupted: bool = False) -> mqar.sweep.SweepSummary:
+    """What run_sweep returns, for the fakes that stand in for it."""
+    return mqar.sweep.SweepSummary(
+        sweep=spec.name, store=store, total=spec.size, done=done, failed=0, pending=spec.size - done, running=0,
+        new_runs=spec.size, reclaimed=0, retried=0, finished_now=done, seconds=1.0, interrupted=interrupted)
+
+
 def write_results(store_path, configs, sweep: str | None = None) -> None:
     with Store(store_path) as store:
         if sweep is not None:
@@ -105,6 +112,7 @@ def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, mo
     def fake_run_sweep(spec, *, store, **options):
         calls.append((spec.name, options))
         write_results(store, spec.expand(), sweep=spec.name)
+        return sweep_summary(spec, store, done=spec.size)
 
     monkeypatch.setattr(mqar.sweep, "run_sweep", fake_run_sweep, raising=False)
     store, out = tmp_path / "mqar.db", tmp_path / "figures"
@@ -133,6 +141,7 @@ def test_figure_run_with_compile_trains_through_the_compiled_training_function(t
     def fake_run_sweep(spec, *, store, **options):
         calls.append(options)
         write_results(store, spec.expand(), sweep=spec.name)
+        return sweep_summary(spec, store, done=spec.size)
 
     monkeypatch.setattr(mqar.sweep, "run_sweep", fake_run_sweep, raising=False)
     result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--run", "--compile", "--store",
@@ -140,6 +149,27 @@ def test_figure_run_with_compile_trains_through_the_compiled_training_function(t
     assert result.exit_code == 0, result.output
     (options,) = calls
     assert options["train_fn"].func is train and options["train_fn"].keywords == {"compile_model": True}
+
+
+def test_figure_run_stopped_by_ctrl_c_says_so_and_draws_nothing(tmp_path, monkeypatch, table1_configs):
+    # A Ctrl-C during the runs went on to draw what had finished (exit 0), or, before the first run finished, said
+    # 'none of the 48 runs ... has finished; run `mqar figure ... --run` to train them' (exit 2).
+    import sys
+
+    def interrupted_run_sweep(spec, *, store, **options):
+        done = [run for run in spec.expand() if run.arch == "based"]
+        write_results(store, done, sweep=spec.name)
+        return sweep_summary(spec, store, done=len(done), interrupted=True)
+
+    monkeypatch.setattr(mqar.sweep, "run_sweep", interrupted_run_sweep, raising=False)
+    store, out = tmp_path / "mqar.db", tmp_path / "figures"
+    arguments = ["figure", "rebased-table1", "--scale", "reduced", "--run", "--store", str(store), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["mqar", *arguments])
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 8 done, 0 failed, 40 left of 48. Every finished run is saved; resume with:" in result.output
+    assert result.output.rstrip().endswith("mqar " + " ".join(arguments))
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("args, message", [

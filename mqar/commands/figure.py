@@ -3,6 +3,8 @@ ours where the paper gives them. A thin shell over `mqar.report.figure`."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -53,6 +55,18 @@ def figure(
         from mqar.sweep.worker import compiled_train_fn
 
         run_options["train_fn"] = compiled_train_fn()
-    result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
-                          run_options=run_options)
+    try:
+        result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
+                              run_options=run_options)
+    except KeyboardInterrupt as interrupt:
+        if not run:
+            raise
+        # Ctrl-C during the runs: the sweep's own line, not a figure of what had finished (or 'none of the runs has
+        # finished; run ... --run', the command just stopped)
+        counts = f"{interrupt}. " if str(interrupt) else ""
+        resume = "mqar " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]interrupted[/]: {counts}Every finished run is saved; resume with:\n  {resume}"
+        )
+        raise typer.Exit(code=130)
     print_report(result, Console(soft_wrap=True))

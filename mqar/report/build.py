@@ -254,7 +254,8 @@ def figure(
     run_options: Optional[dict] = None,
 ) -> Report:
     """Draw a paper figure from the runs of its sweep that are in the store; with `run`, first run the missing
-    ones through the sweep runner (`run_options` go to `mqar.sweep.run_sweep`, e.g. devices, runs_per_device)."""
+    ones through the sweep runner (`run_options` go to `mqar.sweep.run_sweep`, e.g. devices, runs_per_device).
+    A Ctrl-C that stops those runs raises KeyboardInterrupt (its message: the sweep's counts); nothing is drawn."""
     from mqar.sweep.spec import load_sweep_spec
 
     preset = figure_preset(name)
@@ -265,7 +266,10 @@ def figure(
     if run:
         from mqar.sweep import run_sweep  # the runner (and torch) only when asked to train
 
-        run_sweep(spec, store=store, **(run_options or {}))
+        summary = run_sweep(spec, store=store, **(run_options or {}))
+        if summary.interrupted:  # Ctrl-C: stop here, as mqar sweep does, not draw the runs finished so far
+            raise KeyboardInterrupt(f"{summary.done} done, {summary.failed} failed, {summary.pending} left "
+                                    f"of {summary.total}")
     hint = f"run `mqar figure {name} --scale {scale} --run --store {store}` to train them"
     if not Path(store).is_file():
         raise UserError(f"no results store at {store}; {hint}")
