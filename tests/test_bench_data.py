@@ -50,3 +50,15 @@ def test_bench_data_into_an_unwritable_folder_is_one_line(tmp_path) -> None:
     assert result.exit_code == 2
     assert result.output.startswith("error: cannot write data.json and data.md into ") and "--out" in result.output
     assert result.output.count("\n") == 1
+
+
+def test_bench_out_help_names_its_defaults() -> None:
+    # "[default: results/bench, with --quick results/bench/quick]" was read as rich markup and dropped from --help,
+    # which showed "Folder for data.json and data.md ." with no default.
+    import re
+
+    for command in ("data", "kernels", "layer-norm"):
+        result = CliRunner().invoke(app, ["bench", command, "--help"])
+        assert result.exit_code == 0, result.output
+        text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+        assert "(default: results/bench; with --quick, results/bench/quick)." in text, text

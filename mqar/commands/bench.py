@@ -15,6 +15,8 @@ from mqar.paths import RESULTS_DIR
 bench_app = typer.Typer(help="Benchmarks, side by side with their baselines and anchors.", no_args_is_help=True)
 BENCH_DIR = RESULTS_DIR / "bench"
 QUICK_DIR = BENCH_DIR / "quick"  # smoke runs (--quick) without --out: never over the committed measurements
+# In parentheses: typer's help reads "[default: ...]" as rich markup and drops it.
+OUT_DEFAULTS = "(default: results/bench; with --quick, results/bench/quick)"
 
 
 def _out_dir(out: Optional[Path], quick: bool) -> Path:
@@ -25,7 +27,7 @@ def _out_dir(out: Optional[Path], quick: bool) -> Path:
 @user_errors
 def bench_data(
     out: Optional[Path] = typer.Option(
-        None, help="Folder for data.json and data.md [default: results/bench, with --quick results/bench/quick]."),
+        None, help=f"Folder for data.json and data.md {OUT_DEFAULTS}."),
     quick: bool = typer.Option(False, help="A 20× smaller run (a smoke test, not a measurement)."),
 ) -> None:
     """Generator speed and peak memory vs the per-example loop baseline, at (512, 128, 100k) and (2048, 512, 20k)."""
@@ -40,7 +42,7 @@ def bench_data(
 @user_errors
 def bench_kernels(
     out: Optional[Path] = typer.Option(
-        None, help="Folder for kernels.json and kernels.md [default: results/bench, with --quick results/bench/quick]."),
+        None, help=f"Folder for kernels.json and kernels.md {OUT_DEFAULTS}."),
     quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
     method: list[str] = typer.Option([], help="Only these methods (repeatable), e.g. 'ours auto rebased', 'sdpa'."),
     rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
@@ -57,7 +59,7 @@ def bench_kernels(
 @user_errors
 def bench_layer_norm(
     out: Optional[Path] = typer.Option(
-        None, help="Folder for layer-norm.json and layer-norm.md [default: results/bench, with --quick results/bench/quick]."),
+        None, help=f"Folder for layer-norm.json and layer-norm.md {OUT_DEFAULTS}."),
     quick: bool = typer.Option(False, help="Two small shapes only (a smoke test, not a measurement)."),
     rep_ms: int = typer.Option(100, help="Milliseconds of timed repetitions per measurement (do_bench rep)."),
 ) -> None:
