@@ -35,6 +35,26 @@ def test_bench_train_measures_both_paths(tmp_path) -> None:
     assert report["command"] == command and f"Command: `{command}`." in table
 
 
+def test_bench_train_quick_is_a_small_run_under_results_bench_quick(tmp_path, monkeypatch) -> None:
+    # The README's `--quick` smoke runs: bench train had no --quick ("No such option"), and its defaults (batch 512,
+    # 10 timed steps) take hours on a CPU, where the plain path's full logits at L = 2048 outgrow the host's memory.
+    from mqar.commands import bench
+
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path / "bench")
+    monkeypatch.setattr(bench, "QUICK_DIR", tmp_path / "bench" / "quick")
+    args = ["bench", "train", "--quick", "--cases", "rebased:24:128", "--device", "cpu", "--paths", "mqar,plain"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [path.name for path in (tmp_path / "bench").iterdir()] == ["quick"]  # never over results/bench/train*
+    report = json.loads((tmp_path / "bench" / "quick" / "train-cpu.json").read_text())
+    assert (report["warmup_steps"], report["timed_steps"], report["rows"][0]["batch_size"]) == (1, 2, 8)
+    # what the command line gives wins over --quick's values
+    result = runner.invoke(app, [*args, "--batch-size", "4", "--steps", "1", "--out", str(tmp_path / "given")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "given" / "train-cpu.json").read_text())
+    assert (report["warmup_steps"], report["timed_steps"], report["rows"][0]["batch_size"]) == (1, 1, 4)
+
+
 def test_bench_train_without_timed_steps_is_one_line(tmp_path) -> None:
     result = runner.invoke(app, ["bench", "train", "--cases", "rebased:24:128", "--device", "cpu", "--batch-size", "8",
                                  "--warmup", "0", "--steps", "0", "--out", str(tmp_path)])

@@ -79,10 +79,10 @@ def bench_train(
         help="Comma-separated arch:d_model:seq_len (kv pairs from the Figure-1 grid: L/4 from 256 on, 16 at 128).",
     ),
     device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
-    batch_size: int = typer.Option(512, help="Examples per optimiser step."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per optimiser step (default 512; with --quick, 8)."),
     precision: str = typer.Option("fp32", help="mqar path's precision: fp32 or bf16 (the plain path is fp32)."),
-    warmup: int = typer.Option(3, help="Untimed steps first."),
-    steps: int = typer.Option(10, help="Timed steps."),
+    warmup: Optional[int] = typer.Option(None, help="Untimed steps first (default 3; with --quick, 1)."),
+    steps: Optional[int] = typer.Option(None, help="Timed steps (default 10; with --quick, 2)."),
     seconds: Optional[float] = typer.Option(
         None, help="Time steps for this many seconds instead of --steps (packed processes then end together)."),
     start_at: Optional[float] = typer.Option(
@@ -91,13 +91,21 @@ def bench_train(
     paths: str = typer.Option(
         "mqar,eager,plain", help="Which training paths: mqar (CUDA graph), eager, compiled (mqar + --compile), plain."
     ),
-    out: Path = typer.Option(BENCH_DIR, help="Folder for train.json and train.md (train-cpu.* on the CPU)."),
+    out: Optional[Path] = typer.Option(
+        None, help=f"Folder for train.json and train.md (train-cpu.* on the CPU) {OUT_DEFAULTS}."),
+    quick: bool = typer.Option(
+        False, help="Batch 8, 1 warm-up and 2 timed steps unless the flags say otherwise (a smoke test, not a "
+                    "measurement)."),
 ) -> None:
     """Training tokens/s of mqar's step beside the plain path (DataLoader, full logits, fp32), side by side."""
     from mqar.bench.train import markdown, parse_case, run
 
     parsed = tuple(parse_case(case) for case in cases.split(",") if case.strip())
-    report = run(parsed, device=device, batch_size=batch_size, precision=precision, warmup=warmup, steps=steps,
-                 seconds=seconds, start_at=start_at, paths=tuple(p.strip() for p in paths.split(",") if p.strip()),
-                 out_dir=out)
+
+    def pick(given: Optional[int], default: int, quick_default: int) -> int:
+        return given if given is not None else (quick_default if quick else default)
+
+    report = run(parsed, device=device, batch_size=pick(batch_size, 512, 8), precision=precision,
+                 warmup=pick(warmup, 3, 1), steps=pick(steps, 10, 2), seconds=seconds, start_at=start_at,
+                 paths=tuple(p.strip() for p in paths.split(",") if p.strip()), out_dir=_out_dir(out, quick))
     Console().print(Markdown(markdown(report)))
