@@ -246,10 +246,13 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
 
 INTERRUPTED_DRIVER = textwrap.dedent(
     """
-    import sys
+    import signal, sys
     from mqar.sweep import run_sweep
     from test_sweep import tiny_spec
     from test_sweep_fakes import fake_train
+    # As a terminal's Ctrl-C: a suite started in the background of a script (`pytest &`) ignores SIGINT, and Python
+    # keeps that in its children; this driver then stopped only its workers and reported 'finished'.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     summary = run_sweep(tiny_spec(seeds=tuple(range(40))), sys.argv[1], devices="cpu", runs_per_device=2,
                         train_fn=fake_train, cache_dir=sys.argv[2])
     print("interrupted" if summary.interrupted else "finished", summary.done, summary.pending, summary.running)
