@@ -284,3 +284,14 @@ def test_ray_dry_run_on_a_cluster_says_what_it_assumes(monkeypatch):
     assert "built-in cuda speed" in estimate, estimate
     monkeypatch.setenv("RAY_ADDRESS", "head:6380")  # where ray.init() goes without --address
     assert "cluster at address head:6380" in _dry_run_estimate("--store", "/nonexistent/s.db")
+
+
+def test_preset_help_names_every_preset():
+    # It named 4 of the 10 presets in sweeps/.
+    import inspect
+
+    from mqar.commands.sweep import sweep
+    from mqar.sweep import preset_names
+
+    help_text = inspect.signature(sweep).parameters["preset"].default.help
+    assert len(preset_names()) >= 10 and all(name in help_text for name in preset_names())
