@@ -250,23 +250,25 @@ INTERRUPTED_DRIVER = textwrap.dedent(
     from mqar.sweep import run_sweep
     from test_sweep import tiny_spec
     from test_sweep_fakes import fake_train
-    # As a terminal's Ctrl-C: a suite started in the background of a script (`pytest &`) ignores SIGINT, and Python
-    # keeps that in its children; this driver then stopped only its workers and reported 'finished'.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    summary = run_sweep(tiny_spec(seeds=tuple(range(40))), sys.argv[1], devices="cpu", runs_per_device=2,
+    # As a terminal's Ctrl-C, or (argv[3] "ignore") as a sweep started in a script's background, which ignores SIGINT
+    # (Python keeps that disposition, and a suite run as `pytest &` passes it on to this driver).
+    signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[3] == "ignore" else signal.default_int_handler)
+    summary = run_sweep(tiny_spec(seeds=tuple(range(int(sys.argv[4])))), sys.argv[1], devices="cpu", runs_per_device=2,
                         train_fn=fake_train, cache_dir=sys.argv[2])
     print("interrupted" if summary.interrupted else "finished", summary.done, summary.pending, summary.running)
     """
 )
 
 
-def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
+def _interrupted_sweep(tmp_path, sigint: str, seeds: int) -> tuple[str, Path]:
+    """Start INTERRUPTED_DRIVER, send its process group SIGINT once a run is done; its last line and the store."""
     store, cache = tmp_path / "s.db", tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
            "MQAR_FAKE_SLEEP": "0.25"}
     # Its own process group, so that SIGINT reaches the driver and its workers together, as Ctrl-C in a terminal.
-    driver = subprocess.Popen([sys.executable, "-c", INTERRUPTED_DRIVER, str(store), str(cache)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver = subprocess.Popen([sys.executable, "-c", INTERRUPTED_DRIVER, str(store), str(cache), sigint, str(seeds)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if store.exists():
@@ -277,12 +279,23 @@ def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
     os.killpg(driver.pid, signal.SIGINT)
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 0, err
+    return out, store
+
+
+def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
+    out, store = _interrupted_sweep(tmp_path, "default", seeds=40)
     state, done, pending, running = out.split()[-4:]
-    # 40 runs of 0.5 s on 2 workers: ~10 s of work, so the Ctrl-C lands mid-sweep even on a slow, busy machine
+    # 80 runs of 0.5 s on 2 workers: ~20 s of work, so the Ctrl-C lands mid-sweep even on a slow, busy machine
     # (with 10 runs a CI machine once finished all of them before the test saw the first one done).
     assert state == "interrupted" and int(running) == 0 and int(pending) > 0, out
     with Store(store) as db:
         assert db.counts("t")["running"] == 0 and db.counts("t")["done"] == int(done)
+
+
+def test_a_sweep_that_ignores_sigint_ignores_it_in_its_workers_too(tmp_path):
+    # Its workers took SIGINT while it ignored it: they stopped, and it reported 'finished' with 78 runs pending.
+    out, _ = _interrupted_sweep(tmp_path, "ignore", seeds=4)  # 8 runs: SIGINT comes after the first, mid-sweep
+    assert out.split()[-4:] == ["finished", "8", "0", "0"], out
 
 
 OVERLAPPING_DRIVER = textwrap.dedent(

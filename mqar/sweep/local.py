@@ -106,10 +106,13 @@ def _stop_on_first_interrupt(signum, frame) -> None:
 
 
 def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[TrainFn], cache_dir: Optional[str],
-                 checkpoint_dir: Optional[str], cpu_threads: Optional[int], parent_pid: int) -> None:
+                 checkpoint_dir: Optional[str], cpu_threads: Optional[int], parent_pid: int,
+                 driver_ignores_sigint: bool = False) -> None:
     """One worker: claim, train, record, until nothing is pending or the driver says stop."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    # As the driver: a sweep started where SIGINT is ignored (`mqar sweep &` in a script) ignores it in its workers
+    # too; they stopped alone, the driver then found them gone and reported the sweep finished with runs pending.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if driver_ignores_sigint else _stop_on_first_interrupt)
     if cpu_threads:
         # Several CPU workers share the cores; without this each would start one thread per core.
         os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
@@ -171,7 +174,8 @@ def run_local(
         slot.process = context.Process(
             target=_worker_main,
             args=(str(store.path), sweep, slot.device, train_fn, cache_dir, checkpoint_dir,
-                  cpu_threads if slot.device == "cpu" else None, os.getpid()),
+                  cpu_threads if slot.device == "cpu" else None, os.getpid(),
+                  signal.getsignal(signal.SIGINT) is signal.SIG_IGN),
             name=f"mqar-{slot.device}-{slot.index}",
             daemon=True,
         )
