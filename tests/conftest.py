@@ -13,6 +13,13 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(autouse=True)
+def _dataset_cache_outside_the_checkout(tmp_path_factory, monkeypatch):
+    """The default dataset cache (results/cache/ of the checkout, which `mqar sweep` creates when no --cache-dir is
+    given) in a temporary folder: the suite leaves nothing in the checkout."""
+    monkeypatch.setattr("mqar.sweep.cache.DEFAULT_CACHE_DIR", tmp_path_factory.getbasetemp() / "default-cache")
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
