@@ -661,3 +661,20 @@ def test_library_calls_name_the_config_they_take(tmp_path):
     with pytest.raises(UserError, match="task spec must be a mapping"):
         TaskSpec.from_dict([("seq_len", 64), ("num_kv_pairs", 4)])
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("with_checkpoint", [False, True])
+def test_ctrl_c_in_mqar_train_says_what_is_kept(tmp_path, monkeypatch, with_checkpoint):
+    # It exited 130 with no word on whether the run could be continued.
+    import mqar.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mqar.train, "train", interrupted)
+    checkpoint = ["--checkpoint", str(tmp_path / "run.pt")] if with_checkpoint else []
+    result = runner.invoke(app, ["train", "--arch", "rebased", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS,
+                                 *checkpoint])
+    assert result.exit_code == 130
+    expected = f"kept in {tmp_path / 'run.pt'}: run the same command" if with_checkpoint else "nothing is kept; with"
+    assert result.stderr.startswith("interrupted: ") and expected in result.stderr and len(result.stderr.splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -99,6 +100,13 @@ def train(
                            compile_model=compile, checkpoint=checkpoint)
     except TrainingDiverged as error:
         fail(str(error))
+    except KeyboardInterrupt:  # one line on what is kept, as `mqar sweep` says how to resume; the shell's exit code
+        if checkpoint is not None:
+            kept = f"the last finished epoch is kept in {checkpoint}: run the same command to continue from it"
+        else:
+            kept = "nothing is kept; with --checkpoint FILE a run continues from its last finished epoch"
+        print(f"interrupted: {kept}", file=sys.stderr)
+        raise typer.Exit(code=130) from None
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
