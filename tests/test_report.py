@@ -179,6 +179,16 @@ def test_plot_has_a_panel_per_task_and_a_line_per_arch():
     assert any("no state-size formula for hyena" in text.get_text() for text in figure.texts)
 
 
+def test_each_arch_has_its_own_marker_so_coinciding_lines_both_show():
+    # Based and ReBased with the same accuracies (the quick sweep at d_model 24 and 64) drew one line over the
+    # other, both with circles: only one arch was visible.
+    points = aggregate_points(fixture_frame(archs=("based", "rebased", "attention")), "test")
+    axis = plot_accuracy(points, title="t").axes[0]
+    markers = {label: container.lines[0].get_marker()
+               for label, container in zip(labelled_lines(axis), axis.containers)}
+    assert len(set(markers.values())) == 3, markers
+
+
 def test_plotted_values_are_the_means_at_the_best_lr():
     points = aggregate_points(fixture_frame(), "best-valid")
     figure = plot_accuracy(points, title="t", metric="best-valid")

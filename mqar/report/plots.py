@@ -35,6 +35,16 @@ def arch_colors(archs: Sequence[str]) -> dict[str, tuple]:
     return {arch: palette[index % len(palette)] for index, arch in enumerate(archs)}
 
 
+# Our lines' markers, one per arch beside its colour: archs with the same accuracies draw one line over another
+# (Based and ReBased in the quick sweep), and only the markers then show both. The paper's lines keep hollow squares.
+ARCH_MARKERS = ("o", "^", "v", "D", "P", "X", "<", ">", "h", "*")
+
+
+def arch_markers(archs: Sequence[str]) -> dict[str, str]:
+    """A fixed marker per arch (with arch_colors), the same in every panel of a figure."""
+    return {arch: ARCH_MARKERS[index % len(ARCH_MARKERS)] for index, arch in enumerate(archs)}
+
+
 def panel_tasks(points: pd.DataFrame, panel_by: str = "seq_len") -> list[tuple]:
     """The tasks (seq_len, num_kv_pairs, vocab_size) to draw as panels, ordered by `panel_by` first."""
     order = [panel_by] + [column for column in TASK_COLUMNS if column != panel_by]
@@ -76,7 +86,8 @@ def _grid(num_panels: int) -> tuple[Figure, list]:
     return figure, flat[:num_panels]
 
 
-def _draw_line(axis, frame: pd.DataFrame, x_column: str, label: str, color, paper: bool = False) -> None:
+def _draw_line(axis, frame: pd.DataFrame, x_column: str, label: str, color, paper: bool = False,
+               marker: str = "o") -> None:
     frame = frame.sort_values(x_column)
     means = frame["mean"].to_numpy(dtype=float)
     if "lower" in frame:
@@ -87,7 +98,7 @@ def _draw_line(axis, frame: pd.DataFrame, x_column: str, label: str, color, pape
     axis.errorbar(
         frame[x_column].to_numpy(dtype=float), means,
         yerr=[np.maximum(means - lower, 0), np.maximum(upper - means, 0)],  # rounding can give -1e-17
-        label=label, color=color, marker="s" if paper else "o", markersize=4.5,
+        label=label, color=color, marker="s" if paper else marker, markersize=4.5 if marker == "o" or paper else 5.5,
         linestyle="--" if paper else "-", linewidth=1.2 if paper else 1.8, capsize=2.5,
         markerfacecolor="none" if paper else color, alpha=0.85 if paper else 1.0,
     )
@@ -180,8 +191,8 @@ def plot_accuracy(
             reference, _ = with_state_size(reference)
     tasks = panel_tasks(points, panel_by)
     archs = sort_archs(points["arch"], arch_order)
-    colors = arch_colors(sort_archs(list(archs) + ([] if reference is None else list(reference["arch"])),
-                                    arch_order))
+    every_arch = sort_archs(list(archs) + ([] if reference is None else list(reference["arch"])), arch_order)
+    colors, markers = arch_colors(every_arch), arch_markers(every_arch)
     show_vocab = points["vocab_size"].nunique() > 1
     figure, axes = _grid(max(len(tasks), 1))
     for axis, task in zip(axes, tasks):
@@ -189,7 +200,7 @@ def plot_accuracy(
         for arch in archs:
             line = in_task[in_task["arch"] == arch]
             if not line.empty:
-                _draw_line(axis, line, x_column, arch, colors[arch])
+                _draw_line(axis, line, x_column, arch, colors[arch], marker=markers[arch])
         if reference is not None:
             ref_task = reference[(reference[TASK_COLUMNS] == pd.Series(task, index=TASK_COLUMNS)).all(axis=1)]
             for arch in sort_archs(ref_task["arch"], arch_order):
