@@ -50,7 +50,12 @@ def save_checkpoint(path: Path, run_id: str, state: dict[str, Any]) -> None:
 
     # The generator version too: the run id names the task and data seed, not the bytes they make (v5 -> v6
     # changed them).
-    torch.save({"format": FORMAT, "run_id": run_id, "generator_version": GENERATOR_VERSION, **state}, temporary)
+    with open(temporary, "wb") as handle:
+        torch.save({"format": FORMAT, "run_id": run_id, "generator_version": GENERATOR_VERSION, **state}, handle)
+        # On disk before the rename: after a power cut the rename alone can survive with the data unwritten, and a
+        # truncated checkpoint is refused (load_checkpoint) until someone deletes it, failing its run on every retry.
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 

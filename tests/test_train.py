@@ -678,3 +678,20 @@ def test_ctrl_c_in_mqar_train_says_what_is_kept(tmp_path, monkeypatch, with_chec
     assert result.exit_code == 130
     expected = f"kept in {tmp_path / 'run.pt'}: run the same command" if with_checkpoint else "nothing is kept; with"
     assert result.stderr.startswith("interrupted: ") and expected in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_checkpoint_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    # Without an fsync a power cut could keep the rename and lose the data: a truncated checkpoint, refused by
+    # load_checkpoint until deleted by hand (a sweep's retries of that run all failed on it).
+    import os
+
+    from mqar import checkpoint
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    path = tmp_path / "run.pt"
+    checkpoint.save_checkpoint(path, "abc", {"epoch": 3})
+    assert events == ["fsync", "replace"]
+    assert checkpoint.load_checkpoint(path, "abc", "cpu")["epoch"] == 3
