@@ -72,8 +72,11 @@ def report(
     curves: bool = typer.Option(False, "--curves", help="Also draw learning curves of the runs behind each point."),
     out: Path = typer.Option(DEFAULT_OUT, help="Folder for the PNG/PDF figures and the .md/.csv tables."),
 ) -> None:
-    """Accuracy against model dimension, one panel per task, one line per arch: the mean over seeds at the best
-    lr, with std error bars; plus a table of the numbers and of the runs still missing."""
+    # One paragraph per line in the docstring: typer's help keeps its line breaks.
+    """Accuracy against model dimension: one panel per task, one line per arch, and tables.
+
+    Each point is the mean over seeds at the best lr, with std error bars; the tables give the numbers and the runs still missing.
+    """
     check_choice(metric, list(METRICS), "--metric")
     check_choice(x_axis, list(X_AXES), "--x")
     check_choice(panel_by, list(PANEL_BY), "--panel-by")
