@@ -3,14 +3,13 @@ ours where the paper gives them. A thin shell over `mqar.report.figure`."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
+from mqar.commands import stop_interrupted
 from mqar.commands.report import DEFAULT_OUT, check_choice, parse_list, print_report
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE
@@ -63,10 +62,5 @@ def figure(
             raise
         # Ctrl-C during the runs: the sweep's own line, not a figure of what had finished (or 'none of the runs has
         # finished; run ... --run', the command just stopped)
-        counts = f"{interrupt}. " if str(interrupt) else ""
-        resume = "mqar " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        Console(stderr=True, soft_wrap=True).print(
-            f"[yellow]interrupted[/]: {counts}Every finished run is saved; resume with:\n  {resume}"
-        )
-        raise typer.Exit(code=130)
+        stop_interrupted(Console(stderr=True, soft_wrap=True), str(interrupt))
     print_report(result, Console(soft_wrap=True))

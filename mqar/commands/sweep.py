@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mqar.commands import stop_interrupted, this_command
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE, check_writable_folder
 from mqar.runs import PRECISIONS, Recipe
@@ -111,13 +110,8 @@ def sweep(
     )
     if summary.reclaimed:
         console.print(f"picked up {summary.reclaimed} run(s) left unfinished by a stopped sweep")
-    resume = "mqar " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     if summary.interrupted:
-        console.print(
-            f"[yellow]interrupted[/]: {summary.done} done, {summary.failed} failed, {summary.pending} left "
-            f"of {summary.total}. Every finished run is saved; resume with:\n  {resume}"
-        )
-        raise typer.Exit(code=130)
+        stop_interrupted(console, summary.counts)
     console.print(
         f"sweep {spec.name}: {summary.done} done, {summary.failed} failed, {summary.pending + summary.running} left "
         f"of {summary.total} ({summary.finished_now} finished in {summary.seconds:.0f} s). "
@@ -126,7 +120,7 @@ def sweep(
     if summary.running:
         console.print(f"{summary.running} run(s) are still running in another process")
     if summary.failed:
-        retry = resume if retry_failed else f"{resume} --retry-failed"
+        retry = this_command() if retry_failed else f"{this_command()} --retry-failed"
         console.print(f"{summary.failed} run(s) failed (errors in the store); rerun them with:\n  {retry}")
 
 

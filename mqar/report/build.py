@@ -268,8 +268,7 @@ def figure(
 
         summary = run_sweep(spec, store=store, **(run_options or {}))
         if summary.interrupted:  # Ctrl-C: stop here, as mqar sweep does, not draw the runs finished so far
-            raise KeyboardInterrupt(f"{summary.done} done, {summary.failed} failed, {summary.pending} left "
-                                    f"of {summary.total}")
+            raise KeyboardInterrupt(summary.counts)
     hint = f"run `mqar figure {name} --scale {scale} --run --store {store}` to train them"
     if not Path(store).is_file():
         raise UserError(f"no results store at {store}; {hint}")

@@ -42,6 +42,11 @@ class SweepSummary:
     def complete(self) -> bool:
         return self.done + self.failed == self.total
 
+    @property
+    def counts(self) -> str:
+        """'3 done, 1 failed, 4 left of 8': where an interrupted sweep stands (mqar sweep, mqar figure --run)."""
+        return f"{self.done} done, {self.failed} failed, {self.pending} left of {self.total}"
+
 
 def run_sweep(
     spec: SweepSpec,
