@@ -70,7 +70,7 @@ def first_order_only(what: str):
 
 def patch_interpreter_index() -> None:
     """Make interpreter tensors convert to int through a squeeze (idempotent)."""
-    if os.environ.get("TRITON_INTERPRET", "0") != "1":
+    if not INTERPRETER:
         return
     from triton.runtime import interpreter
 

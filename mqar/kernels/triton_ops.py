@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,13 @@ import triton
 import triton.language as tl
 
 from mqar.kernels import check_inputs, check_triton_dims
-from mqar.kernels.triton_compat import check_triton_device, first_order_only, on_device_of, patch_interpreter_index
+from mqar.kernels.triton_compat import (
+    INTERPRETER,
+    check_triton_device,
+    first_order_only,
+    on_device_of,
+    patch_interpreter_index,
+)
 
 patch_interpreter_index()
 
@@ -39,7 +44,6 @@ from mqar.kernels.triton_parallel import (  # noqa: E402
     parallel_fwd_kernel,
 )
 
-INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") == "1"
 _DOT_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
 
 
