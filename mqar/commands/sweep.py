@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -234,11 +233,11 @@ def ray_slots(address: Optional[str], runs_per_device: Optional[int]) -> tuple[s
     so."""
     from mqar.sweep.estimate import CPU_TOKENS_PER_S, CUDA_TOKENS_PER_S
     from mqar.sweep.local import usable_cpus
-    from mqar.sweep.ray_backend import actor_slots, import_ray
+    from mqar.sweep.ray_backend import actor_slots, import_ray, resolve_address
 
     import_ray()  # a plan for a backend that cannot run here says so, as the run would (it starts and joins nothing)
-    address = address or os.environ.get("RAY_ADDRESS")  # the cluster the sweep joins when given no address
-    if address is None or address == "local":
+    address = resolve_address(address)[0]  # where the run would go: RAY_ADDRESS's cluster, else a private instance
+    if address == "local":
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -141,7 +141,7 @@ def connect(address: Optional[str] = None):
     write to the store, so bad input leaves it untouched."""
     ray = import_ray()
     if not ray.is_initialized():
-        address, named_by = _resolve_address(address)
+        address, named_by = resolve_address(address)
         _check_reachable(address, named_by)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -150,7 +150,7 @@ def connect(address: Optional[str] = None):
     return ray
 
 
-def _resolve_address(address: Optional[str]) -> tuple[str, str]:
+def resolve_address(address: Optional[str]) -> tuple[str, str]:
     """The address for ray.init, and where it came from (for the error message). No --address: RAY_ADDRESS if set
     (`ray job submit` sets it for its entrypoint, to name the job's cluster), else "local", a private instance.
     ray.init(address=None) instead joins the cluster a `ray start` last recorded on this machine: a sweep went to a
