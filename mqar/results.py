@@ -35,19 +35,17 @@ def _connect(store: str | os.PathLike) -> sqlite3.Connection:
     path = Path(store)
     if not path.is_file():
         raise UserError(f"no results store at {path}; run `mqar sweep` first or pass --store PATH")
+    from mqar.sweep.store import empty_store_connection, has_no_tables
+
     try:
         conn = sqlite3.connect(path, timeout=60)
-        empty = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
-        if not empty:
-            conn.execute("SELECT 1 FROM runs LIMIT 1")
+        if not has_no_tables(conn, path):
             return conn
     except sqlite3.DatabaseError as error:
         raise UserError(f"{path} is not an mqar results store ({error})") from None
     # A database with no tables (a 0-byte file, as `touch` makes) is a store with no runs yet, as to `mqar sweep`,
     # which makes its tables there. A reader must not write them: it reads an empty store held in memory.
     conn.close()
-    from mqar.sweep.store import empty_store_connection
-
     return empty_store_connection()
 
 

@@ -137,6 +137,17 @@ def _create_tables(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),))
 
 
+def has_no_tables(conn: sqlite3.Connection, path: str | os.PathLike) -> bool:
+    """Whether the database has no tables yet (a new file, or a 0-byte one as `touch` makes): a store with no runs.
+    One whose tables lack `runs` is someone else's data, which is neither read nor written as a store: a UserError."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "runs" not in tables:
+        raise UserError(
+            f"{path} is a SQLite database but not an mqar results store (no runs table); pass another --store PATH"
+        )
+    return not tables
+
+
 def empty_store_connection() -> sqlite3.Connection:
     """An in-memory database with the store's tables and no rows: what readers see in a database with no tables
     (a 0-byte file, as `touch` makes), which `Store` would make its tables in. In memory, since reading never
@@ -160,7 +171,7 @@ class Store:
                 f"cannot open the results store {self.path} ({error.strerror or error}); pass a writable --store PATH"
             ) from None
         try:
-            self._check_is_a_store()
+            has_no_tables(self._conn, self.path)  # refuses someone else's database before adding tables to it
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -172,16 +183,9 @@ class Store:
         except sqlite3.DatabaseError as error:  # a file that is not SQLite
             self._conn.close()
             raise UserError(f"{self.path} is not an mqar results store ({error}); pass another --store PATH") from None
-
-    def _check_is_a_store(self) -> None:
-        """Refuse a SQLite database with tables but no `runs`: someone else's data, which the store would add its
-        tables to. No tables at all (a new or 0-byte file) is a new store."""
-        tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "runs" not in tables:
+        except UserError:
             self._conn.close()
-            raise UserError(
-                f"{self.path} is a SQLite database but not an mqar results store (no runs table); pass another --store PATH"
-            )
+            raise
 
     # Connection -----------------------------------------------------------------------------------------
     def close(self) -> None:
