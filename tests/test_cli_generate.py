@@ -130,6 +130,16 @@ def test_bad_folder_fails_before_generating(tmp_path, monkeypatch) -> None:
         assert result.exit_code == 2 and result.output.startswith("error: cannot "), result.output
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc: a folder that exists and refuses files")
+def test_a_suite_into_a_folder_that_takes_no_files_fails_before_generating(monkeypatch) -> None:
+    # The suite only made its folder: one that exists and takes no files failed in save, after the first task's examples.
+    import mqar.data.suites as suites
+
+    monkeypatch.setattr(suites, "generate", lambda *args, **kwargs: pytest.fail("generated before the check"))
+    result = runner.invoke(app, ["generate", "--task", "rebased", "-n", "5", "-o", "/proc/self"])
+    assert result.exit_code == 2 and result.output.startswith("error: cannot write suite rebased into /proc/self (")
+
+
 def test_suite_tasks_with_one_file_name_are_an_error(tmp_path) -> None:
     # Two tasks differing only in power_a both wrote dup-L64-kv4-train.parquet: the second silently replaced the first.
     suite = tmp_path / "dup.toml"

@@ -16,7 +16,7 @@ from mqar.data.files import save
 from mqar.data.generate import generate
 from mqar.data.spec import TaskSpec
 from mqar.errors import UserError
-from mqar.paths import TASKS_DIR
+from mqar.paths import TASKS_DIR, check_writable_folder
 
 SUITE_KEYS = {"name", "description", "defaults", "tasks"}
 
@@ -86,10 +86,8 @@ def generate_suite(
                 f"tasks {names.index(name) + 1} and {index + 1} of suite {suite.name} would both be written to {name} "
                 f"(the file name omits vocab_size, power_a and random_non_queries); put them in separate suites"
             )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create folder {out_dir}: {error.strerror}; pick a writable path") from None
+    # The probe a single file's save makes (prepare_output_path), once for the folder: before the first task's examples
+    check_writable_folder(out_dir, what=f"suite {suite.name} into {out_dir}", flag="folder")
     paths = []
     for index, (spec, name) in enumerate(zip(suite.tasks, names)):
         path = out_dir / name
