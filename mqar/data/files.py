@@ -71,7 +71,7 @@ def prepare_output_path(path: Path) -> str:
     if path.is_dir():  # os.replace onto a folder fails only after the whole file is written
         raise UserError(f"cannot write {path}: it is a folder; give a file name, e.g. {path / ('mqar' + suffix)}")
     # A file where a folder should be, no permission, a read-only disk: found now, not after generating.
-    check_writable_folder(path.parent if str(path.parent) else Path("."), what=str(path), flag="path")
+    check_writable_folder(path.parent, what=str(path), flag="path")
     return suffix
 
 
@@ -99,7 +99,7 @@ def save(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
     metadata = metadata or dataset_metadata(inputs, labels, spec, split, int(seed))
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
     except OSError as error:
