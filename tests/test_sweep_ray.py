@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,32 @@ def _start_private_ray(**resources):
     """A Ray instance of this test's own. address="local": a bare ray.init() joins the cluster a `ray start` left
     running on this machine (and refuses num_cpus there), so every test failed while one ran."""
     ray.init(address="local", include_dashboard=False, log_to_driver=False, **resources)
+
+
+@contextlib.contextmanager
+def _watching(store: Path, look):
+    """While the body runs, call look(statuses) every 0.1 s from a thread: sweep t's runs' status column, once the
+    store can be read."""
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if store.exists():
+                try:
+                    statuses = load(store, sweep="t").status
+                except Exception:  # the store is being created
+                    statuses = None
+                if statuses is not None:
+                    look(statuses)
+            done.wait(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 @pytest.fixture
@@ -184,34 +212,21 @@ def test_idle_actors_give_their_cpus_back_while_other_runs_go_on(tmp_path, monke
     # An actor with no run left to take kept its CPU until the whole sweep ended. Two drivers on one cluster (two
     # `mqar sweep` on one store) could then deadlock: each held an idle actor's CPU while its other actor waited
     # for the CPU the other driver held.
-    import threading
-
     _put_tests_on_workers_path(monkeypatch)
     monkeypatch.setenv("MQAR_FAKE_SLEEP", "2")  # per epoch; 2 epochs
     store = tmp_path / "s.db"
     spec = tiny_spec(seeds=(0, FAIL_SEED), d_models=(16,))  # the FAIL_SEED run ends at once, the other goes on
     free_cpus_after_the_failure = []
-    done = threading.Event()
 
-    def watch():
-        while not done.is_set():
-            if store.exists():
-                try:
-                    statuses = sorted(load(store, sweep="t").status)
-                except Exception:  # the store is being created
-                    statuses = []
-                if statuses == ["failed", "running"]:
-                    free_cpus_after_the_failure.append(ray.available_resources().get("CPU", 0.0))
-            done.wait(0.1)
+    def look(statuses):
+        if sorted(statuses) == ["failed", "running"]:
+            free_cpus_after_the_failure.append(ray.available_resources().get("CPU", 0.0))
 
     _start_private_ray(num_cpus=2)
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
+        with _watching(store, look):
+            summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
     finally:
-        done.set()
-        watcher.join()
         ray.shutdown()
     assert (summary.done, summary.failed) == (1, 1)
     assert free_cpus_after_the_failure and max(free_cpus_after_the_failure) >= 1.0, free_cpus_after_the_failure
@@ -337,35 +352,19 @@ def test_no_run_is_claimed_for_an_actor_the_cluster_has_no_room_for(tmp_path, mo
     # held part of the cluster (here a stand-in actor holding one of the two CPUs), the runs claimed for actors Ray
     # could not place yet sat 'running' in the store, heartbeats and all, while nothing trained them and no other
     # `mqar sweep` could take them, until the other driver let go of its CPUs.
-    import threading
-
     _put_tests_on_workers_path(monkeypatch)
     monkeypatch.setenv("MQAR_FAKE_SLEEP", "1")  # per epoch; 2 epochs
     store = tmp_path / "s.db"
     running_at_once = []
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            if store.exists():
-                try:
-                    running_at_once.append(int((load(store, sweep="t").status == "running").sum()))
-                except Exception:  # the store is being created
-                    pass
-            done.wait(0.1)
 
     _start_private_ray(num_cpus=2)
     other_driver = ray.remote(num_cpus=1)(type("Holder", (), {"ping": lambda self: True})).remote()
-    watcher = threading.Thread(target=watch)
     try:
         ray.get(other_driver.ping.remote())  # it holds its CPU
-        watcher.start()
-        summary = run_sweep(tiny_spec(seeds=(0,)), store, backend="ray", train_fn=fake_train,
-                            cache_dir=tmp_path / "cache")
+        with _watching(store, lambda statuses: running_at_once.append(int((statuses == "running").sum()))):
+            summary = run_sweep(tiny_spec(seeds=(0,)), store, backend="ray", train_fn=fake_train,
+                                cache_dir=tmp_path / "cache")
     finally:
-        done.set()
-        if watcher.is_alive():
-            watcher.join()
         ray.shutdown()
     assert summary.done == 2
     assert max(running_at_once) == 1, running_at_once  # one CPU free: one run at a time
