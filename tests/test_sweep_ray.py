@@ -33,20 +33,20 @@ def _start_private_ray(**resources):
 
 
 @contextlib.contextmanager
-def _watching(store: Path, look):
-    """While the body runs, call look(statuses) every 0.1 s from a thread: sweep t's runs' status column, once the
-    store can be read."""
+def _watching(store: Path, read, look):
+    """While the body runs, call look(read()) every 0.1 s from a thread, as another process reading the store would,
+    once the store can be read."""
     done = threading.Event()
 
     def watch():
         while not done.is_set():
             if store.exists():
                 try:
-                    statuses = load(store, sweep="t").status
+                    seen = read()
                 except Exception:  # the store is being created
-                    statuses = None
-                if statuses is not None:
-                    look(statuses)
+                    seen = None
+                if seen is not None:
+                    look(seen)
             done.wait(0.1)
 
     watcher = threading.Thread(target=watch)
@@ -56,6 +56,16 @@ def _watching(store: Path, look):
     finally:
         done.set()
         watcher.join()
+
+
+def _run_sweep_within(timeout_s: float, *args, **kwargs):
+    """run_sweep in a daemon thread, waited for at most timeout_s: its summary, or None while it still runs (a hang
+    the test reports rather than waits out)."""
+    summaries = []
+    sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(*args, **kwargs)))
+    sweep.start()
+    sweep.join(timeout=timeout_s)
+    return summaries[0] if summaries else None
 
 
 @pytest.fixture
@@ -93,8 +103,6 @@ def test_ray_workers_epochs_reach_the_store_while_their_runs_train(tmp_path, loc
 
 
 def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatch):
-    import threading
-
     from mqar.results import progress_table
     from mqar.sweep import ray_backend
 
@@ -103,28 +111,16 @@ def test_the_driver_stores_reported_epochs_while_runs_go_on(tmp_path, monkeypatc
     monkeypatch.setattr(ray_backend, "PROGRESS_S", 0.2)
     store = tmp_path / "s.db"
     seen: set = set()  # (run id, epoch) of running runs, as another process reading the store would see them
-    done = threading.Event()
 
-    def watch():
-        while not done.is_set():
-            if store.exists():
-                try:
-                    progress = progress_table(store)
-                except Exception:  # the store is being created
-                    progress = None
-                if progress is not None:
-                    seen.update((row.run_id, int(row.epoch)) for row in progress.itertuples() if row.epoch > 0)
-            done.wait(0.1)
+    def look(progress):
+        seen.update((row.run_id, int(row.epoch)) for row in progress.itertuples() if row.epoch > 0)
 
     _start_private_ray(num_cpus=1)
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     try:
-        run_sweep(tiny_spec(seeds=(0,), d_models=(16,)), store, backend="ray", train_fn=fake_train,
-                  cache_dir=tmp_path / "cache")
+        with _watching(store, lambda: progress_table(store), look):
+            run_sweep(tiny_spec(seeds=(0,), d_models=(16,)), store, backend="ray", train_fn=fake_train,
+                      cache_dir=tmp_path / "cache")
     finally:
-        done.set()
-        watcher.join()
         ray.shutdown()
     assert any(epoch == 1 for _, epoch in seen), seen  # epoch 1 was in the store while epoch 2 trained
 
@@ -160,22 +156,16 @@ def test_a_killed_ray_worker_fails_its_run_only_and_retry_failed_recovers_it(tmp
 def test_gpu_slots_beyond_the_cpus_still_run(tmp_path, monkeypatch):
     """1 CPU, 1 GPU, 2 runs per GPU: both actors start (half a CPU each), every run finishes. When each actor asked
     for a whole CPU, the second never started and the sweep waited forever for its run."""
-    import threading
-
     from mqar.sweep.ray_backend import _cpu_share
 
     _put_tests_on_workers_path(monkeypatch)
     _start_private_ray(num_cpus=1, num_gpus=1)
     assert _cpu_share(2) == 0.5
-    summaries = []
-    sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
-        tiny_spec(seeds=(0, 1)), tmp_path / "s.db", backend="ray", runs_per_device=2, train_fn=fake_train,
-        cache_dir=tmp_path / "cache")))
     try:
-        sweep.start()
-        sweep.join(timeout=120)
-        assert summaries, "the sweep did not finish in 120 s"
-        assert summaries[0].done == 4
+        summary = _run_sweep_within(120, tiny_spec(seeds=(0, 1)), tmp_path / "s.db", backend="ray",
+                                    runs_per_device=2, train_fn=fake_train, cache_dir=tmp_path / "cache")
+        assert summary is not None, "the sweep did not finish in 120 s"
+        assert summary.done == 4
     finally:
         ray.shutdown()
 
@@ -224,7 +214,7 @@ def test_idle_actors_give_their_cpus_back_while_other_runs_go_on(tmp_path, monke
 
     _start_private_ray(num_cpus=2)
     try:
-        with _watching(store, look):
+        with _watching(store, lambda: load(store, sweep="t").status, look):
             summary = run_sweep(spec, store, backend="ray", train_fn=fake_train, cache_dir=tmp_path / "cache")
     finally:
         ray.shutdown()
@@ -285,7 +275,6 @@ def test_without_an_address_the_sweep_starts_its_own_instance_not_the_one_ray_st
     import shutil
     import socket
     import tempfile
-    import threading
 
     _put_tests_on_workers_path(monkeypatch)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -297,15 +286,11 @@ def test_without_an_address_the_sweep_starts_its_own_instance_not_the_one_ray_st
     os.makedirs(os.path.join(ray_tmp, "ray"))
     with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as record:
         record.write(f"127.0.0.1:{port}")
-    summaries = []
-    sweep = threading.Thread(daemon=True, target=lambda: summaries.append(run_sweep(
-        tiny_spec(seeds=(0,), d_models=(16,)), tmp_path / "s.db", backend="ray", train_fn=fake_train,
-        cache_dir=tmp_path / "cache")))
     try:
-        sweep.start()
-        sweep.join(timeout=90)
-        assert summaries, "the sweep was still trying to join the recorded cluster after 90 s"
-        assert summaries[0].done == 1
+        summary = _run_sweep_within(90, tiny_spec(seeds=(0,), d_models=(16,)), tmp_path / "s.db", backend="ray",
+                                    train_fn=fake_train, cache_dir=tmp_path / "cache")
+        assert summary is not None, "the sweep was still trying to join the recorded cluster after 90 s"
+        assert summary.done == 1
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -361,7 +346,8 @@ def test_no_run_is_claimed_for_an_actor_the_cluster_has_no_room_for(tmp_path, mo
     other_driver = ray.remote(num_cpus=1)(type("Holder", (), {"ping": lambda self: True})).remote()
     try:
         ray.get(other_driver.ping.remote())  # it holds its CPU
-        with _watching(store, lambda statuses: running_at_once.append(int((statuses == "running").sum()))):
+        with _watching(store, lambda: load(store, sweep="t").status,
+                       lambda statuses: running_at_once.append(int((statuses == "running").sum()))):
             summary = run_sweep(tiny_spec(seeds=(0,)), store, backend="ray", train_fn=fake_train,
                                 cache_dir=tmp_path / "cache")
     finally:
