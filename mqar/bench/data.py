@@ -19,8 +19,8 @@ from mqar.data import TaskSpec, generate
 # (seq_len, kv pairs, examples) measured; the loop baseline runs on fewer examples and is scaled per example.
 CASES = ((512, 128, 100_000), (2048, 512, 20_000))
 LOOP_EXAMPLES = {512: 5_000, 2048: 1_000}
-# Quoted anchor (the team's REFERENCE.md notes, kept outside this repository; measured outside this benchmark): the ReBased copy of Zoology's generator,
-# 100k train + 1k test examples at L=512, kv=128 in 36.8 s on one core.
+# Quoted anchor (the team's REFERENCE.md notes, kept outside this repository; measured outside this benchmark): the
+# ReBased copy of Zoology's generator, 100k train + 1k test examples at L=512, kv=128 in 36.8 s on one core.
 REBASED_ANCHOR_EXAMPLES_PER_S = 101_000 / 36.8
 
 
