@@ -447,6 +447,9 @@ def test_suites_load_with_the_papers_grids() -> None:
     assert all(not t.random_non_queries and t.vocab_size == 8192 for t in rebased.tasks)
     zoology = load_suite("zoology")
     assert [(t.seq_len, t.num_kv_pairs) for t in zoology.tasks] == [(64, 4), (128, 8), (256, 16), (512, 64)]
+    # Zoology's Figure-2 configs pass random_non_queries=False (HazyResearch/zoology
+    # zoology/experiments/paper/zoology_figure2.py, iclr24_zoology_figure2/configs.py): filler stays token 0.
+    assert all(not t.random_non_queries and t.vocab_size == 8192 for t in zoology.tasks)
 
 
 def test_suite_with_unknown_key_names_it(tmp_path) -> None:
