@@ -106,6 +106,22 @@ def test_figure_command_draws_a_partial_reduced_table1(tmp_path, table1_configs)
     assert (out / f"{TABLE1_REDUCED}.png").stat().st_size > 10_000
 
 
+def test_a_point_missing_a_seed_of_the_figure_grid_counts_that_seed_as_expected(tmp_path, table1_configs):
+    # Seed 1 of based d_model 24 never reached the store (its runs came from another sweep): that point rests on
+    # 1 of the 2 planned seeds, not on '1 of 1'.
+    store = tmp_path / "mqar.db"
+    absent = [run for run in table1_configs if (run.arch, run.d_model, run.seed) == ("based", 24, 1)]
+    write_results(store, [run for run in table1_configs if run not in absent])
+    out = tmp_path / "figures"
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / f"{TABLE1_REDUCED}.csv")
+    cell = table[(table["arch"] == "based") & (table["d_model"] == 24)].iloc[0]
+    assert (cell["n_seeds"], cell["n_expected"]) == (1, 2)
+    assert set(table.loc[table["arch"] != "based", "n_expected"]) == {2}
+
+
 def test_figure_run_trains_what_is_missing_through_the_sweep_runner(tmp_path, monkeypatch, table1_configs):
     calls = []
 

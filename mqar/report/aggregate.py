@@ -70,13 +70,16 @@ def _per_lr(done: pd.DataFrame, value_column: str) -> pd.DataFrame:
     )
 
 
-def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
+def aggregate_points(
+    runs: pd.DataFrame, metric: str = "test", expected: Optional[pd.DataFrame] = None
+) -> pd.DataFrame:
     """One row per cell (task, arch, d_model): the chosen lr and the mean/std over seeds of `metric` there.
 
     Columns: seq_len, num_kv_pairs, vocab_size, arch, d_model, lr, mean, std, lower, upper, n_seeds,
     n_expected, selection_score, lrs (the lrs with at least one finished run, sorted).
     `n_seeds` counts finished runs at the chosen lr; `n_expected` counts all runs of the grid at that lr,
-    finished or not, so `n_seeds < n_expected` marks a point that rests on fewer seeds than planned.
+    finished or not, so `n_seeds < n_expected` marks a point that rests on fewer seeds than planned. Given
+    `expected` (the planned grid, as for missing_runs), its runs that the store does not hold count too.
     Cells without any finished run do not appear (the missing-run table lists them).
     """
     value_column = metric_column(metric)
@@ -93,7 +96,12 @@ def aggregate_points(runs: pd.DataFrame, metric: str = "test") -> pd.DataFrame:
     per_lr = per_lr.sort_values(CELL_COLUMNS + ["selection_score", "lr"], ascending=[True] * 5 + [False, True])
     best = per_lr.groupby(CELL_COLUMNS, sort=True).head(1).copy()
 
-    planned = runs.groupby(CELL_COLUMNS + ["lr"]).size().rename("n_expected").reset_index()
+    # A figure's grid may have runs the store never saw (another sweep stored the rest): a point with 1 of its 2
+    # seeds is '1 of 2', not '1 of 1'.
+    grid = runs[["run_id"] + RUN_COLUMNS]
+    if expected is not None and not expected.empty:
+        grid = pd.concat([grid, expected.loc[~expected["run_id"].isin(runs["run_id"]), ["run_id"] + RUN_COLUMNS]])
+    planned = grid.groupby(CELL_COLUMNS + ["lr"]).size().rename("n_expected").reset_index()
     best = best.merge(planned, on=CELL_COLUMNS + ["lr"], how="left")
     lrs_tried = done.groupby(CELL_COLUMNS)["lr"].agg(lambda lrs: tuple(sorted(set(lrs)))).rename("lrs")
     best = best.merge(lrs_tried.reset_index(), on=CELL_COLUMNS, how="left")

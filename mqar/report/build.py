@@ -90,7 +90,7 @@ def build_report(
         raise UserError(f"unknown panel key {panel_by!r}; choose one of {', '.join(PANEL_BY)}")
     panel_column = PANEL_BY[panel_by]
     runs = unique_runs(runs)
-    points = aggregate_points(runs, metric)
+    points = aggregate_points(runs, metric, expected)
     missing = missing_runs(runs, expected)
     total = len(runs) + (0 if expected is None else int((~expected["run_id"].isin(runs["run_id"])).sum()))
     if points.empty:
