@@ -295,3 +295,20 @@ def test_preset_help_names_every_preset():
 
     help_text = inspect.signature(sweep).parameters["preset"].default.help
     assert len(preset_names()) >= 10 and all(name in help_text for name in preset_names())
+
+
+def test_results_list_keeps_the_numbers_whole_in_80_columns(tmp_path):
+    # Boxed, a long sweep name beside arch rebased-affine left the number columns 3 characters wide: 'best acc'
+    # 0.650 printed as '0.6' over '50', and the counts' headers as 'don' over 'e'.
+    from test_report_fixtures import accuracy, grid, make_store
+
+    store = make_store(tmp_path / "s.db", sweep="rebased-table1-lr-check",
+                       configs=grid(archs=("rebased-affine",), tasks=((64, 4),), lrs=(1e-3,), seeds=(0,)))
+    listed = invoke("results", "list", "--store", str(store))
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert max(map(len, lines)) <= 80
+    header = next(line for line in lines if "arch" in line)
+    assert all(word in header.split() for word in ("done", "failed", "running", "pending", "total"))
+    rows = [line for line in lines if "rebased-affine" in line]
+    assert len(rows) == 1 and rows[0].split()[-6:] == ["2", "0", "0", "0", "2", f"{accuracy('rebased-affine', 32, 64, 1e-3, 0):.3f}"]

@@ -29,10 +29,13 @@ def list_results(
     if table_data.empty:
         Console().print(f"{store} holds no runs yet")
         return
-    table = Table(title=f"runs in {store}", title_justify="left")
+    # Without box lines, as the running runs below, so that the numbers fit 80 columns beside a long sweep name:
+    # boxed, a sweep such as rebased-table1-lr-check squeezed 'best acc' 0.991 into '0.9' over '91'. A sweep name
+    # that does not fit folds; arch names and numbers stay whole.
+    table = Table(title=f"runs in {store}", title_justify="left", box=None, pad_edge=False)
     for column in ("sweep", "arch", "done", "failed", "running", "pending", "total", "best acc"):
         table.add_column(column, justify="left" if column in ("sweep", "arch") else "right",
-                         no_wrap=column in ("sweep", "arch"), overflow="fold")
+                         no_wrap=column != "sweep", overflow="fold")
     for row in table_data.itertuples(index=False):
         best = "-" if row.best_valid_accuracy != row.best_valid_accuracy else f"{row.best_valid_accuracy:.3f}"
         table.add_row(row.sweep, row.arch, str(row.done), str(row.failed), str(row.running), str(row.pending),
