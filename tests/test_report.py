@@ -281,6 +281,22 @@ def test_report_makes_one_report_per_sweep(tmp_path):
     assert {"first.png", "second.png"} <= {path.name for path in (tmp_path / "out").iterdir()}
 
 
+def test_a_sweep_without_finished_runs_does_not_stop_the_reports_of_the_others(tmp_path):
+    # A second sweep just registered (all pending) made `mqar report` exit 2 with that sweep's error: the first
+    # sweep's table was never printed (its files were written, without a word).
+    store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
+    later = grid(archs=("rebased",), tasks=TASKS[:1])
+    make_store(store, sweep="second", configs=later, pending=later)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "first: 2 points" in result.output and "first.png" in {path.name for path in out.iterdir()}
+    assert "not reported: second has no finished run yet (8 pending)" in result.output
+    # Asked for by name, it is still the one-line error that says what to do.
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--sweep", "second"])
+    assert result.exit_code == 2 and "no finished runs to report for second (8 pending)" in result.output
+
+
 def test_a_filter_without_sweep_reports_the_sweeps_that_have_the_value(tmp_path):
     store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
     make_store(store, sweep="second", configs=grid(archs=("rebased",), tasks=TASKS[:1]))

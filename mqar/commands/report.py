@@ -12,7 +12,7 @@ from rich.console import Console
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE, RESULTS_DIR
 from mqar.report.aggregate import METRICS
-from mqar.report.build import PANEL_BY, Report, report as build_reports
+from mqar.report.build import PANEL_BY, Report, report as build_reports, unreported_sweeps
 from mqar.report.plots import X_AXES
 from mqar.report.tables import compact, missing_table, to_rich
 
@@ -89,3 +89,6 @@ def report(
     console = Console(soft_wrap=True)
     for one in reports:
         print_report(one, console)
+    if sweep is None:
+        for name, counts in unreported_sweeps(store, [one.name for one in reports]).items():
+            console.print(f"[yellow]not reported[/]: {name} has no finished run yet ({counts})")

@@ -188,7 +188,8 @@ def report(
     panel_by: str = "seq-len",
     curves: bool = False,
 ) -> list[Report]:
-    """One report per sweep in the store (or only `sweep`), filtered by arch / task / width."""
+    """One report per sweep in the store (or only `sweep`), filtered by arch / task / width. Without `sweep`,
+    sweeps with no finished run are left out (`unreported_sweeps` names them), unless no sweep has one."""
     from mqar.results import load_epochs
 
     runs = _load_runs(store)
@@ -204,6 +205,12 @@ def report(
     # run reports what it has (a value held by one sweep only is no error for the others).
     runs = filter_runs(runs, archs, seq_lens, num_kv_pairs, d_models)
     names = list(dict.fromkeys(runs["sweep"]))
+    # Without --sweep, a sweep that has finished no run yet (just started, or every run failed) is left out rather
+    # than failing the whole command: it stopped the reports of every other sweep in the store. Its error stays
+    # for `--sweep NAME`, and for a store where no sweep has finished a run.
+    finished = set(runs.loc[runs["status"] == "done", "sweep"])
+    if sweep is None and finished:
+        names = [name for name in names if name in finished]
     reports = []
     for name in names:
         selected = runs[runs["sweep"] == name]
@@ -219,6 +226,18 @@ def report(
             notes=result.notes, commands=[redraw]))
         reports.append(result)
     return reports
+
+
+def unreported_sweeps(store: str | os.PathLike, reported: Sequence[str]) -> dict[str, str]:
+    """The store's sweeps without a finished run that a report of every sweep left out, each with its status
+    counts, e.g. {'b': '16 pending'}."""
+    runs = _load_runs(store)
+    runs = runs.assign(sweep=runs["sweep"].fillna(UNSWEPT))
+    return {
+        name: ", ".join(f"{count} {status}" for status, count in status_counts(group).items())
+        for name, group in runs.groupby("sweep", sort=False)
+        if name not in reported and not (group["status"] == "done").any()
+    }
 
 
 def figure_preset(name: str) -> FigurePreset:
