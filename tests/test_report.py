@@ -257,6 +257,20 @@ def test_report_command_writes_the_report_of_a_partial_grid(store, tmp_path):
     assert cell["mean"] == pytest.approx(accuracy("based", 32, 64, 1e-2, 1) - 0.02)
 
 
+def test_redrawing_a_grid_that_has_finished_leaves_no_missing_runs_list(tmp_path):
+    # The partial draw's NAME-missing.csv stayed beside the complete redraw, listing runs that had finished.
+    configs = grid(archs=("based",), tasks=TASKS[:1])
+    store = make_store(tmp_path / "mqar.db", configs=configs, pending=configs[:1])
+    out = tmp_path / "figures"
+    assert runner.invoke(app, ["report", "--store", str(store), "--out", str(out)]).exit_code == 0
+    assert (out / "grid-missing.csv").exists()
+    make_store(store, configs=configs)  # the pending run finishes
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out)])
+    assert result.exit_code == 0 and "PARTIAL" not in result.output, result.output
+    assert not (out / "grid-missing.csv").exists()
+    assert "grid-missing.csv" not in result.output
+
+
 def test_report_command_filters_and_options(store, tmp_path):
     out = tmp_path / "figures"
     result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--sweep", "grid",

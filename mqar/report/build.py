@@ -162,9 +162,12 @@ def write_tables(report: Report, out_dir: Path, metric: str) -> list[Path]:
     paths = [out_dir / f"{report.name}.md", out_dir / f"{report.name}.csv"]
     paths[0].write_text("\n".join(markdown))
     report.table.to_csv(paths[1], index=False)
+    missing = out_dir / f"{report.name}-missing.csv"
     if report.partial:
-        paths.append(out_dir / f"{report.name}-missing.csv")
-        missing_table(report.missing).to_csv(paths[-1], index=False)
+        paths.append(missing)
+        missing_table(report.missing).to_csv(missing, index=False)
+    else:  # an earlier draw's list, when the grid was partial, would name runs that have finished since
+        missing.unlink(missing_ok=True)
     return paths
 
 
