@@ -210,6 +210,18 @@ def test_learning_curves_have_a_panel_per_width_and_task():
     assert len(figure.axes[0].lines) == len(ARCHS) * len(LRS) * len(SEEDS)
 
 
+def test_learning_curves_mark_whole_epochs_only():
+    # A run of 13 epochs (the quick sweep's Based at d_model 64) had ticks at 2.5, 5.0, 7.5, ...
+    runs = fixture_frame()
+    epochs = pd.DataFrame([{"run_id": run_id, "epoch": epoch, "valid_accuracy": epoch / 13}
+                           for run_id in runs["run_id"] for epoch in range(1, 14)])
+    figure = plot_learning_curves(epochs.merge(runs, on="run_id"), title="t")
+    figure.canvas.draw()
+    for axis in figure.axes:
+        ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
+        assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+
+
 def test_markdown_table_has_the_numbers_and_seed_counts():
     points = aggregate_points(fixture_frame(), "test")
     markdown = to_markdown(points_table(points))

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from mqar.report.aggregate import TASK_COLUMNS, sort_archs  # noqa: E402
 from mqar.report.state_size import state_size  # noqa: E402
@@ -322,6 +322,7 @@ def plot_learning_curves(
                           label=arch if seed_index == 0 else None)
         axis.set_ylim(-0.03, 1.03)
         axis.grid(True, alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: a run of 13 drew 2.5, 7.5, ...
         axis.set_title(f"d_model {d_model} · {task_title(task, panel_by)}", fontsize=9)
         axis.tick_params(labelleft=True)
         if index // columns == last_row:
