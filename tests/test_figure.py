@@ -241,3 +241,20 @@ def test_figure_writes_its_provenance_from_the_store(tmp_path, table1_configs):
     assert result.exit_code == 0, result.output
     text = (out / f"{TABLE1_REDUCED}-provenance.md").read_text()
     assert f"mqar figure rebased-table1 --scale reduced --store {store} --out {out} --metric test   # redraw" in text
+
+
+def test_the_figure_provenance_commands_survive_a_space_in_a_path(tmp_path, table1_configs):
+    import shlex
+
+    store, out = tmp_path / "my results" / "mqar.db", tmp_path / "my figures"
+    store.parent.mkdir()
+    write_results(store, [run for run in table1_configs if run.arch == "based"])
+    result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--store", str(store),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    commands = [shlex.split(line, comments=True) for line in (out / f"{TABLE1_REDUCED}-provenance.md").read_text()
+                .splitlines() if line.startswith("mqar figure")]
+    assert len(commands) == 2
+    for words in commands:
+        assert words[words.index("--store") + 1] == str(store)
+    assert commands[1][commands[1].index("--out") + 1] == str(out)

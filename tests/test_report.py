@@ -299,6 +299,23 @@ def test_report_command_filters_and_options(store, tmp_path):
             "--panel-by seq-len --archs rebased --seq-lens 64\n") in (out / "grid-provenance.md").read_text()
 
 
+def test_the_provenance_redraw_command_survives_a_space_in_a_path(tmp_path):
+    # 'mqar report --store /tmp/my results/mqar.db ...' in the provenance file: pasted into a shell, a store named
+    # /tmp/my and a stray argument.
+    import shlex
+
+    folder = tmp_path / "my results"
+    store = make_store(folder / "mqar.db", configs=grid(archs=("based",), tasks=TASKS[:1]))
+    out = folder / "figures"
+    assert runner.invoke(app, ["report", "--store", str(store), "--out", str(out)]).exit_code == 0
+    line = next(line for line in (out / "grid-provenance.md").read_text().splitlines()
+                if line.startswith("mqar report"))
+    words = shlex.split(line)
+    assert words[words.index("--store") + 1] == str(store) and words[words.index("--out") + 1] == str(out)
+    redrawn = runner.invoke(app, words[1:])
+    assert redrawn.exit_code == 0, redrawn.output
+
+
 def test_report_makes_one_report_per_sweep(tmp_path):
     store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
     make_store(store, sweep="second", configs=grid(archs=("rebased",), tasks=TASKS[:1]))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -222,7 +223,9 @@ def report(
                               panel_by=panel_by, epochs=epochs, curves=curves)
         filters = "".join(f" --{flag} {','.join(map(str, values))}" for flag, values in (
             ("archs", archs), ("seq-lens", seq_lens), ("num-kv-pairs", num_kv_pairs), ("d-models", d_models)) if values)
-        redraw = (f"mqar report --store {store} --sweep {name} --out {out_dir} --metric {metric} --x {x_axis} "
+        # Quoted: the command is to be pasted into a shell, and a folder name may hold a space.
+        redraw = (f"mqar report --store {shlex.quote(str(store))} --sweep {shlex.quote(name)} "
+                  f"--out {shlex.quote(str(out_dir))} --metric {metric} --x {x_axis} "
                   f"--panel-by {panel_by}{filters}{' --curves' if curves else ''}")
         result.files.append(write_provenance(
             Path(out_dir) / f"{name}-provenance.md", unique_runs(selected), name=name, planned=result.total_runs,
@@ -313,8 +316,11 @@ def figure(
     result = build_report(runs, name=spec.name, out_dir=out_dir, metric=metric or preset.metric, epochs=epochs,
                           expected=expected, title=title, notes=notes, reference=reference,
                           arch_order=preset.arch_order, by_arch=preset.reference is not None, curves=curves)
-    commands = [f"mqar figure {name} --scale {scale} --run --store {store}   # train what is missing (resumable)",
-                f"mqar figure {name} --scale {scale} --store {store} --out {out_dir}{' --curves' if curves else ''}"
+    quoted_store, quoted_out = shlex.quote(str(store)), shlex.quote(str(out_dir))  # for a shell, as in report
+    commands = [f"mqar figure {name} --scale {scale} --run --store {quoted_store}"
+                "   # train what is missing (resumable)",
+                f"mqar figure {name} --scale {scale} --store {quoted_store} --out {quoted_out}"
+                f"{' --curves' if curves else ''}"
                 f"{f' --metric {metric}' if metric else ''}   # redraw"]
     result.files.append(write_provenance(
         Path(out_dir) / f"{spec.name}-provenance.md", runs, name=spec.name, planned=len(expected),
