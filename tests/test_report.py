@@ -316,6 +316,17 @@ def test_the_provenance_redraw_command_survives_a_space_in_a_path(tmp_path):
     assert redrawn.exit_code == 0, redrawn.output
 
 
+def test_a_sweep_name_with_a_slash_names_files_in_the_out_folder(tmp_path):
+    # `mqar sweep --name exp/one` is accepted; its report went to out/exp/one.png: a FileNotFoundError traceback.
+    store = make_store(tmp_path / "mqar.db", sweep="exp/one", configs=grid(archs=("based",), tasks=TASKS[:1]))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(out), "--curves"])
+    assert result.exit_code == 0, result.output
+    assert {"exp_one.png", "exp_one-curves.png", "exp_one.md", "exp_one.csv", "exp_one-provenance.md"} <= {
+        path.name for path in out.iterdir()}
+    assert "# exp/one" in (out / "exp_one.md").read_text()  # the name itself is kept inside the files
+
+
 def test_report_makes_one_report_per_sweep(tmp_path):
     store = make_store(tmp_path / "mqar.db", sweep="first", configs=grid(archs=("based",), tasks=TASKS[:1]))
     make_store(store, sweep="second", configs=grid(archs=("rebased",), tasks=TASKS[:1]))

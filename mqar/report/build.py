@@ -31,6 +31,12 @@ PANEL_BY = {"seq-len": "seq_len", "num-kv-pairs": "num_kv_pairs"}
 UNSWEPT = "runs"  # the name used for runs stored without a sweep (e.g. single `mqar train` results)
 
 
+def file_stem(name: str) -> str:
+    """A report's name as the start of its files' names: `mqar sweep --name exp/one` is a valid sweep name, and
+    the report's files went to a folder exp/ that did not exist (a traceback)."""
+    return name.replace("/", "_").replace(os.sep, "_")
+
+
 @dataclass
 class Report:
     """What one report produced: the numbers, what is missing, and the files written."""
@@ -131,7 +137,7 @@ def build_report(
     else:
         figure = plot_accuracy(points, title=title, metric=metric, x_axis=x_axis, panel_by=panel_column,
                                notes=notes, arch_order=arch_order, reference=reference)
-    report.files += save_figure(figure, out_dir, name)
+    report.files += save_figure(figure, out_dir, file_stem(name))
     if epochs is not None and curves:
         behind = best_runs(runs, points)
         curve_rows = epochs.merge(
@@ -140,7 +146,7 @@ def build_report(
         if not curve_rows.empty:
             figure = plot_learning_curves(curve_rows, title=f"{name}: learning curves (best lr, every seed)",
                                           notes=notes, arch_order=arch_order, panel_by=panel_column)
-            report.files += save_figure(figure, out_dir, f"{name}-curves")
+            report.files += save_figure(figure, out_dir, f"{file_stem(name)}-curves")
     report.files += write_tables(report, out_dir, metric)
     return report
 
@@ -160,10 +166,11 @@ def write_tables(report: Report, out_dir: Path, metric: str) -> list[Path]:
                      to_markdown(report.per_lr.assign(chosen=report.per_lr["chosen"].map({True: "yes", False: ""})))]
     if report.partial:
         markdown += ["\n## Missing runs\n", to_markdown(missing_table(report.missing))]
-    paths = [out_dir / f"{report.name}.md", out_dir / f"{report.name}.csv"]
+    stem = file_stem(report.name)
+    paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.csv"]
     paths[0].write_text("\n".join(markdown))
     report.table.to_csv(paths[1], index=False)
-    missing = out_dir / f"{report.name}-missing.csv"
+    missing = out_dir / f"{stem}-missing.csv"
     if report.partial:
         paths.append(missing)
         missing_table(report.missing).to_csv(missing, index=False)
@@ -228,8 +235,8 @@ def report(
                   f"--out {shlex.quote(str(out_dir))} --metric {metric} --x {x_axis} "
                   f"--panel-by {panel_by}{filters}{' --curves' if curves else ''}")
         result.files.append(write_provenance(
-            Path(out_dir) / f"{name}-provenance.md", unique_runs(selected), name=name, planned=result.total_runs,
-            notes=result.notes, commands=[redraw]))
+            Path(out_dir) / f"{file_stem(name)}-provenance.md", unique_runs(selected), name=name,
+            planned=result.total_runs, notes=result.notes, commands=[redraw]))
         reports.append(result)
     return reports
 
