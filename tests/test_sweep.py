@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,46 @@ def test_presets_load_and_overrides_rename_the_sweep():
     assert quick.with_overrides(d_models=[48], name="mine").name == "mine"
     figure = load_sweep_spec("rebased-figure1")
     assert {t.seq_len: t.num_kv_pairs for t in figure.tasks}[512] == 128
+
+
+def test_recipe_by_seq_len_sets_fields_for_one_length():
+    spec = SweepSpec.from_dict({
+        "archs": ["attention"], "d_models": [16], "lrs": [1e-3],
+        "tasks": [{"seq_len": 16, "num_kv_pairs": 2}, {"seq_len": 32, "num_kv_pairs": 2}],
+        "recipe": {"batch_size": 64, "epochs": 3}, "recipe_by_seq_len": {"32": {"batch_size": 16}},
+    })
+    assert [(c.task.seq_len, c.recipe.batch_size, c.recipe.epochs) for c in spec.expand()] == [(16, 64, 3), (32, 16, 3)]
+    again = SweepSpec.from_dict(spec.to_dict())
+    assert again.recipe_by_seq_len == {32: {"batch_size": 16}} and again.grid_id == spec.grid_id
+    assert [c.id for c in again.expand()] == [c.id for c in spec.expand()]
+    # a flag sets its field for every run; other fields of the length stay
+    flagged = spec.with_overrides(recipe_overrides={"batch_size": 8})
+    assert {c.recipe.batch_size for c in flagged.expand()} == {8} and flagged.recipe_by_seq_len == {}
+    assert spec.with_overrides(recipe_overrides={"epochs": 1}).recipe_by_seq_len == {32: {"batch_size": 16}}
+    # other tasks from flags: the entries of lengths no task has any more go
+    assert spec.with_overrides(tasks=tasks_from_lists([16], [2])).recipe_by_seq_len == {}
+    # a sweep without it keeps its grid id (its to_dict has no such key)
+    assert "recipe_by_seq_len" not in load_sweep_spec("quick").to_dict()
+
+
+@pytest.mark.parametrize("by_seq_len, message", [
+    ({"64": {"batch_size": 8}}, "names seq_len '64', which no task of the sweep has (its seq_lens: 16)"),
+    ({"16": {"batch": 8}}, "recipe_by_seq_len.16: unknown key(s) 'batch'"),
+    ({"16": {"batch_size": 0}}, "recipe_by_seq_len.16: recipe.batch_size must be at least 1"),
+    ({"16": {}}, "must be a non-empty table of Recipe fields"),
+    ([16], "must be a table of seq_len"),
+])
+def test_recipe_by_seq_len_errors_name_the_entry(by_seq_len, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        SweepSpec.from_dict({"archs": ["attention"], "d_models": [16], "lrs": [1e-3],
+                             "tasks": [{"seq_len": 16, "num_kv_pairs": 2}], "recipe_by_seq_len": by_seq_len})
+
+
+@pytest.mark.parametrize("preset", ["zoology-figure2", "zoology-figure2-reduced"])
+def test_zoology_presets_take_zoologys_batch_per_length(preset):
+    # zoology/experiments/paper/zoology_figure2.py @194a712: 512 up to L=128, 256 at L=256, 128 at L=512
+    batches = {config.task.seq_len: config.recipe.batch_size for config in load_sweep_spec(preset).expand()}
+    assert batches == {64: 512, 128: 512, 256: 256, 512: 128}
 
 
 def test_every_preset_loads_under_its_file_name():

@@ -103,6 +103,13 @@ def test_dry_run_shows_grid_size_and_estimate():
     assert "6 × 4 × 1 × 4 × 5 = 480" in result.output and "ESTIMATE" in result.output
 
 
+def test_dry_run_shows_the_recipe_per_length():
+    result = invoke("sweep", "--dry-run", "--preset", "zoology-figure2")
+    assert result.exit_code == 0, result.output
+    assert "seq_len 256" in result.output and "batch_size 256" in result.output
+    assert "seq_len 512" in result.output and "batch_size 128" in result.output
+
+
 def test_results_list_and_export(tmp_path):
     from mqar.sweep import run_sweep
 

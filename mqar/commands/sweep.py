@@ -194,6 +194,8 @@ def show_dry_run(spec: SweepSpec, store: Path, devices: Optional[str], runs_per_
     recipe = spec.recipe
     table.add_row("recipe", f"{recipe.epochs} epochs, {recipe.num_train_examples:,} train / {recipe.num_valid_examples:,} "
                             f"valid / {recipe.num_test_examples:,} test examples, batch {recipe.batch_size}, {recipe.precision}")
+    for seq_len, fields in spec.recipe_by_seq_len.items():
+        table.add_row(f"seq_len {seq_len}", ", ".join(f"{key} {value}" for key, value in fields.items()))
     sizes = " × ".join(str(n) for n in (len(spec.archs), len(spec.d_models), len(spec.tasks), len(spec.lrs), len(spec.seeds)))
     table.add_row("runs", f"{sizes} = {spec.size}")
     measured: list[dict] = []

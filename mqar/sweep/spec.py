@@ -14,6 +14,8 @@ A sweep file (`sweeps/<name>.toml`, or any path) looks like:
     vocab_size = 8192
     [recipe]                             # optional: Recipe fields (epochs, num_train_examples, batch_size, ...)
     epochs = 64
+    [recipe_by_seq_len.512]              # optional: Recipe fields for the tasks of one seq_len (Zoology's Figure 2
+    batch_size = 128                     # halves its batch per doubling of the length from 256 on)
 
 Unknown keys are errors. `SweepSpec.expand()` gives the RunConfigs in a fixed order; each run's id is the content
 hash of its config, so the same grid always yields the same ids and a sweep resumes by id.
@@ -38,7 +40,7 @@ from mqar.runs import Recipe, RunConfig
 
 T = TypeVar("T")
 
-FILE_KEYS = {"name", "description", "archs", "d_models", "lrs", "seeds", "tasks", "task", "recipe"}
+FILE_KEYS = {"name", "description", "archs", "d_models", "lrs", "seeds", "tasks", "task", "recipe", "recipe_by_seq_len"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class SweepSpec:
     seeds: tuple[int, ...] = (0,)
     recipe: Recipe = field(default_factory=Recipe)
     description: str = ""
+    # {seq_len: {Recipe field: value}}: what the tasks of that length train with instead of `recipe`'s values.
+    recipe_by_seq_len: Mapping[int, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # Lists given in any sequence type become tuples, duplicates dropped (order kept): the grid is a set.
@@ -88,17 +92,46 @@ class SweepSpec:
         if not isinstance(self.recipe, Recipe):  # else expand() and to_dict() fail later on recipe.to_dict()
             raise UserError(f"sweep {self.name!r}: recipe must be a Recipe (Recipe.from_dict(d) for a dict), "
                             f"got {self.recipe!r}")
+        object.__setattr__(self, "recipe_by_seq_len", self._checked_recipe_by_seq_len())
         from mqar.models.registry import check_arch  # the registry knows which archs exist and their min width
 
         for arch in self.archs:
             for d_model in self.d_models:
                 check_arch(arch, d_model)
 
+    def _checked_recipe_by_seq_len(self) -> dict[int, dict[str, Any]]:
+        """recipe_by_seq_len with int keys (a TOML table's keys are strings), each entry checked: Recipe fields that
+        make a valid Recipe over `recipe`, for a seq_len some task has (else a typo would silently do nothing)."""
+        where = f"sweep {self.name!r}: recipe_by_seq_len"
+        if not isinstance(self.recipe_by_seq_len, Mapping):
+            raise UserError(f"{where} must be a table of seq_len = {{Recipe fields}}, e.g. [recipe_by_seq_len.512] "
+                            f"batch_size = 128")
+        seq_lens = sorted({task.seq_len for task in self.tasks})
+        checked: dict[int, dict[str, Any]] = {}
+        for key, overrides in self.recipe_by_seq_len.items():
+            seq_len = int(key) if isinstance(key, str) and key.isdigit() else key
+            if not is_integer(seq_len) or seq_len not in seq_lens:
+                raise UserError(f"{where} names seq_len {key!r}, which no task of the sweep has (its seq_lens: "
+                                f"{', '.join(map(str, seq_lens))})")
+            if not isinstance(overrides, Mapping) or not overrides:
+                raise UserError(f"{where}.{seq_len} must be a non-empty table of Recipe fields, e.g. batch_size = 128")
+            try:
+                Recipe.from_dict({**self.recipe.to_dict(), **overrides})
+            except (TypeError, UserError) as error:
+                raise UserError(f"{where}.{seq_len}: {error}") from None
+            checked[int(seq_len)] = dict(overrides)
+        return dict(sorted(checked.items()))
+
+    def recipe_for(self, task: TaskSpec) -> Recipe:
+        """The recipe `task`'s runs train with: `recipe`, with recipe_by_seq_len's fields for its length."""
+        overrides = self.recipe_by_seq_len.get(task.seq_len)
+        return Recipe.from_dict({**self.recipe.to_dict(), **overrides}) if overrides else self.recipe
+
     # The grid -------------------------------------------------------------------------------------------
     def expand(self) -> list[RunConfig]:
         """All runs, ordered arch, d_model, task, lr, seed (so a partly run sweep has whole cells done first)."""
         return [
-            RunConfig(task=task, arch=arch, d_model=d_model, lr=lr, seed=seed, recipe=self.recipe)
+            RunConfig(task=task, arch=arch, d_model=d_model, lr=lr, seed=seed, recipe=self.recipe_for(task))
             for arch in self.archs
             for d_model in self.d_models
             for task in self.tasks
@@ -120,7 +153,7 @@ class SweepSpec:
 
     # Serialisation --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "description": self.description,
             "archs": list(self.archs),
@@ -130,6 +163,9 @@ class SweepSpec:
             "seeds": list(self.seeds),
             "recipe": self.recipe.to_dict(),
         }
+        if self.recipe_by_seq_len:  # only when set: the grid ids of sweeps without it stay what they were
+            data["recipe_by_seq_len"] = {str(seq_len): dict(fields) for seq_len, fields in self.recipe_by_seq_len.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "sweep spec", base_dir: Optional[Path] = None,
@@ -162,6 +198,7 @@ class SweepSpec:
             lrs=_as_list(data["lrs"], "lrs", where),
             seeds=_as_list(data.get("seeds", [0]), "seeds", where),
             recipe=recipe,
+            recipe_by_seq_len=data.get("recipe_by_seq_len", {}),
         )
 
     # Flags override the file ----------------------------------------------------------------------------
@@ -180,7 +217,8 @@ class SweepSpec:
     ) -> "SweepSpec":
         """A copy with the given fields replaced (None keeps the file's value).
 
-        When the grid changes and no `name` is given, the name becomes `<name>-<grid id>` so that an edited grid
+        recipe_by_seq_len keeps its entries for the lengths the tasks still have, less the fields `recipe_overrides`
+        sets: a flag (--batch-size) sets its field for every run. When the grid changes and no `name` is given, the name becomes `<name>-<grid id>` so that an edited grid
         never mixes its runs into the preset's sweep, and the same command always maps to the same sweep.
         """
         new_tasks = tuple(tasks) if tasks is not None else self.tasks
@@ -197,12 +235,22 @@ class SweepSpec:
             lrs=tuple(lrs) if lrs is not None else self.lrs,
             seeds=tuple(seeds) if seeds is not None else self.seeds,
             recipe=recipe,
+            recipe_by_seq_len=_kept_by_seq_len(self.recipe_by_seq_len, new_tasks, recipe_overrides or {}),
         )
         if name:
             return dataclasses.replace(changed, name=name)
         if changed.grid_id != self.grid_id:
             return dataclasses.replace(changed, name=f"{self.name}-{changed.grid_id}")
         return changed
+
+
+def _kept_by_seq_len(by_seq_len: Mapping[int, Mapping[str, Any]], tasks: Sequence[TaskSpec],
+                     overridden: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """The recipe_by_seq_len entries for lengths among `tasks`, without the fields in `overridden`."""
+    seq_lens = {task.seq_len for task in tasks}
+    kept = {seq_len: {key: value for key, value in fields.items() if key not in overridden}
+            for seq_len, fields in by_seq_len.items() if seq_len in seq_lens}
+    return {seq_len: fields for seq_len, fields in kept.items() if fields}
 
 
 def _as_list(value: Any, key: str, where: str) -> list:
