@@ -16,6 +16,7 @@ from mqar.report.aggregate import aggregate_points, filter_runs, missing_runs, p
 from mqar.report.build import build_report, expected_frame
 from mqar.report.plots import plot_accuracy, plot_learning_curves
 from mqar.report.state_size import state_size
+from mqar.report.tables import _cell_text
 from mqar.report.tables import points_table, to_markdown
 from test_report_fixtures import ARCHS, D_MODELS, LRS, SEEDS, TASKS, accuracy, config, fake_result, grid, make_store
 
@@ -43,7 +44,7 @@ def test_best_lr_is_chosen_by_seed_mean_validation_not_by_test():
     point = aggregate_points(runs, "test").iloc[0]
     assert point["lr"] == 1e-3
     assert point["mean"] == pytest.approx(0.5)
-    assert point["std"] == pytest.approx(0.1)  # population std of (0.4, 0.6)
+    assert point["std"] == pytest.approx(np.sqrt(0.02))  # sample std (ddof=1) of (0.4, 0.6), as the paper's
     assert point["selection_score"] == pytest.approx(0.8)
     assert point["lrs"] == (1e-3, 1e-2)
     valid_point = aggregate_points(runs, "best-valid").iloc[0]
@@ -59,7 +60,7 @@ def test_ties_go_to_the_smaller_lr_and_error_bars_are_clipped():
     assert point["lr"] == 1e-3
     runs = pd.DataFrame([run_row(seed=0, valid=1.0), run_row(seed=1, valid=0.8), run_row(seed=2, valid=1.0)])
     point = aggregate_points(runs, "best-valid").iloc[0]
-    assert point["std"] == pytest.approx(np.std([1.0, 0.8, 1.0]))
+    assert point["std"] == pytest.approx(np.std([1.0, 0.8, 1.0], ddof=1))
     assert point["upper"] == 1.0 and point["lower"] == pytest.approx(point["mean"] - point["std"])
 
 
@@ -75,7 +76,14 @@ def test_every_lr_of_a_cell_is_listed_with_its_seeds_and_the_chosen_one_marked()
         [64, 1e-3, 2, "0: 0.600, 1: 0.400", True],  # seeds in order; test values, the lr chosen on valid
         [64, 1e-2, 1, "0: 0.100", False],  # the pending seed is not a value
     ]
-    assert table.loc[1, "mean"] == pytest.approx(0.5) and table.loc[1, "std"] == pytest.approx(0.1)
+    assert table.loc[1, "mean"] == pytest.approx(0.5) and table.loc[1, "std"] == pytest.approx(np.sqrt(0.02))
+    assert np.isnan(table.loc[0, "std"])  # one seed: no spread to speak of
+
+
+def test_one_seed_has_no_error_bar_and_an_empty_std_cell():
+    point = aggregate_points(pd.DataFrame([run_row(seed=0, valid=0.7)]), "best-valid").iloc[0]
+    assert np.isnan(point["std"]) and point["lower"] == point["upper"] == pytest.approx(0.7)
+    assert _cell_text("std", point["std"]) == ""
 
 
 def test_the_report_lists_every_lr_only_where_a_cell_tried_several(tmp_path):
@@ -85,7 +93,7 @@ def test_the_report_lists_every_lr_only_where_a_cell_tried_several(tmp_path):
     two_lrs = pd.DataFrame([run_row(lr=1e-3, valid=0.5), run_row(lr=1e-2, valid=0.7)])
     build_report(two_lrs, name="two", out_dir=tmp_path, curves=False)
     text = (tmp_path / "two.md").read_text()
-    assert "## Every lr" in text and "| 0.01 | 0.700 | 0.000 | 1 | 0: 0.700 | yes |" in text
+    assert "## Every lr" in text and "| 0.01 | 0.700 |  | 1 | 0: 0.700 | yes |" in text
 
 
 def test_unfinished_runs_count_as_expected_but_not_as_seeds():
@@ -227,7 +235,7 @@ def test_markdown_table_has_the_numbers_and_seed_counts():
     markdown = to_markdown(points_table(points))
     assert markdown.splitlines()[0].startswith("| seq_len | num_kv_pairs | vocab_size | arch | d_model | lr |")
     best = np.mean([accuracy("rebased", 32, 128, 1e-3, seed) - 0.02 for seed in SEEDS])
-    assert f"| 128 | 8 | 8192 | rebased | 32 | 0.001 | {best:.3f} | 0.050 | 2 | 2 |" in markdown
+    assert f"| 128 | 8 | 8192 | rebased | 32 | 0.001 | {best:.3f} | 0.071 | 2 | 2 |" in markdown
 
 
 def test_build_report_writes_figures_and_tables_named_after_the_sweep(tmp_path):

@@ -16,8 +16,10 @@ Two metrics:
 - ``best-valid``: the best validation accuracy over epochs, the paper's convention. The same numbers chose the
   lr, so it is biased upwards a little; use it to compare with published figures.
 
-The std is the population std over seeds (numpy's default, ddof=0): with 5 seeds it is ~11% below the sample
-std; with 1 seed it is 0 rather than undefined.
+The std is the sample std over seeds (ddof=1), as the ReBased code's figure notebook computes it (pandas' `.std()`
+in corl-team/rebased `main_fig_parsing.ipynb`), so error bars compare with the published ones; the population std
+read 11 % low at 5 seeds and 29 % low at 2. With one seed it is undefined (NaN): no error bar and an empty cell,
+rather than a bar of 0 that looks like agreement between seeds.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"] == DONE]
 
 
+def _sample_std(values: pd.Series) -> float:
+    """The sample std (ddof=1) of a cell's seeds; NaN for one seed (see the module's docstring)."""
+    values = values.to_numpy(dtype=float)
+    return float(np.std(values, ddof=1)) if values.size > 1 else float("nan")
+
+
 def _per_lr(done: pd.DataFrame, value_column: str) -> pd.DataFrame:
     """Per (cell, lr) of finished runs: the selection score and the metric's mean/std over seeds, and n_seeds."""
     return (
@@ -63,7 +71,7 @@ def _per_lr(done: pd.DataFrame, value_column: str) -> pd.DataFrame:
         .agg(
             selection_score=(SELECTION_COLUMN, "mean"),
             mean=(value_column, "mean"),
-            std=(value_column, lambda values: float(np.std(values.to_numpy(dtype=float)))),
+            std=(value_column, _sample_std),
             n_seeds=("seed", "size"),
         )
         .reset_index()
@@ -106,8 +114,9 @@ def aggregate_points(
     lrs_tried = done.groupby(CELL_COLUMNS)["lr"].agg(lambda lrs: tuple(sorted(set(lrs)))).rename("lrs")
     best = best.merge(lrs_tried.reset_index(), on=CELL_COLUMNS, how="left")
 
-    best["lower"] = (best["mean"] - best["std"]).clip(0.0, 1.0)
-    best["upper"] = (best["mean"] + best["std"]).clip(0.0, 1.0)
+    spread = best["std"].fillna(0.0)  # one seed: no bar
+    best["lower"] = (best["mean"] - spread).clip(0.0, 1.0)
+    best["upper"] = (best["mean"] + spread).clip(0.0, 1.0)
     best["n_seeds"] = best["n_seeds"].astype(int)
     best["n_expected"] = best["n_expected"].astype(int)
     return best[columns].sort_values(CELL_COLUMNS).reset_index(drop=True)
