@@ -81,6 +81,9 @@ def make_qk_transform(name: str, dim: int, impl: str = "auto") -> nn.Module:
     if name == "layernorm":  # ReBased: (γ·norm(x) + β)²
         return LayerNorm(dim, impl=impl)
     if name == "norm":  # norm(x)²
+        # The public ReBased code's `Normalizer` for this row cannot run as published (it reads an epsilon it never
+        # sets), so Table 1's norm(x)² came from code we cannot see: LayerNorm without its affine part, over the same
+        # heads × features as ReBased's own LayerNorm, is the reading that differs from ReBased only by γ and β.
         return LayerNorm(dim, elementwise_affine=False, impl=impl)
     if name == "gamma":  # (γ·x)²
         return FeatureScale(dim, bias=False)
