@@ -5,6 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +135,48 @@ def test_reclaim_dead_owner_and_expired_lease(tmp_path):
         store._conn.execute("UPDATE runs SET host = 'elsewhere' WHERE id = ?", (configs[1].id,))
         assert store.reclaim_stale("s", lease_s=-1) == [configs[1].id]  # other host: lease expired
         assert store.counts("s")["pending"] == 2
+
+
+def _linux_proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux's /proc")
+def test_reclaim_a_zombie_owner(tmp_path):
+    """A worker killed with its SIGKILLed driver is a zombie until init reaps it (here: for seconds). os.kill(pid, 0)
+    succeeds on a zombie, so an `mqar sweep` run again at once left its run 'running' and finished without it."""
+    configs = make_configs(1)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie once it exits
+    try:
+        deadline = time.monotonic() + 10
+        while _linux_proc_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with Store(tmp_path / "s.db") as store:
+            store.register_sweep("s", configs)
+            store.claim("s", pid=zombie.pid)
+            assert store.reclaim_stale("s") == [configs[0].id]
+    finally:
+        zombie.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux's /proc")
+def test_reclaim_a_run_whose_owner_pid_now_names_a_newer_process(tmp_path):
+    """After a reboot (or pids wrapping around) a dead worker's pid may name an unrelated live process: the run stayed
+    'running' for as long as that process lived (the lease does not apply on the owner's host). A process that
+    started after the run's last heartbeat cannot be its owner."""
+    configs = make_configs(2)
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store(tmp_path / "s.db") as store:
+            store.register_sweep("s", configs)
+            store.claim("s", pid=stranger.pid)
+            store.claim("s")  # this process: started before the claim's heartbeat, a live owner
+            before_reboot = time.time() - 600  # the worker's last epoch, ten minutes before the machine came back
+            store._conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (before_reboot, configs[0].id))
+            assert store.reclaim_stale("s", lease_s=-1) == [configs[0].id]  # not this process's run
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_missing_store_and_unknown_sweep_are_user_errors(tmp_path):

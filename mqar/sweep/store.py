@@ -10,7 +10,8 @@ Tables
                 by the Ray driver within seconds), and rewritten whole when the run finishes.
 
 Status of a run: 'pending' -> 'running' (claimed atomically by one process) -> 'done' | 'failed'.
-A 'running' run whose owner process is dead (same host) or whose heartbeat is older than the lease (any host)
+A 'running' run whose owner process is dead (same host: gone, a zombie, or its pid taken by a process that started
+after the run's last heartbeat, as after a reboot) or whose heartbeat is older than the lease (any host)
 is handed back to 'pending' by `reclaim_stale`, so a killed sweep resumes without losing or duplicating runs.
 
 Every write is one short `BEGIN IMMEDIATE` transaction; the busy timeout makes concurrent writers wait their
@@ -107,8 +108,32 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def owner_is_alive(host: Optional[str], pid: Optional[int]) -> Optional[bool]:
-    """Whether the process `pid` on `host` still runs: True/False on this host, None (unknown) elsewhere."""
+# A process that started this long after a run's last heartbeat cannot be the run's owner (the owner heartbeats, so it
+# was running then): its pid was reused. Not 0: process start times are read to about a second (/proc/stat's btime),
+# and a forward step of the wall clock while a run trains must not make its live owner look like a stranger.
+PID_REUSE_MARGIN_S = 30.0
+
+
+def _process_state(pid: int) -> Optional[tuple[str, float]]:
+    """(state letter, start time in seconds since the epoch) of process `pid`, from Linux's /proc; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces and parentheses
+        return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def owner_is_alive(host: Optional[str], pid: Optional[int], heartbeat_at: Optional[float] = None) -> Optional[bool]:
+    """Whether the process `pid` on `host` still runs: True/False on this host, None (unknown) elsewhere.
+
+    On Linux a zombie (killed, not yet reaped: a sweep's workers orphaned by a SIGKILLed driver stay so until init
+    reaps them) is dead, and so is a process that started well after `heartbeat_at`, the owner's last sign of life:
+    that pid now names another process (after a reboot, or once pids wrapped around), which would otherwise keep the
+    run 'running' for as long as it lives.
+    """
     if host != socket.gethostname() or pid is None:
         return None
     try:
@@ -116,7 +141,14 @@ def owner_is_alive(host: Optional[str], pid: Optional[int]) -> Optional[bool]:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
-        return True
+        pass
+    state = _process_state(pid)
+    if state is not None:
+        letter, started = state
+        if letter in ("Z", "X"):
+            return False
+        if heartbeat_at is not None and started > heartbeat_at + PID_REUSE_MARGIN_S:
+            return False
     return True
 
 
@@ -352,7 +384,7 @@ class Store:
                 query += " AND r.id IN (SELECT run_id FROM sweep_runs WHERE sweep = ?)"
                 params = (sweep,)
             for row in conn.execute(query, params).fetchall():
-                alive = owner_is_alive(row["host"], row["pid"])
+                alive = owner_is_alive(row["host"], row["pid"], row["heartbeat_at"])
                 expired = row["heartbeat_at"] is None or now - row["heartbeat_at"] > lease_s
                 if alive is False or (alive is None and expired):
                     conn.execute(
