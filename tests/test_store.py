@@ -179,6 +179,46 @@ def test_reclaim_a_run_whose_owner_pid_now_names_a_newer_process(tmp_path):
         stranger.wait()
 
 
+class _InterruptedAfterBegin:
+    """A store's connection on which Ctrl-C lands once, just after a BEGIN IMMEDIATE has returned."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.armed = conn, True
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def execute(self, sql, *args):
+        cursor = self.conn.execute(sql, *args)
+        if sql == "BEGIN IMMEDIATE" and self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return cursor
+
+
+def test_a_write_cut_by_ctrl_c_does_not_block_the_release_that_follows(tmp_path):
+    """A worker's Ctrl-C landed inside a store write, between BEGIN and COMMIT: the transaction stayed open on its
+    connection, so the release it does on Ctrl-C failed ('cannot start a transaction within a transaction'), with a
+    traceback, while it kept the write lock from every other process."""
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.register_sweep("s", make_configs(1))
+        run = store.claim("s")
+        connection = store._conn
+        store._conn = _InterruptedAfterBegin(connection)
+        with pytest.raises(KeyboardInterrupt):
+            store.record_epoch(run.id, EpochRecord(epoch=1, train_loss=1.0, valid_loss=1.0, valid_accuracy=0.5,
+                                                   lr=1e-3, seconds=1.0))
+        store._conn = connection
+        store.release(run.id)  # what the worker does on Ctrl-C
+        assert store.status_of(run.id) == "pending"
+        assert load_epochs(path).empty  # the interrupted write was not committed
+        other = sqlite3.connect(path, timeout=0.5)
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def test_missing_store_and_unknown_sweep_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="no results store"):
         load(tmp_path / "absent.db")

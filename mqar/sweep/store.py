@@ -444,6 +444,13 @@ class _Transaction:
         self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
+        if self.conn.in_transaction:
+            # A write that Ctrl-C (KeyboardInterrupt) cut between its BEGIN and its COMMIT or ROLLBACK (in __enter__
+            # after the BEGIN, or in __exit__ before either ran) left its transaction open, holding the store's
+            # write lock; without this the release that follows on Ctrl-C failed ('cannot start a transaction within
+            # a transaction') and every other process waited on the lock until this one exited. Nothing of it was
+            # committed: drop it.
+            self.conn.execute("ROLLBACK")
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
