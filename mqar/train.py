@@ -435,7 +435,8 @@ def train(
     """Train one model as `config` says and measure it.
 
     device: "auto" (CUDA when available), "cpu", "cuda", "cuda:N". data: the splits to use; None generates them
-    from `config.task` and `config.recipe.data_seed` (sizes from the recipe). on_epoch: called after each epoch.
+    from `config.task` and `config.recipe.data_seed` (sizes from the recipe). on_epoch: called after each epoch
+    (a run resumed from its checkpoint first calls it again for the saved epochs, with their saved records).
     kernel_impl: linear attention and LayerNorm implementation ("auto": Triton on CUDA, torch on CPU).
     cuda_graphs: on CUDA, replay the training step as a CUDA graph (see `Trainer`); ignored on CPU. How a run is
     computed, not what: the run id does not depend on it.
@@ -489,6 +490,12 @@ def train(
                 raise UserError(f"checkpoint {checkpoint} cannot be resumed by this mqar ({type(error).__name__}: "
                                 f"{detail}); delete it to start the run afresh") from None
         curve = run.curve
+        if on_epoch is not None:
+            # The saved epochs again, with their saved records: the checkpoint is written before on_epoch, so a run
+            # stopped between the two (or while its epoch was being stored, or before the Ray driver stored it) left
+            # an epoch that its progress rows lack, and the resumed run's rows had a hole (epochs 2, 3 without 1).
+            for record in curve:
+                on_epoch(record)
         description = f"{config.arch} d={config.d_model} lr={config.lr:g}"
         bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))
         if bar and curve:

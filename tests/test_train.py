@@ -370,9 +370,40 @@ def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_curve(tmp_path)
     assert [point["epoch"] for point in load_checkpoint(path, config.id, "cpu")["curve"]] == [1, 2]
     seen = []
     resumed = train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
-    assert [record.epoch for record in seen] == [3, 4]  # epochs 1-2 came from the checkpoint
+    assert [record.epoch for record in seen] == [1, 2, 3, 4]  # 1-2 replayed from the checkpoint, then trained 3-4
     _same_result(resumed, whole)  # bit for bit: weights, optimiser moments, schedule, batch order, dropout RNG
     assert not path.exists()  # a finished run leaves no checkpoint
+
+
+def test_a_resumed_run_stores_the_epoch_its_stopped_attempt_saved_but_never_stored(tmp_path):
+    """The checkpoint is saved before on_epoch stores the epoch: an attempt killed between the two (or inside the
+    store's write) left a checkpoint of epoch 1 and no epoch-1 row; the resumed run stored epochs 2, 3, ... only, so
+    the run's progress curve (and a failed retry's curve) lacked epoch 1. Fuzzing kill/resume of `mqar sweep` found it.
+    """
+    from mqar.sweep.store import Store
+
+    config = tiny_config(epochs=4)
+    data = config.make_splits()
+    path = tmp_path / "run.pt"
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("s", [config])
+        store.claim("s")
+        with pytest.raises(KeyboardInterrupt):  # killed after the checkpoint of epoch 1, before storing epoch 1
+            train(config, device="cpu", data=data, checkpoint=path, on_epoch=_interrupt_after(1))
+
+        def store_then_stop_after_2(record):
+            store.record_epoch(config.id, record)
+            if record.epoch == 2:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train(config, device="cpu", data=data, checkpoint=path, on_epoch=store_then_stop_after_2)
+        rows = store.query("SELECT epoch, train_loss FROM epochs WHERE run_id = ? ORDER BY epoch", (config.id,))
+    from mqar.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(path, config.id, "cpu")["curve"]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert [row["train_loss"] for row in rows] == [point["train_loss"] for point in saved]
 
 
 def test_run_config_nested_configs_given_as_dicts_are_user_errors():
@@ -421,7 +452,7 @@ def test_a_checkpoint_path_may_be_a_str(tmp_path):
     assert path.exists()
     seen = []
     train(config, device="cpu", data=data, checkpoint=str(path), on_epoch=seen.append)
-    assert [record.epoch for record in seen] == [2]
+    assert [record.epoch for record in seen] == [1, 2]  # epoch 1 replayed from the checkpoint
     assert not path.exists()
 
 
@@ -439,7 +470,7 @@ def test_a_checkpoint_of_another_run_is_a_user_error_and_is_kept(tmp_path):
     assert path.read_bytes() == saved
     seen = []  # the other run still resumes from it
     train(other, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
-    assert [record.epoch for record in seen] == [2, 3] and not path.exists()
+    assert [record.epoch for record in seen] == [1, 2, 3] and not path.exists()
 
 
 @pytest.mark.parametrize("content", ["empty", "truncated", "text", "a state dict"])
@@ -515,7 +546,7 @@ def test_a_sweep_worker_continues_a_stopped_run(tmp_path):
     seen = []
     outcome = run_one(config, "cpu", cache_dir=tmp_path / "cache", checkpoint_dir=tmp_path / "ckpt",
                       on_epoch=seen.append)
-    assert outcome.ok and [record.epoch for record in seen] == [2, 3]
+    assert outcome.ok and [record.epoch for record in seen] == [1, 2, 3]
     _same_result(outcome.result, train(config, device="cpu"))
     assert list((tmp_path / "ckpt").iterdir()) == []
 
