@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from mqar.errors import UserError
-from mqar.models import ARCHS, build_model, count_params
-from mqar.models.mixers import LinearAttention
+from mqar.models import ARCHS, LanguageModel, build_model, count_params
+from mqar.models.mixers import LinearAttention, ShortConvMixer
 
 PAPER_ARCHS = (
     "attention", "conv-attention", "based", "rebased", "rebased-x2", "rebased-norm", "rebased-gamma", "rebased-affine"
@@ -24,6 +24,51 @@ def test_parameter_counts_match_the_paper_exactly(d_model, based_params):
 
 def test_the_paper_archs_are_registered():
     assert set(PAPER_ARCHS) <= set(ARCHS)
+
+
+def test_language_model_without_positions_drops_only_the_position_table():
+    """Same mixers, switch off: seq_len × d_model fewer parameters, no position key, and the model still runs."""
+    def language_model(position_embedding):
+        torch.manual_seed(0)
+        return LanguageModel([ShortConvMixer(8, kernel_size=3)], d_model=8, max_seq_len=12, vocab_size=16,
+                             position_embedding=position_embedding)
+
+    with_positions, without = language_model(True), language_model(False)
+    assert count_params(with_positions) - count_params(without) == 12 * 8
+    assert set(with_positions.state_dict()) - set(without.state_dict()) == {"position_embedding.weight"}
+    assert without(torch.randint(0, 16, (2, 12))).shape == (2, 12, 8)
+    with pytest.raises(ValueError, match="longer than the model's 12 positions"):  # the length limit stays
+        without(torch.randint(0, 16, (1, 13)))
+
+
+def _fingerprint(tensors) -> float:
+    """One number that moves if any value, or the order of the values, changes."""
+    flat = torch.cat([tensor.detach().double().flatten() for tensor in tensors])
+    return float((flat * torch.sin(torch.arange(1, flat.numel() + 1, dtype=torch.float64))).sum())
+
+
+@pytest.mark.parametrize(
+    "arch, num_tensors, num_values, state_print, hidden_print, rng_after",
+    # Recorded before the position-embedding switch existed (main at 9722d10): same parameters, same init draws in
+    # the same order (the global RNG ends in the same state), same forward.
+    [
+        ("rebased", 24, 13224, -2.7026502750379287, -13.178944407480927, [0.15612256526947021, 0.7171445488929749]),
+        ("attention", 20, 6192, -0.1042753939399958, -12.432223661928624, [0.18335366249084473, 0.6488811373710632]),
+    ],
+    ids=["rebased", "attention"],
+)
+def test_archs_with_positions_build_the_model_they_built_before_the_switch(
+    arch, num_tensors, num_values, state_print, hidden_print, rng_after
+):
+    inputs = torch.randint(0, 32, (2, 16), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    model = build_model(arch, 24, seq_len=16, vocab_size=32, kernel_impl="torch").eval()
+    assert torch.rand(2).tolist() == rng_after
+    state = model.state_dict()
+    assert (len(state), sum(tensor.numel() for tensor in state.values())) == (num_tensors, num_values)
+    assert _fingerprint(state.values()) == pytest.approx(state_print, rel=1e-12)
+    with torch.no_grad():
+        assert _fingerprint([model(inputs)]) == pytest.approx(hidden_print, rel=1e-6)
 
 
 def qk_parameter_names(arch):

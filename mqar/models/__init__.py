@@ -12,7 +12,15 @@ from torch import nn
 from mqar.config import is_integer
 from mqar.errors import UserError
 from mqar.models.language_model import LabelledLoss, LanguageModel
-from mqar.models.registry import ARCH_PATTERNS, MIXERS, MixerContext, MixerSpec, check_arch, register_arch
+from mqar.models.registry import (
+    ARCH_PATTERNS,
+    MIXERS,
+    POSITION_EMBEDDINGS,
+    MixerContext,
+    MixerSpec,
+    check_arch,
+    register_arch,
+)
 
 # The registered arch names (a live mapping name -> layer pattern: iterate it for the names).
 ARCHS = ARCH_PATTERNS
@@ -33,7 +41,8 @@ __all__ = [
 def build_model(
     arch: str, d_model: int, seq_len: int, vocab_size: int = 8192, *, kernel_impl: str = "auto"
 ) -> LanguageModel:
-    """The language model of `arch` at width `d_model`, with `seq_len` learned positions.
+    """The language model of `arch` at width `d_model` for sequences of up to `seq_len` tokens, with `seq_len`
+    learned positions where the arch has them (`POSITION_EMBEDDINGS`).
 
     Initialisation draws from torch's global RNG: seed it (or fork it) around this call for a reproducible model.
     `kernel_impl` picks the linear attention and LayerNorm implementations ("auto": Triton on CUDA tensors, torch
@@ -48,7 +57,8 @@ def build_model(
         MIXERS[name].build(MixerContext(d_model, seq_len, layer_index, kernel_impl))
         for layer_index, name in enumerate(pattern)
     ]
-    return LanguageModel(mixers, d_model=d_model, max_seq_len=seq_len, vocab_size=vocab_size, kernel_impl=kernel_impl)
+    return LanguageModel(mixers, d_model=d_model, max_seq_len=seq_len, vocab_size=vocab_size, kernel_impl=kernel_impl,
+                         position_embedding=POSITION_EMBEDDINGS[arch])
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,6 +1,7 @@
 """The language model around the mixers: embeddings, pre-norm blocks, final norm, tied head.
 
-Follows the ReBased Figure-1 recipe (shared REFERENCE.md): learned absolute positions, embedding dropout 0.1,
+Follows the ReBased Figure-1 recipe (shared REFERENCE.md): learned absolute positions (unless built with
+`position_embedding=False`, as Zoology's Figure-2 models other than attention are), embedding dropout 0.1,
 blocks `x + mixer(norm1(x))` then `x + identity(norm2(x))` (Zoology's block with its state mixer, the MLP, set to
 identity: the second norm stays, which is where 2 × 2·d_model of the paper's parameter counts come from),
 a final LayerNorm, an LM head tied to the token embedding, init N(0, 0.02). The LayerNorms are
@@ -61,11 +62,13 @@ class LanguageModel(nn.Module):
         embed_dropout: float = 0.1,
         init_std: float = 0.02,
         kernel_impl: str = "auto",
+        position_embedding: bool = True,
     ) -> None:
         super().__init__()
         self.max_seq_len = max_seq_len
         self.token_embedding = TokenEmbedding(vocab_size, d_model)  # nn.Embedding; compiled: filler 0's backward apart
-        self.position_embedding = nn.Embedding(max_seq_len, d_model)
+        # None: no module at all, as Zoology's max_position_embeddings=0 (no parameters, nothing drawn at init)
+        self.position_embedding = nn.Embedding(max_seq_len, d_model) if position_embedding else None
         self.embed_dropout = nn.Dropout(embed_dropout)
         # A mixer may bring its own residual block (`residual_block`, a class taking (d_model, mixer)), e.g. Mamba's.
         self.blocks = nn.ModuleList(
@@ -97,8 +100,10 @@ class LanguageModel(nn.Module):
         seq_len = inputs.shape[1]
         if seq_len > self.max_seq_len:
             raise ValueError(f"sequence of {seq_len} tokens is longer than the model's {self.max_seq_len} positions")
-        positions = torch.arange(seq_len, device=inputs.device)
-        x = self.embed_dropout(self.token_embedding(inputs) + self.position_embedding(positions))
+        x = self.token_embedding(inputs)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(torch.arange(seq_len, device=inputs.device))
+        x = self.embed_dropout(x)
         for block in self.blocks:
             x = block(x)
         return self.final_norm(x)  # [batch, seq, d_model]

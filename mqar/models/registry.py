@@ -1,7 +1,8 @@
 """Architectures as data: an arch name is a pattern of mixer names, one per layer; a mixer name is a factory.
 
 To add an architecture (e.g. mamba, rwkv, hyena, h3, base-conv): register its mixer in MIXERS (a function of
-`MixerContext` returning an nn.Module [batch, seq, d_model] -> same), then its layer pattern in ARCHS.
+`MixerContext` returning an nn.Module [batch, seq, d_model] -> same), then its layer pattern in ARCHS
+(`register_arch`, which also says whether the arch's LM has learned position embeddings).
 """
 
 from __future__ import annotations
@@ -83,14 +84,23 @@ ARCH_PATTERNS: dict[str, tuple[str, ...]] = {
     "rebased-affine": ("short-conv", "rebased-affine"),
 }
 
+# arch name -> whether its LM adds learned absolute position embeddings. All the ReBased archs do; Zoology's
+# Figure-2 models other than attention have none (`max_position_embeddings=0`, HazyResearch/zoology
+# zoology/experiments/paper/zoology_figure2.py @194a712), so their archs register with False.
+POSITION_EMBEDDINGS: dict[str, bool] = dict.fromkeys(ARCH_PATTERNS, True)
 
-def register_arch(name: str, pattern: tuple[str, ...], mixers: Mapping[str, MixerSpec] = {}) -> None:
-    """Add an architecture (and any new mixers it uses) to the registry."""
+
+def register_arch(
+    name: str, pattern: tuple[str, ...], mixers: Mapping[str, MixerSpec] = {}, *, position_embedding: bool = True
+) -> None:
+    """Add an architecture (and any new mixers it uses) to the registry; `position_embedding=False` builds its LM
+    without learned position embeddings."""
     MIXERS.update(mixers)
     unknown = [mixer for mixer in pattern if mixer not in MIXERS]
     if unknown:
         raise ValueError(f"arch {name!r} uses unregistered mixer(s) {unknown}")
     ARCH_PATTERNS[name] = tuple(pattern)
+    POSITION_EMBEDDINGS[name] = position_embedding
 
 
 def arch_names() -> tuple[str, ...]:
