@@ -26,6 +26,19 @@ def test_the_paper_archs_are_registered():
     assert set(PAPER_ARCHS) <= set(ARCHS)
 
 
+# Zoology's Figure-2 models other than attention: max_position_embeddings=0 (HazyResearch/zoology
+# zoology/experiments/paper/zoology_figure2.py @194a712); every other arch keeps its learned positions.
+ARCHS_WITHOUT_POSITIONS = {"hyena", "h3", "base-conv"}
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_position_embeddings_exactly_where_the_arch_has_them(arch):
+    model = build_model(arch, 24, seq_len=16, vocab_size=32)
+    has_positions = arch not in ARCHS_WITHOUT_POSITIONS
+    assert (model.position_embedding is not None) == has_positions
+    assert ("position_embedding.weight" in model.state_dict()) == has_positions
+
+
 def test_language_model_without_positions_drops_only_the_position_table():
     """Same mixers, switch off: seq_len × d_model fewer parameters, no position key, and the model still runs."""
     def language_model(position_embedding):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from mqar.cli import app
 from mqar.data import TaskSpec, make_splits
 from mqar.errors import UserError
-from mqar.models import build_model
+from mqar.models import ARCHS, build_model
 from mqar.models.language_model import LanguageModel
 from mqar.runs import Recipe, RunConfig, RunResult
 from mqar.train import TrainingDiverged, DeviceSplit, Trainer, cosine_lr, train
@@ -606,7 +606,22 @@ def test_a_finished_run_also_removes_a_temporary_file_left_by_a_killed_save(tmp_
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("arch", ["rebased", "attention"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_every_registered_arch_takes_training_steps_on_the_cpu(arch):
+    """The trainer's step (AdamW, the labelled-only loss) for each arch, with or without position embeddings."""
+    config = tiny_config(arch=arch, batch_size=32)
+    data = make_splits(config.task, 0, 64, 1, 1)
+    batches = [torch.randperm(64, generator=torch.Generator().manual_seed(i))[:32] for i in range(2)]
+    torch.manual_seed(0)
+    initial = {name: tensor.clone() for name, tensor in build_model(arch, 24, 16, 32).state_dict().items()}
+    trainer, losses = _train_steps(config, "cpu", data, batches)
+    assert all(math.isfinite(loss) for loss in losses), losses
+    assert trainer.step == 2
+    moved = [name for name, tensor in trainer.model.state_dict().items() if not torch.equal(tensor, initial[name])]
+    assert "token_embedding.weight" in moved and any(".mixer." in name for name in moved), moved
+
+
+@pytest.mark.parametrize("arch", ["rebased", "attention", "base-conv"])  # base-conv: no position embeddings
 def test_compiled_model_trains_like_the_eager_one(monkeypatch, arch):
     """compile_model goes through torch.compile (its graph capture; the aot_eager backend runs the captured graph
     without inductor's C++ build) and changes how the step is computed, not what."""

@@ -2,32 +2,33 @@
 
 Importing this package registers five archs (`mqar.models` imports it, so they are always there):
 
-| arch | layers (mixer per layer) | as in |
-|---|---|---|
-| mamba | mamba, mamba — each in Mamba's own block x + mixer(RMSNorm(x)) | ReBased Figure 1 (`mamba`, MambaBlock) |
-| rwkv | rwkv, rwkv (RWKV-4 time mixing, n_layer 2) | ReBased Figure 1 (`rwkv`) |
-| hyena | hyena × 4 | Zoology Figure 2 (`hyena`, n_layers 4) |
-| h3 | h3 × 4 (d_state = seq_len, head_dim 2) | Zoology Figure 2 (`h3`) |
-| base-conv | short-conv, long-conv, short-conv, long-conv | Zoology Figure 2 (`base_conv`, kernel sizes [3, -1, 3, -1]) |
+| arch | layers (mixer per layer) | positions | as in |
+|---|---|---|---|
+| mamba | mamba, mamba — each in Mamba's block x + mixer(RMSNorm(x)) | learned | ReBased Figure 1 (`mamba`, MambaBlock) |
+| rwkv | rwkv, rwkv (RWKV-4 time mixing, n_layer 2) | learned | ReBased Figure 1 (`rwkv`) |
+| hyena | hyena × 4 | none | Zoology Figure 2 (`hyena`, n_layers 4) |
+| h3 | h3 × 4 (d_state = seq_len, head_dim 2) | none | Zoology Figure 2 (`h3`) |
+| base-conv | short-conv, long-conv, short-conv, long-conv | none | Zoology Figure 2 (`base_conv`, kernels [3, -1, 3, -1]) |
 
-Zoology's Figure 2 also has RWKV and Mamba, stacked 4 deep (RWKV with n_layer=12 init curves); `rwkv` and `mamba`
-here are ReBased's 2-layer versions. Neither grid puts a short-conv layer in front of these baselines (ReBased
-does so only for based/rebased/conv-attention), so none is added here. Everything else is the LM's: learned positions, embedding dropout 0.1,
-pre-norm blocks with an identity MLP slot, final LayerNorm, tied head, N(0, 0.02) init. Where the papers' models
-differ from that, we did not follow them (the LM is shared by all archs): Zoology's Figure-2 models for these
-mixers have no position embeddings (max_position_embeddings 0) — ours add seq_len × d_model parameters; ReBased's
-Mamba path applies no embedding dropout.
+The Zoology rows follow HazyResearch/zoology zoology/experiments/paper/zoology_figure2.py @194a712: `n_layers=4` for
+every mixer but attention, and `max_position_embeddings=0` for them (no position embedding module at all). Zoology's
+Figure 2 also has RWKV and Mamba, stacked 4 deep without positions (RWKV with n_layer=12 init curves); `rwkv` and
+`mamba` here are ReBased's 2-layer versions with learned positions. Neither grid puts a short-conv layer in front of
+these baselines (ReBased does so only for based/rebased/conv-attention), so none is added here. Everything else is
+the LM's: embedding dropout 0.1, pre-norm blocks with an identity MLP slot, final LayerNorm, tied head, N(0, 0.02)
+init. Where the papers' models still differ from that, we did not follow them (the LM is shared by all archs):
+ReBased's Mamba path applies no embedding dropout.
 
 Parameters (`count_params(build_model(arch, d_model, seq_len=256, vocab_size=8192))`; the tied embedding
-8192 × d_model and positions 256 × d_model are included):
+8192 × d_model is included, and positions 256 × d_model where the arch has them):
 
 | arch | d=64 | d=128 | d=256 | d=512 |
 |---|---|---|---|---|
 | mamba | 606,208 | 1,314,816 | 3,039,232 | 7,716,864 |
 | rwkv | 574,720 | 1,214,976 | 2,692,096 | 6,432,768 |
-| hyena | 665,728 | 1,424,896 | 3,336,448 | 8,732,416 |
-| h3 | 838,272 | 1,807,616 | 4,139,520 | 10,376,192 |
-| base-conv | 562,272 | 1,156,064 | 2,441,952 | 5,406,944 |
+| hyena | 649,344 | 1,392,128 | 3,270,912 | 8,601,344 |
+| h3 | 821,888 | 1,774,848 | 4,073,984 | 10,245,120 |
+| base-conv | 545,888 | 1,123,296 | 2,376,416 | 5,275,872 |
 | rebased (for scale) | 578,752 | 1,180,288 | 2,460,160 | 5,308,672 |
 
 ReBased's Table 6: the numbers we have (issue 3) are Based's 577,984 / 1,179,520 / 2,459,392 / 5,307,904 and
@@ -75,9 +76,10 @@ def register_baselines() -> None:
     mixers = dict(BASELINE_MIXERS)
     register_arch("mamba", ("mamba", "mamba"), mixers)
     register_arch("rwkv", ("rwkv",) * RWKV_NUM_LAYERS)
-    register_arch("hyena", ("hyena",) * ZOOLOGY_NUM_LAYERS)
-    register_arch("h3", ("h3",) * ZOOLOGY_NUM_LAYERS)
-    register_arch("base-conv", ("short-conv", "long-conv") * (ZOOLOGY_NUM_LAYERS // 2))
+    # Zoology's Figure 2 gives learned positions to attention only (max_position_embeddings=0 for the others)
+    register_arch("hyena", ("hyena",) * ZOOLOGY_NUM_LAYERS, position_embedding=False)
+    register_arch("h3", ("h3",) * ZOOLOGY_NUM_LAYERS, position_embedding=False)
+    register_arch("base-conv", ("short-conv", "long-conv") * (ZOOLOGY_NUM_LAYERS // 2), position_embedding=False)
 
 
 register_baselines()
