@@ -3,6 +3,7 @@ finite gradients, the registered archs end to end, and one tiny MQAR run that le
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -27,7 +28,7 @@ from mqar.models.baselines.scan import (
 from mqar.runs import Recipe, RunConfig
 from mqar.train import train
 
-BASELINE_ARCHS = ("mamba", "rwkv", "hyena", "h3", "base-conv")
+BASELINE_ARCHS = ("mamba", "rwkv", "rwkv-zoology", "hyena", "h3", "base-conv")
 RAGGED_LENGTHS = (1, 2, 7, 16, 33)  # powers of two and not, shorter and longer than the scan's first strides
 
 
@@ -237,6 +238,34 @@ def test_layer_patterns_blocks_and_init_follow_the_papers():
     h3 = build_model("h3", 16, 24, 64)
     assert h3.blocks[0].mixer.shift_ssm.B.shape == (16, 24)  # d_state = seq_len, as in Zoology's Figure 2
     assert h3.blocks[0].mixer.diagonal_ssm.log_dt.shape == (8,)  # head_dim 2 -> d_model / 2 heads
+
+
+def _rwkv4_init_curves(d_model: int, layer_idx: int, n_layer: int) -> dict[str, list[float]]:
+    """RWKV-4's fancy init as zoology.mixers.rwkv.RWKVTimeMixer writes it, channel by channel in plain Python."""
+    ratio_0_to_1 = layer_idx / (n_layer - 1)
+    ratio_1_to_almost0 = 1.0 - layer_idx / n_layer
+    fraction = [i / d_model for i in range(d_model)]
+    return {
+        "time_decay": [-5 + 8 * (h / (d_model - 1)) ** (0.7 + 1.3 * ratio_0_to_1) for h in range(d_model)],
+        "time_first": [math.log(0.3) + 0.5 * ((i + 1) % 3 - 1) for i in range(d_model)],
+        "time_mix_k": [x**ratio_1_to_almost0 for x in fraction],
+        "time_mix_v": [x**ratio_1_to_almost0 + 0.3 * ratio_0_to_1 for x in fraction],
+        "time_mix_r": [x ** (0.5 * ratio_1_to_almost0) for x in fraction],
+    }
+
+
+@pytest.mark.parametrize("arch, n_layer, num_layers", [("rwkv-zoology", 12, 4), ("rwkv", 2, 2)])
+def test_rwkv_archs_init_curves_are_rwkv4s_for_their_n_layer(arch, n_layer, num_layers):
+    """rwkv-zoology: Zoology Figure 2's 4 RWKVTimeMixer layers, layer_idx 0..3, with the class default n_layer=12
+    (HazyResearch/zoology zoology/experiments/paper/zoology_figure2.py @194a712); rwkv: ReBased's 2 with n_layer=2."""
+    d_model = 20
+    model = build_model(arch, d_model, seq_len=16, vocab_size=64)
+    assert len(model.blocks) == num_layers
+    for layer_idx, block in enumerate(model.blocks):
+        for name, expected in _rwkv4_init_curves(d_model, layer_idx, n_layer).items():
+            got = getattr(block.mixer, name).detach().double().flatten()
+            torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-6,
+                                       msg=f"{arch} layer {layer_idx} {name}")
 
 
 def test_parameter_table_in_docstring_matches_count_params():

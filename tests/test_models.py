@@ -28,7 +28,7 @@ def test_the_paper_archs_are_registered():
 
 # Zoology's Figure-2 models other than attention: max_position_embeddings=0 (HazyResearch/zoology
 # zoology/experiments/paper/zoology_figure2.py @194a712); every other arch keeps its learned positions.
-ARCHS_WITHOUT_POSITIONS = {"hyena", "h3", "base-conv"}
+ARCHS_WITHOUT_POSITIONS = {"hyena", "h3", "base-conv", "rwkv-zoology"}
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))

@@ -66,4 +66,4 @@ def count_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
-import mqar.models.baselines  # noqa: E402,F401  (registers the archs mamba, rwkv, hyena, h3, base-conv)
+import mqar.models.baselines  # noqa: E402,F401  (registers the archs mamba, rwkv, rwkv-zoology, hyena, h3, base-conv)

@@ -5,7 +5,8 @@ the RWKV-4 WKV CUDA kernel (`rwkv/v4/wkv_cuda.cu`) and uses RWKV-4's time-mixing
 `time_first`, token shift with `time_mix_{k,v,r}`, no heads, no output gate other than sigmoid(receptance). The
 ReBased grid runs it in both of the 2 layers (no short-conv layer in front), built with n_layer=2, each layer in
 the usual pre-norm block. Zoology's Figure-2 `rwkv` is the same RWKV-4 time mixer (same
-kernel), but stacked 4 deep with the class default n_layer=12 for the init curves; our `rwkv` arch is ReBased's.
+kernel), but stacked 4 deep with the class default n_layer=12 for the init curves; our `rwkv` arch is ReBased's,
+`rwkv-zoology` Zoology's (`num_layers` below is that n_layer: it sets the init curves, not the depth).
 So: RWKV-4.
 
 Per channel, with w = -exp(time_decay) (a decay per step) and u = time_first (a bonus for the current token):
@@ -22,9 +23,10 @@ Two implementations, tested against each other in fp64:
 
 Initialisation: RWKV-4's "fancy" init of time_decay, time_first and time_mix (depends on the layer index); the
 Linear weights get the LM's N(0, 0.02) init — as in the ReBased code, whose `_init_weights` overrides RWKV's own
-orthogonal/zero init (`init_rwkv` is never called there). The output projection is named `output` there, so it is
-not rescaled. Precision: the ReBased kernel runs WKV in fp32 and returns bf16 (RWKV_FLOAT_MODE=bf16); ours returns
-the input dtype (fp32 under the fp32 recipe).
+orthogonal/zero init (`init_rwkv` is never called there), and in Zoology's `zoology/model.py`, whose `_init_weights`
+is the same. The output projection is named `output` in both, so neither rescales it, nor do we. Precision: the
+ReBased kernel runs WKV in fp32 and returns bf16 (RWKV_FLOAT_MODE=bf16); ours returns the input dtype (fp32 under the
+fp32 recipe).
 """
 
 from __future__ import annotations
