@@ -62,6 +62,14 @@ def test_each_figure_knows_its_full_sweep():
         assert set(reduced.archs) <= set(full.archs) and set(reduced.d_models) <= set(full.d_models)
         assert set(reduced.tasks) <= set(full.tasks) and set(reduced.lrs) <= set(full.lrs)
         assert reduced.size < full.size
+        assert set(full.archs) <= set(preset.arch_order)  # each arch in its place: the same colour and marker
+
+
+def test_zoology_figure2_runs_zoologys_rwkv():
+    """Zoology's RWKV (4 layers, n_layer-12 init, no positions), not ReBased Figure 1's 2-layer `rwkv`."""
+    archs = load_sweep_spec("zoology-figure2").archs
+    assert "rwkv-zoology" in archs and "rwkv" not in archs
+    assert "rwkv-zoology" in FIGURES["zoology-figure2"].arch_order
 
 
 def test_table1_overlay_puts_the_published_numbers_beside_ours(table1_configs):

@@ -151,6 +151,7 @@ def test_state_size_formulas():
     assert state_size("conv-attention", 64, 512) == 2 * 512 * 64 + 128
     assert state_size("mamba", 64, 512) == 2 * 128 * (16 + 3)
     assert state_size("rwkv", 64, 512) == 2 * 4 * 64
+    assert state_size("rwkv-zoology", 64, 512) == 4 * 4 * 64  # Zoology's 4 layers of the same time mixer
     assert state_size("hyena", 64, 512) is None
     # Attention's state grows with the sequence; a linear model's does not.
     assert state_size("based", 64, 2048) == state_size("based", 64, 128)

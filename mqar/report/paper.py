@@ -79,7 +79,7 @@ FIGURES: dict[str, FigurePreset] = {
         name="zoology-figure2",
         title="Zoology Figure 2: MQAR accuracy vs model dimension",
         metric="best-valid",
-        arch_order=("attention", "based", "rebased", "h3", "hyena", "rwkv", "base-conv"),
+        arch_order=("attention", "based", "rebased", "h3", "hyena", "rwkv-zoology", "base-conv"),
         description="one panel per (seq_len, kv): (64,4) (128,8) (256,16) (512,64), d_model 64..512, max over lr",
     ),
 }

@@ -16,6 +16,7 @@ Formulas, with H = 12 heads, F = 16 feature dim per head, Dv = d_model // 12 (th
   the SSM state d_inner * 16 plus the conv's last 3 inputs d_inner * 3 = 38 * d_model, so 76 * d_model.
 - rwkv (2 RWKV-4 time-mixing layers): per layer and channel the WKV numerator, denominator and running max
   exponent, plus the previous input for the token shift: 4 * d_model per layer, 8 * d_model.
+- rwkv-zoology (Zoology's: 4 of the same layers, other init curves): 16 * d_model.
 The Based paper counts the symmetric part of x (x) x only (F(F+1)/2); we count what the kernels actually store.
 Archs not listed have no formula here: they are left out of a state-size plot, with a note. That includes the
 long-convolution models (hyena, h3 with d_state = seq_len, base-conv): run as recurrences, their "state" is the
@@ -32,6 +33,7 @@ CONV_STATE_PER_DIM = 2  # kernel 3: the two previous inputs
 BASED_FEATURES = 1 + FEATURE_DIM + FEATURE_DIM**2  # 273
 REBASED_FEATURES = FEATURE_DIM**2  # 256
 MAMBA_STATE, MAMBA_CONV = 16, 4  # d_state, causal conv width
+RWKV_STATE_PER_DIM = 4  # WKV numerator, denominator, running max exponent; the previous input (token shift)
 
 
 def _linear_attention(features: int) -> Callable[[int, int], int]:
@@ -52,7 +54,8 @@ STATE_SIZE_FORMULAS: dict[str, Callable[[int, int], int]] = {
     "rebased-gamma": _linear_attention(REBASED_FEATURES),
     "rebased-affine": _linear_attention(REBASED_FEATURES),
     "mamba": lambda d_model, seq_len: 2 * (2 * d_model) * (MAMBA_STATE + MAMBA_CONV - 1),
-    "rwkv": lambda d_model, seq_len: 2 * 4 * d_model,
+    "rwkv": lambda d_model, seq_len: 2 * RWKV_STATE_PER_DIM * d_model,
+    "rwkv-zoology": lambda d_model, seq_len: 4 * RWKV_STATE_PER_DIM * d_model,
     "attention": lambda d_model, seq_len: 2 * (2 * seq_len * d_model),
     "conv-attention": lambda d_model, seq_len: 2 * seq_len * d_model + CONV_STATE_PER_DIM * d_model,
 }
