@@ -196,6 +196,32 @@ def test_figure_run_stopped_by_ctrl_c_says_so_and_draws_nothing(tmp_path, monkey
     assert not out.exists()
 
 
+def test_figure_run_stopped_by_sigterm_says_so_with_exit_143(tmp_path, monkeypatch, table1_configs):
+    # SIGTERM (a time limit, `kill PID`) during the runs killed the command at once: no resume line, exit -15.
+    import os
+    import signal
+    import time
+
+    def terminated_run_sweep(spec, *, store, **options):
+        os.kill(os.getpid(), signal.SIGTERM)  # as the executors see it: an exception in their wait for the workers
+        time.sleep(5)
+        return sweep_summary(spec, store, done=0, interrupted=False)
+
+    def unhandled(signum, frame):  # stands in for the default (death), which would end this test session
+        raise RuntimeError("SIGTERM not handled")
+
+    monkeypatch.setattr(mqar.sweep, "run_sweep", terminated_run_sweep, raising=False)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        result = runner.invoke(app, ["figure", "rebased-table1", "--scale", "reduced", "--run", "--store",
+                                     str(tmp_path / "mqar.db"), "--out", str(tmp_path / "figures")])
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the command's own handler ends with it
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert "interrupted: Every finished run is saved; resume with:" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["rebased-figure9"], "unknown figure 'rebased-figure9'; choose one of rebased-figure1, rebased-table1"),
     (["rebased-table1", "--scale", "tiny"], "unknown --scale 'tiny'"),

@@ -319,3 +319,102 @@ def test_results_list_keeps_the_numbers_whole_in_80_columns(tmp_path):
     assert all(word in header.split() for word in ("done", "failed", "running", "pending", "total"))
     rows = [line for line in lines if "rebased-affine" in line]
     assert len(rows) == 1 and rows[0].split()[-6:] == ["2", "0", "0", "0", "2", f"{accuracy('rebased-affine', 32, 64, 1e-3, 0):.3f}"]
+
+
+# A `mqar sweep` process whose runs are the fake ones (test_sweep_fakes), for signals sent to a real command.
+FAKE_TRAINING_CLI = """
+import sys
+import mqar.commands.sweep as command
+from mqar.cli import app
+from test_sweep_fakes import fake_train
+run_sweep = command.run_sweep
+command.run_sweep = lambda *args, train_fn=None, **kwargs: run_sweep(*args, train_fn=fake_train, **kwargs)
+app(sys.argv[1:], prog_name="mqar")
+"""
+TINY_SWEEP_TOML = """
+name = "t"
+archs = ["attention"]
+d_models = [16, 32]
+lrs = [1e-3]
+seeds = [{seeds}]
+
+[[tasks]]
+seq_len = 16
+num_kv_pairs = 2
+vocab_size = 32
+
+[recipe]
+epochs = 2
+num_train_examples = 16
+num_valid_examples = 8
+num_test_examples = 8
+batch_size = 8
+"""
+
+
+def _sigterm_a_running_sweep(tmp_path, *, to_group: bool, ignore_sigint: bool):
+    """Start `mqar sweep` (80 fake runs of 0.5 s on 2 CPU workers: ~20 s of work), SIGTERM it once a run is done:
+    its process group (`timeout`, a time limit) or the driver alone (`kill PID`). (exit code, stderr, seconds the
+    driver took to exit, the store's counts)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_sweep import TESTS_DIR
+
+    config, store = tmp_path / "t.toml", tmp_path / "s.db"
+    # Seeds from 20: test_sweep_fakes' seeds 13 to 17 fail on purpose.
+    config.write_text(TINY_SWEEP_TOML.format(seeds=", ".join(map(str, range(20, 60)))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+           "MQAR_FAKE_SLEEP": "0.25"}
+    # As `mqar sweep &` in a script: started with SIGINT ignored, which Python keeps (and passes on to the workers).
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    args = ["--config", str(config), "--store", str(store), "--cache-dir", str(tmp_path / "cache"), "--devices", "cpu",
+            "--runs-per-device", "2", "--no-live"]
+    driver = subprocess.Popen([sys.executable, "-c", FAKE_TRAINING_CLI, "sweep", *args], env=env, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                              preexec_fn=ignore)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and driver.poll() is None:
+            if store.exists():
+                with Store(store) as db:
+                    if db.counts("t")["done"] >= 1:
+                        break
+            time.sleep(0.1)
+        assert driver.poll() is None, driver.stderr.read()
+        sent = time.monotonic()
+        if to_group:
+            os.killpg(driver.pid, signal.SIGTERM)
+        else:
+            os.kill(driver.pid, signal.SIGTERM)
+        _, err = driver.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    with Store(store) as db:
+        counts = db.counts("t")
+    return driver.returncode, err, took, counts
+
+
+@pytest.mark.parametrize("to_group", [True, False], ids=["process-group", "driver-alone"])
+def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path, to_group):
+    # SIGTERM (timeout, SLURM's time limit, kill PID, docker stop) killed the driver at once (exit -15) and its
+    # workers with it: their runs stayed 'running' until the next sweep reclaimed them, and no resume line.
+    code, err, _, counts = _sigterm_a_running_sweep(tmp_path, to_group=to_group, ignore_sigint=False)
+    assert code == 128 + 15, err
+    assert "interrupted" in err and "resume with:" in err and "sweep --config" in err, err
+    assert counts["running"] == 0 and counts["failed"] == 0 and counts["pending"] > 0, counts
+
+
+def test_sigterm_stops_a_background_sweep_whose_workers_ignore_sigint(tmp_path, monkeypatch):
+    # `mqar sweep &`: its workers ignore SIGINT, so the driver's SIGINT stop request went unheard: they trained on
+    # through the 20 s grace period and were then killed. Asked with SIGTERM, they hand their runs back at once.
+    code, err, took, counts = _sigterm_a_running_sweep(tmp_path, to_group=False, ignore_sigint=True)
+    assert code == 128 + 15, err
+    assert took < 10, f"the workers took {took:.0f} s to stop"
+    assert counts["running"] == 0 and counts["failed"] == 0 and counts["pending"] > 0, counts

@@ -3,13 +3,14 @@ ours where the paper gives them. A thin shell over `mqar.report.figure`."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from mqar.commands import stop_interrupted
+from mqar.commands import sigterm_as_ctrl_c, stop_interrupted
 from mqar.commands.report import DEFAULT_OUT, check_choice, parse_list, print_report
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE
@@ -54,13 +55,14 @@ def figure(
         from mqar.sweep.worker import compiled_train_fn
 
         run_options["train_fn"] = compiled_train_fn()
-    try:
-        result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
-                              run_options=run_options)
-    except KeyboardInterrupt as interrupt:
-        if not run:
-            raise
-        # Ctrl-C during the runs: the sweep's own line, not a figure of what had finished (or 'none of the runs has
-        # finished; run ... --run', the command just stopped)
-        stop_interrupted(Console(stderr=True, soft_wrap=True), str(interrupt))
+    with sigterm_as_ctrl_c() if run else contextlib.nullcontext() as interrupts:
+        try:
+            result = build_figure(name, store, out_dir=out, scale=scale, run=run, metric=metric, curves=curves,
+                                  run_options=run_options)
+        except KeyboardInterrupt as interrupt:
+            if not run:
+                raise
+            # Ctrl-C (or SIGTERM) during the runs: the sweep's own line, not a figure of what had finished (or 'none
+            # of the runs has finished; run ... --run', the command just stopped)
+            stop_interrupted(Console(stderr=True, soft_wrap=True), str(interrupt), interrupts.signum)
     print_report(result, Console(soft_wrap=True))

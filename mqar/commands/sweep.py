@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mqar.commands import stop_interrupted, this_command
+from mqar.commands import sigterm_as_ctrl_c, stop_interrupted, this_command
 from mqar.errors import UserError
 from mqar.paths import DEFAULT_STORE, check_writable_folder
 from mqar.runs import PRECISIONS, Recipe
@@ -103,14 +103,19 @@ def sweep(
     console.print(f"sweep [bold]{spec.name}[/]: {spec.size} runs → {store}")
     from mqar.sweep.worker import compiled_train_fn
 
-    summary = run_sweep(
-        spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend, retry_failed=retry_failed,
-        address=address, cache_dir=cache_dir, live=live, train_fn=compiled_train_fn() if compile else None,
-    )
+    with sigterm_as_ctrl_c() as interrupts:
+        try:
+            summary = run_sweep(
+                spec, store, devices=devices, runs_per_device=runs_per_device, backend=backend,
+                retry_failed=retry_failed, address=address, cache_dir=cache_dir, live=live,
+                train_fn=compiled_train_fn() if compile else None,
+            )
+        except KeyboardInterrupt:  # before the workers started (registering the grid): nothing was trained yet
+            stop_interrupted(console, "", interrupts.signum)
     if summary.reclaimed:
         console.print(f"picked up {summary.reclaimed} run(s) left unfinished by a stopped sweep")
     if summary.interrupted:
-        stop_interrupted(console, summary.counts)
+        stop_interrupted(console, summary.counts, interrupts.signum)
     console.print(
         f"sweep {spec.name}: {summary.done} done, {summary.failed} failed, {summary.pending + summary.running} left "
         f"of {summary.total} ({summary.finished_now} finished in {summary.seconds:.0f} s). "

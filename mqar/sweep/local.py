@@ -3,7 +3,8 @@
 Workers claim runs from the store themselves (an atomic UPDATE), train, and write the result back, so two sweep
 commands on the same store share the work instead of repeating it. The driver only watches: it shows the live view,
 marks the run of a worker that died (segfault, out of host memory) as failed and starts a replacement, and on Ctrl-C
-asks the workers to stop, hands their unfinished runs back to 'pending', and returns.
+(or SIGTERM, as `mqar sweep` handles it) asks the workers to stop, hands their unfinished runs back to 'pending', and
+returns. A worker stops cleanly on SIGINT and on SIGTERM, which a time limit or `timeout` may send it directly.
 
 Workers die with the driver (Linux: PR_SET_PDEATHSIG; elsewhere they notice a new parent before the next claim),
 so a SIGKILLed sweep leaves no orphan training on; its 'running' rows are reclaimed by the next `mqar sweep`.
@@ -23,10 +24,10 @@ from typing import Optional, Sequence
 
 from mqar.errors import UserError
 from mqar.sweep.store import Store
-from mqar.sweep.worker import TrainFn, run_one
+from mqar.sweep.worker import TrainFn, interrupts_ignored, run_one
 
 POLL_S = 0.5  # how often the driver looks at the workers and refreshes the view
-STOP_GRACE_S = 20.0  # after Ctrl-C, how long workers get to hand their runs back before they are terminated
+STOP_GRACE_S = 20.0  # after Ctrl-C, how long workers get to hand their runs back before they are killed
 MAX_RESTARTS_PER_SLOT = 5
 
 
@@ -100,8 +101,10 @@ def _die_with_parent() -> None:
 
 
 def _stop_on_first_interrupt(signum, frame) -> None:
-    # One Ctrl-C may arrive twice (from the terminal and from the driver): raise once, ignore the rest.
+    # One stop may arrive twice (Ctrl-C from the terminal, SIGTERM from a time limit, then the driver's own request):
+    # raise once, ignore the rest.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -113,6 +116,9 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
     # As the driver: a sweep started where SIGINT is ignored (`mqar sweep &` in a script) ignores it in its workers
     # too; they stopped alone, the driver then found them gone and reported the sweep finished with runs pending.
     signal.signal(signal.SIGINT, signal.SIG_IGN if driver_ignores_sigint else _stop_on_first_interrupt)
+    # SIGTERM always stops it: it is how the driver asks it to stop (it reaches a worker that ignores SIGINT), and
+    # what a time limit sends to every process of the job. By default it died with its run held ('running').
+    signal.signal(signal.SIGTERM, _stop_on_first_interrupt)
     if cpu_threads:
         # Several CPU workers share the cores; without this each would start one thread per core.
         os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
@@ -196,10 +202,11 @@ def run_local(
             _reap_dead_worker(store, slot)
         return False
     except KeyboardInterrupt:
-        _stop_workers(slots)
-        for slot in slots:
-            for run_id in store.running_owned_by(slot.process.pid):
-                store.release(run_id)
+        with interrupts_ignored():  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+            _stop_workers(slots)
+            for slot in slots:
+                for run_id in store.running_owned_by(slot.process.pid):
+                    store.release(run_id)
         return True
 
 
@@ -234,21 +241,19 @@ class _Finished:
 
 
 def _stop_workers(slots: list[_Slot]) -> None:
-    """Ctrl-C: ask every worker to stop (SIGINT), wait a little, then terminate the stragglers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-    try:
-        for slot in slots:
+    """Ctrl-C: ask every worker to stop, wait a little, then kill the stragglers. SIGTERM, not SIGINT: a sweep
+    started where SIGINT is ignored (`mqar sweep &`) has workers that ignore it, which sat out the grace period
+    and were killed."""
+    for slot in slots:
+        if slot.process.is_alive():
+            try:
+                os.kill(slot.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + STOP_GRACE_S
+    for slot in slots:
+        if isinstance(slot.process, multiprocessing.process.BaseProcess):
+            slot.process.join(max(0.0, deadline - time.monotonic()))
             if slot.process.is_alive():
-                try:
-                    os.kill(slot.process.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        for slot in slots:
-            if isinstance(slot.process, multiprocessing.process.BaseProcess):
-                slot.process.join(max(0.0, deadline - time.monotonic()))
-                if slot.process.is_alive():
-                    slot.process.kill()
-                    slot.process.join()
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+                slot.process.kill()
+                slot.process.join()

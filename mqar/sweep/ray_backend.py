@@ -21,8 +21,9 @@ store every PROGRESS_S (and before recording each outcome), so running runs show
 local executor.
 
 A worker that dies mid-run (killed, out of host memory) fails that run, as in the local executor, and a fresh actor
-takes its place; `mqar sweep --retry-failed` runs it again. A driver killed mid-sweep leaves its in-flight runs
-'running'; they are reclaimed on the next `mqar sweep` (their owner, the driver, is dead).
+takes its place; `mqar sweep --retry-failed` runs it again. Ctrl-C, or SIGTERM to `mqar sweep`, stops the actors and
+hands their runs back. A driver killed mid-sweep leaves its in-flight runs 'running'; they are reclaimed on the next
+`mqar sweep` (their owner, the driver, is dead).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Optional, Sequence
 
 from mqar.errors import UserError
 from mqar.sweep.store import Store
-from mqar.sweep.worker import Outcome, TrainFn, run_one
+from mqar.sweep.worker import Outcome, TrainFn, interrupts_ignored, run_one
 
 HEARTBEAT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0  # how long --address HOST:PORT may take to answer
@@ -283,19 +284,20 @@ def run_ray(
             if view is not None:
                 view.refresh()
         return False
-    except KeyboardInterrupt:
-        # Runs whose results came back before the Ctrl-C was handled keep them (else they were trained again).
-        finished = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)[0] if in_flight else []
-        for ref in finished:
-            try:
-                outcome = Outcome.from_dict(ray.get(ref))
-            except Exception:  # its actor died: the run is handed back below, like the unfinished ones
-                continue
-            idle.append(in_flight.pop(ref)[1])
-            outcome.record_in(store)
-        for run_id, actor in in_flight.values():
-            ray.kill(actor)
-            store.release(run_id)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as `mqar sweep` handles it (Ray's own handler exited at once)
+        with interrupts_ignored():  # a second one must not cut the clean-up short
+            # Runs whose results came back before the Ctrl-C was handled keep them (else they were trained again).
+            finished = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)[0] if in_flight else []
+            for ref in finished:
+                try:
+                    outcome = Outcome.from_dict(ray.get(ref))
+                except Exception:  # its actor died: the run is handed back below, like the unfinished ones
+                    continue
+                idle.append(in_flight.pop(ref)[1])
+                outcome.record_in(store)
+            for run_id, actor in in_flight.values():
+                ray.kill(actor)
+                store.release(run_id)
         return True
     finally:
         for actor in [*idle, *starting.values()]:

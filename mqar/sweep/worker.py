@@ -12,8 +12,10 @@ NaN or sleep. It must be importable by name (a module-level function) because it
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,17 @@ class Outcome:
         result = data.get("result")
         return cls(run_id=data["run_id"], result=None if result is None else RunResult.from_dict(result),
                    error=data.get("error"), device=data.get("device"))
+
+
+@contextlib.contextmanager
+def interrupts_ignored():
+    """Ignore Ctrl-C and SIGTERM within (an executor's clean-up after the first), then put their handlers back."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
 
 
 def run_one(
