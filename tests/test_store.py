@@ -137,6 +137,48 @@ def test_reclaim_dead_owner_and_expired_lease(tmp_path):
         assert store.counts("s")["pending"] == 2
 
 
+def test_only_the_runs_holder_records_its_end_and_a_done_run_keeps_its_first_result(tmp_path, capsys):
+    """Two processes trained one run (its lease expired while the first still trained it; another host reclaimed and
+    claimed it): the first's result overwrote nothing only by luck of timing. It landed on the second's 'running' run
+    (then the second's overwrote it, curve and all), and a failure recorded late turned a 'done' run 'failed'."""
+    path = tmp_path / "s.db"
+    first, second = os.getpid(), os.getpid() + 1  # two processes' claims, told apart by pid as the store does
+    epoch = EpochRecord(epoch=1, train_loss=1.0, valid_loss=1.0, valid_accuracy=0.5, lr=1e-3, seconds=1.0)
+    with Store(path) as store:
+        (run,) = make_configs(1)
+        store.register_sweep("s", [run])
+        assert store.claim("s", pid=first) == run
+        store._conn.execute("UPDATE runs SET status = 'pending' WHERE id = ?", (run.id,))  # its lease expired
+        assert store.claim("s", pid=second) == run
+        # The first process, still alive, finishes: its writes no longer reach the run the second holds.
+        store.record_epoch(run.id, epoch)
+        store.release(run.id)
+        assert store.record_result(fake_result(run, 0.25)) is False
+        assert store.record_failure(run.id, "late failure") is False
+        assert "the result of run" in capsys.readouterr().err
+        assert store.status_of(run.id) == "running" and load_epochs(path).empty
+        # The holder's result is stored; the other's, arriving after it, does not replace it.
+        assert store.record_result(fake_result(run, 0.75), pid=second) is True
+        assert store.record_result(fake_result(run, 0.25)) is False
+        assert store.record_failure(run.id, "late failure", pid=second) is False
+        assert "is done already; its stored result stays" in capsys.readouterr().err
+        assert store.status_of(run.id) == "done"
+        assert load(path).best_valid_accuracy.tolist() == [0.75]
+
+
+def test_a_run_nobody_holds_takes_a_result_or_failure(tmp_path):
+    # Fixtures and notebooks store runs they trained or made up themselves: not stored yet, 'pending', 'failed'.
+    path = tmp_path / "s.db"
+    configs = make_configs(3)
+    with Store(path) as store:
+        store.register_sweep("s", configs[:2])
+        assert store.record_result(fake_result(configs[0]))  # pending
+        assert store.record_failure(configs[1].id, "boom")  # pending
+        assert store.record_result(fake_result(configs[1]))  # failed
+        assert store.record_result(fake_result(configs[2]))  # not stored: registered by its result
+        assert store.counts() == {"pending": 0, "running": 0, "done": 3, "failed": 0}
+
+
 def _linux_proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 

@@ -206,7 +206,7 @@ def run_local(
             _stop_workers(slots)
             for slot in slots:
                 for run_id in store.running_owned_by(slot.process.pid):
-                    store.release(run_id)
+                    store.release(run_id, pid=slot.process.pid)
         return True
 
 
@@ -222,7 +222,7 @@ def _reap_dead_worker(store: Store, slot: _Slot) -> bool:
             run_id,
             f"worker process {process.pid} on {slot.device} died ({cause}) during this run; "
             f"a crash in native code or running out of host memory are the usual causes",
-            device=slot.device,
+            device=slot.device, pid=process.pid,
         )
     slot.process = _Finished(process.pid)
     return True

@@ -10,6 +10,10 @@ Tables
                 by the Ray driver within seconds), and rewritten whole when the run finishes.
 
 Status of a run: 'pending' -> 'running' (claimed atomically by one process) -> 'done' | 'failed'.
+Only the process that holds a 'running' run (its owner: host + pid; the Ray driver for its actors) writes its
+progress, hands it back or records its end; a run nobody holds ('pending', 'failed', or not stored yet) takes a result
+from anyone (fixtures, a notebook storing a run it trained itself); a 'done' run keeps its first result. A result or
+failure that breaks this rule is dropped with a warning line (see `record_result`).
 A 'running' run whose owner process is dead (same host: gone, a zombie, or its pid taken by a process that started
 after the run's last heartbeat, as after a reboot) or whose heartbeat is older than the lease (any host)
 is handed back to 'pending' by `reclaim_stale`, so a killed sweep resumes without losing or duplicating runs.
@@ -21,8 +25,8 @@ turn instead of failing. The small API used by executors and by test fixtures:
     store.register_sweep("quick", configs)    # the sweep's runs; new ones start 'pending'
     run = store.claim("quick")                # -> RunConfig or None, now 'running' and owned by this process
     store.record_epoch(run_id, epoch_record)  # progress of a running run (+ heartbeat)
-    store.record_result(result)               # RunResult -> 'done' (+ its curve)
-    store.record_failure(run_id, traceback)   # -> 'failed'
+    store.record_result(result)               # RunResult -> 'done' (+ its curve); False if dropped
+    store.record_failure(run_id, traceback)   # -> 'failed'; False if dropped
     store.release(run_id)                     # -> back to 'pending' (Ctrl-C)
     store.counts("quick")                     # {'pending': n, 'running': n, 'done': n, 'failed': n}
 """
@@ -33,6 +37,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -302,21 +307,22 @@ class Store:
         return None
 
     def heartbeat(self, run_id: str) -> None:
-        """Say that the run's owner is still working on it (pushes back the lease)."""
+        """Say that the run's owner, this process, is still working on it (pushes back the lease)."""
         with self._write() as conn:
-            conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'", (time.time(), run_id))
+            conn.execute(f"UPDATE runs SET heartbeat_at = ? WHERE id = ? AND {_HELD}", (time.time(), run_id, *_owner()))
 
     def record_epoch(self, run_id: str, record: EpochRecord) -> None:
         """Store one epoch of a run while it trains (so a long run shows its progress), and push back its lease.
 
-        Only a 'running' run takes it: a late call from a released or finished run changes nothing. A run that
+        Only a run 'running' under this process takes it: a late call from a released or finished run, or from a
+        process whose run another has claimed since (its lease expired), changes nothing. A run that
         continues from its checkpoint (or starts afresh) redoes the epochs after it: their rows go, so an earlier
         attempt's later epochs do not show as this attempt's progress, nor stay as the curve of a retry that fails
         sooner. `record_result` then writes the whole curve again.
         """
         with self._write() as conn:
-            updated = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                                   (time.time(), run_id)).rowcount
+            updated = conn.execute(f"UPDATE runs SET heartbeat_at = ? WHERE id = ? AND {_HELD}",
+                                   (time.time(), run_id, *_owner())).rowcount
             if updated:
                 conn.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, record.epoch))
                 conn.execute(
@@ -326,11 +332,19 @@ class Store:
                      record.seconds),
                 )
 
-    def record_result(self, result: RunResult) -> None:
-        """Store a finished run: metrics, curve, status 'done'. Registers the run if it is not stored yet."""
+    def record_result(self, result: RunResult, *, pid: Optional[int] = None) -> bool:
+        """Store a finished run: metrics, curve, status 'done'. Registers the run if it is not stored yet.
+
+        True when stored. Dropped, with a warning line on stderr, when the run is 'done' already (the first result
+        stays: a second one overwrote it, curve and all) or 'running' under another process than this one (`pid` on
+        this host; default: this process): two processes trained it (its lease expired while the first still did,
+        and another claimed it), and the one holding it records it. A run nobody holds takes it (see the module).
+        """
         config = result.config
         task = config.task
         with self._write() as conn:
+            if not _may_record(conn, result.run_id, pid, "result"):
+                return False
             conn.execute(
                 "INSERT OR IGNORE INTO runs (id, config, arch, d_model, seq_len, num_kv_pairs, vocab_size, lr, seed, "
                 "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -354,22 +368,30 @@ class Store:
                 [(result.run_id, r.epoch, r.train_loss, r.valid_loss, r.valid_accuracy, r.lr, r.seconds)
                  for r in result.curve],
             )
+        return True
 
-    def record_failure(self, run_id: str, error: str, *, device: Optional[str] = None) -> None:
-        """Mark a run 'failed' with its error (a traceback, or a one-line reason); the sweep goes on."""
+    def record_failure(self, run_id: str, error: str, *, device: Optional[str] = None,
+                       pid: Optional[int] = None) -> bool:
+        """Mark a run 'failed' with its error (a traceback, or a one-line reason); the sweep goes on. True when
+        stored; dropped as `record_result` drops a result (a failure never replaces a 'done' run's result).
+        `pid`: the process that held it (default: this one), e.g. a worker that died, whose run its driver fails."""
         with self._write() as conn:
+            if not _may_record(conn, run_id, pid, "failure"):
+                return False
             conn.execute(
                 "UPDATE runs SET status = 'failed', error = ?, ended_at = ?, device = COALESCE(?, device) WHERE id = ?",
                 (error, utc_now(), device, run_id),
             )
+        return True
 
-    def release(self, run_id: str) -> None:
-        """Hand a run this process was working on back to 'pending' (e.g. on Ctrl-C)."""
+    def release(self, run_id: str, *, pid: Optional[int] = None) -> None:
+        """Hand a run that process `pid` (default: this one) was working on back to 'pending' (e.g. on Ctrl-C); a
+        run another process has claimed since stays with it."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET status = 'pending', host = NULL, pid = NULL, started_at = NULL, heartbeat_at = NULL "
-                "WHERE id = ? AND status = 'running'",
-                (run_id,),
+                f"WHERE id = ? AND {_HELD}",
+                (run_id, *_owner(pid)),
             )
 
     # Resume ---------------------------------------------------------------------------------------------
@@ -435,6 +457,33 @@ class Store:
     def query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         """A read-only query (for reports and the live view)."""
         return self._conn.execute(sql, params).fetchall()
+
+
+_HELD = "status = 'running' AND host = ? AND pid = ?"  # with _owner(pid): the run is held by that process
+
+
+def _owner(pid: Optional[int] = None) -> tuple[str, int]:
+    """(host, pid) of process `pid` on this host (default: this process), as `claim` stores its owner."""
+    return socket.gethostname(), os.getpid() if pid is None else pid
+
+
+def _may_record(conn: sqlite3.Connection, run_id: str, pid: Optional[int], what: str) -> bool:
+    """Whether process `pid` (default: this one) may record the end of run `run_id` (see the module docstring);
+    when not, a warning line on stderr says why its `what` ("result", "failure") is dropped."""
+    row = conn.execute("SELECT status, host, pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or row["status"] in ("pending", "failed"):
+        return True
+    host, pid = _owner(pid)
+    if row["status"] == "running" and (row["host"], row["pid"]) == (host, pid):
+        return True
+    if row["status"] == "done":
+        why = "is done already; its stored result stays"
+    else:
+        why = (f"is held by process {row['pid']} on {row['host']}, which claimed it after this process's claim "
+               f"lapsed (or never had it); that process records it")
+    print(f"warning: the {what} of run {run_id} from process {pid} on {host} is dropped: the run {why}",
+          file=sys.stderr)
+    return False
 
 
 class _Transaction:

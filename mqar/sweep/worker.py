@@ -53,12 +53,12 @@ class Outcome:
     def ok(self) -> bool:
         return self.result is not None
 
-    def record_in(self, store) -> None:
-        """Write this outcome to a `mqar.sweep.store.Store`: the result ('done') or the error ('failed')."""
+    def record_in(self, store) -> bool:
+        """Write this outcome to a `mqar.sweep.store.Store`: the result ('done') or the error ('failed'), as the
+        run's owner, this process. False when the store dropped it (the run is no longer this process's)."""
         if self.ok:
-            store.record_result(self.result)
-        else:
-            store.record_failure(self.run_id, self.error, device=self.device)
+            return store.record_result(self.result)
+        return store.record_failure(self.run_id, self.error, device=self.device)
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "result": None if self.result is None else self.result.to_dict(),
