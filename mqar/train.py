@@ -42,7 +42,7 @@ from mqar.models import build_model, count_params
 from mqar.models.language_model import LabelledLoss, LanguageModel
 from mqar.models.registry import check_arch
 from mqar.provenance import describe_device, resolve_device, versions
-from mqar.runs import EpochRecord, RunConfig, RunResult
+from mqar.runs import EpochRecord, Recipe, RunConfig, RunResult
 
 # How often (in steps) the loss is read back from the device: to catch a NaN early and to feed the progress bar,
 # without a host-device sync every step.
@@ -358,6 +358,11 @@ class _Progress:
                    train_seconds=saved["train_seconds"])
 
 
+def _ended(curve: list[EpochRecord], recipe: Recipe) -> bool:
+    """Whether a run with this curve has trained its last epoch: all of them, or one over the early-stop accuracy."""
+    return len(curve) >= recipe.epochs or (bool(curve) and curve[-1].valid_accuracy > recipe.early_stop_accuracy)
+
+
 def _batches(num_examples: int, batch_size: int, generator: torch.Generator, device: str) -> Iterator[torch.Tensor]:
     """A seeded shuffle of the examples in batches; the last batch may be smaller (every example is seen)."""
     order = torch.randperm(num_examples, generator=generator).to(device)
@@ -431,6 +436,7 @@ def train(
     cuda_graphs: bool = True,
     compile_model: bool = False,
     checkpoint: Optional[str | os.PathLike] = None,
+    keep_checkpoint: bool = False,
 ) -> RunResult:
     """Train one model as `config` says and measure it.
 
@@ -441,8 +447,10 @@ def train(
     cuda_graphs: on CUDA, replay the training step as a CUDA graph (see `Trainer`); ignored on CPU. How a run is
     computed, not what: the run id does not depend on it.
     compile_model: torch.compile the model's forward (see `Trainer`); like cuda_graphs, how, not what.
-    checkpoint: a file to save the run's state to after every epoch and, when it holds this run's state, to
-    continue from (mqar.checkpoint); it is deleted when the run ends. None: no checkpoints.
+    checkpoint: a file to save the run's state to after every epoch (the last one too) and, when it holds this
+    run's state, to continue from (mqar.checkpoint); it is deleted when the run ends. None: no checkpoints.
+    keep_checkpoint: leave it when the run ends, for the caller to delete once the result is safe (the sweep: once
+    the store holds it); a call on a finished run's checkpoint trains nothing and returns its result again.
     Raises UserError for a config that cannot run, TrainingDiverged when the loss becomes NaN/inf.
     """
     if not isinstance(config, RunConfig):  # else an AttributeError on the first field read (a dict, a TaskSpec)
@@ -500,7 +508,9 @@ def train(
         bar = stack.enter_context(_progress_bar(progress, steps_per_epoch * recipe.epochs, description))
         if bar and curve:
             bar(advance=steps_per_epoch * len(curve), status=f"resumed after epoch {len(curve)}")
-        for epoch in range(len(curve) + 1, recipe.epochs + 1):
+        # A run resumed from the checkpoint of its last epoch (stopped before its result was stored) trains nothing.
+        last_epoch = len(curve) if _ended(curve, recipe) else recipe.epochs
+        for epoch in range(len(curve) + 1, last_epoch + 1):
             epoch_started = time.perf_counter()
             loss_total = torch.zeros((), device=device)
             labelled_total = torch.zeros((), device=device, dtype=torch.long)
@@ -537,8 +547,9 @@ def train(
             if bar:
                 bar(status=f"epoch {epoch} loss {train_loss:.3f} valid acc {valid_accuracy:.3f}")
             stop_early = valid_accuracy > recipe.early_stop_accuracy
-            if checkpoint is not None and not stop_early and epoch < recipe.epochs:
-                # Before on_epoch: a run stopped from there (Ctrl-C, a killed worker) keeps this epoch.
+            if checkpoint is not None:
+                # Before on_epoch: a run stopped from there (Ctrl-C, a killed worker) keeps this epoch. The last one
+                # too: a sweep stopped after the run ends but before its result is stored then only stores it.
                 state = run.state(trainer, order_generator, cuda_index)
                 save_checkpoint(checkpoint, config.id, {**state, "seconds": time.perf_counter() - started})
             if on_epoch is not None:
@@ -551,7 +562,7 @@ def train(
 
     best, test_accuracy, train_seconds = run.best, run.test_accuracy, run.train_seconds
     assert best is not None  # recipe.epochs >= 1
-    if checkpoint is not None:
+    if checkpoint is not None and not keep_checkpoint:
         remove_checkpoint(checkpoint)
     return RunResult(
         run_id=config.id,

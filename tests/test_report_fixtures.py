@@ -80,7 +80,7 @@ def make_store(path: Path, sweep: str = "grid", configs: Iterable[RunConfig] | N
 
 
 def fake_train(config: RunConfig, *, device: str, data=None, progress: bool = False, on_epoch=None,
-               checkpoint=None) -> RunResult:
+               checkpoint=None, keep_checkpoint=False) -> RunResult:
     """A training function with the signature of `mqar.train.train` for the real sweep runner: no training, the
     formula's result at once (module level, so worker processes can import it)."""
     return fake_result(config, fake_table1_accuracy(config))

@@ -453,6 +453,31 @@ def test_a_killed_sweep_continues_its_run_from_the_checkpoint(tmp_path):
     assert not checkpoint.parent.exists()  # the run's checkpoint is gone, and the emptied folder with it
 
 
+def test_a_run_killed_after_training_before_its_result_is_stored_trains_nothing_again(tmp_path, monkeypatch):
+    """train() deleted its checkpoint as it returned, before the worker stored the result: a worker killed (or a
+    sweep stopped) in between left nothing to continue from, and the run was trained again from epoch 1. Now the
+    checkpoint, of the last epoch too, goes once the result is stored: the retry only stores it."""
+    import json
+
+    from mqar.checkpoint import sweep_checkpoint_dir
+    from test_sweep_fakes import train_then_die
+
+    marker = tmp_path / "first-result.json"
+    monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(marker))
+    store, spec = tmp_path / "s.db", tiny_spec(seeds=(0,), d_models=(16,))
+    (config,) = spec.expand()
+    checkpoint = sweep_checkpoint_dir(store) / f"{config.id}.pt"
+    first = run_sweep(spec, store, devices="cpu", runs_per_device=1, train_fn=train_then_die,
+                      cache_dir=tmp_path / "cache")
+    assert first.failed == 1 and checkpoint.exists()  # its worker was killed before it stored the result
+    retried = run_sweep(spec, store, devices="cpu", runs_per_device=1, retry_failed=True, train_fn=train_then_die,
+                        cache_dir=tmp_path / "cache")
+    assert retried.done == 1
+    stored = load_epochs(store).drop(columns="run_id").to_dict("records")
+    assert stored == json.loads(marker.read_text())  # the first attempt's epochs, wall times and all: not retrained
+    assert not checkpoint.exists() and not checkpoint.parent.exists()
+
+
 def test_live_view_renders(tmp_path):
     import io
 

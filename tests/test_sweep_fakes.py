@@ -9,6 +9,7 @@ and its worker's pid and OMP_NUM_THREADS (in `versions`). Not tests themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -33,7 +34,8 @@ def _first_to_create(marker: Path) -> bool:
     return True
 
 
-def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None, checkpoint=None) -> RunResult:
+def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None, checkpoint=None,
+               keep_checkpoint=False) -> RunResult:
     assert data.train[0].shape == (config.recipe.num_train_examples, config.task.seq_len)  # the cached splits
     # every executor hands each run its own checkpoint file in the sweep's checkpoint folder beside the store
     assert checkpoint is not None and checkpoint.name == f"{config.id}.pt", checkpoint
@@ -68,6 +70,21 @@ def fake_train(config: RunConfig, *, device, data, progress=False, on_epoch=None
         device=device,
         versions={"mqar": "test", "pid": str(os.getpid()), "threads": os.environ.get("OMP_NUM_THREADS", "")},
     )
+
+
+def train_then_die(config: RunConfig, **kwargs) -> RunResult:
+    """mqar.train.train, whose worker SIGKILLs itself the first time a run ends (MQAR_FAKE_CRASH_MARKER, as for
+    CRASH_SEED), before the sweep stores the result; that result's curve goes to the marker file first, as JSON."""
+    import json
+
+    from mqar.train import train
+
+    result = train(config, **kwargs)
+    marker = Path(os.environ["MQAR_FAKE_CRASH_MARKER"])
+    if _first_to_create(marker):
+        marker.write_text(json.dumps([dataclasses.asdict(record) for record in result.curve]))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
 
 
 def dying_epoch_collector():

@@ -375,6 +375,26 @@ def test_a_stopped_run_resumes_from_its_checkpoint_with_the_same_curve(tmp_path)
     assert not path.exists()  # a finished run leaves no checkpoint
 
 
+@pytest.mark.parametrize("early_stop_accuracy", [0.99, -1.0], ids=["all-epochs", "stopped-early"])
+def test_a_kept_checkpoint_of_a_finished_run_gives_its_result_again_without_training(tmp_path, early_stop_accuracy):
+    """keep_checkpoint (the sweep's): the checkpoint of the run's last epoch stays for the caller to delete once the
+    result is stored. Called again on it (the sweep stopped before storing the result), train trains nothing (an
+    early-stopped run does not go on to its next epoch) and returns the same result."""
+    from mqar.checkpoint import load_checkpoint
+
+    config = tiny_config(epochs=3, early_stop_accuracy=early_stop_accuracy)
+    data = config.make_splits()
+    path = tmp_path / "run.pt"
+    first = train(config, device="cpu", data=data, checkpoint=path, keep_checkpoint=True)
+    assert len(load_checkpoint(path, config.id, "cpu")["curve"]) == first.epochs == (3 if early_stop_accuracy > 0 else 1)
+    seen = []
+    again = train(config, device="cpu", data=data, checkpoint=path, on_epoch=seen.append)
+    assert seen == list(first.curve) and again.curve == first.curve  # replayed, wall times and all: none retrained
+    _same_result(again, first)
+    assert (again.stopped_early, again.tokens_per_s) == (first.stopped_early, first.tokens_per_s)
+    assert not path.exists()  # without keep_checkpoint (`mqar train --checkpoint`) the file goes as the run ends
+
+
 def test_a_resumed_run_stores_the_epoch_its_stopped_attempt_saved_but_never_stored(tmp_path):
     """The checkpoint is saved before on_epoch stores the epoch: an attempt killed between the two (or inside the
     store's write) left a checkpoint of epoch 1 and no epoch-1 row; the resumed run stored epochs 2, 3, ... only, so

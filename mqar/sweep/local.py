@@ -136,9 +136,10 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             if config is None:
                 break
             current = config.id
-            outcome = run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir,
+            # The run's checkpoint outlives its training until its result is stored (record_in deletes it then).
+            outcome = run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir, keep_checkpoint=True,
                               on_epoch=lambda record: store.record_epoch(config.id, record))
-            outcome.record_in(store)
+            outcome.record_in(store, checkpoint_dir)
             current = None
     except KeyboardInterrupt:
         if current is not None:

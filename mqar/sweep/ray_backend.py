@@ -23,7 +23,9 @@ local executor.
 A worker that dies mid-run (killed, out of host memory) fails that run, as in the local executor, and a fresh actor
 takes its place; `mqar sweep --retry-failed` runs it again. Ctrl-C, or SIGTERM to `mqar sweep`, stops the actors and
 hands their runs back. A driver killed mid-sweep leaves its in-flight runs 'running'; they are reclaimed on the next
-`mqar sweep` (their owner, the driver, is dead).
+`mqar sweep` (their owner, the driver, is dead). Unlike a local worker's, an actor's finished run deletes its
+checkpoint before the driver stores the result (the driver may not reach the actor's disk): a driver SIGKILLed in
+that moment leaves the run to be trained again from epoch 1.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class RunWorker:
         if collector is not None:
             on_epoch = lambda record: reports.append(  # noqa: E731
                 collector.add.remote(config.id, dataclasses.asdict(record)))
+        # The training deletes the checkpoint as the run ends, before the driver stores the result: the checkpoint
+        # is on this actor's node, which the driver's file system may not reach (see the module docstring).
         outcome = run_one(config, device, train_fn, cache_dir, on_epoch=on_epoch, checkpoint_dir=checkpoint_dir)
         ray.get(reports)  # the driver drains the collector when the outcome arrives: let it find every epoch
         return outcome.to_dict()

@@ -2,9 +2,10 @@
 
 A training function has the signature of `mqar.train.train`:
 
-    train_fn(config, *, device, data, progress, on_epoch, checkpoint) -> RunResult
+    train_fn(config, *, device, data, progress, on_epoch, checkpoint, keep_checkpoint) -> RunResult
 
-(`checkpoint`: a path for mid-run checkpoints, see mqar.checkpoint; a fake may ignore it.)
+(`checkpoint`: a path for mid-run checkpoints, see mqar.checkpoint; `keep_checkpoint`: leave it when the run ends,
+for the executor to delete once the result is stored; a fake may ignore both.)
 
 Executors take it as a parameter (default: mqar.train.train) so tests can inject fakes that succeed, raise, return
 NaN or sleep. It must be importable by name (a module-level function) because it travels to worker processes.
@@ -53,12 +54,23 @@ class Outcome:
     def ok(self) -> bool:
         return self.result is not None
 
-    def record_in(self, store) -> bool:
+    def record_in(self, store, checkpoint_dir: Optional[str | os.PathLike] = None) -> bool:
         """Write this outcome to a `mqar.sweep.store.Store`: the result ('done') or the error ('failed'), as the
-        run's owner, this process. False when the store dropped it (the run is no longer this process's)."""
+        run's owner, this process. False when the store dropped it (the run is no longer this process's).
+
+        With `checkpoint_dir` (where run_one kept the run's checkpoint, see keep_checkpoint), the checkpoint of a run
+        the store now holds as done is deleted: only now, so that a sweep stopped between the end of the training
+        and this write continues the run from its last epoch, which trains nothing, instead of from epoch 1."""
         if self.ok:
-            return store.record_result(self.result)
-        return store.record_failure(self.run_id, self.error, device=self.device)
+            recorded = store.record_result(self.result)
+        else:
+            recorded = store.record_failure(self.run_id, self.error, device=self.device)
+        checkpoint = checkpoint_path(checkpoint_dir, self.run_id)
+        if checkpoint is not None and self.ok and store.status_of(self.run_id) == "done":
+            from mqar.checkpoint import remove_checkpoint
+
+            remove_checkpoint(checkpoint)
+        return recorded
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "result": None if self.result is None else self.result.to_dict(),
@@ -89,23 +101,31 @@ def run_one(
     cache_dir: Optional[str | os.PathLike] = None,
     on_epoch: Optional[Callable[[EpochRecord], None]] = None,
     checkpoint_dir: Optional[str | os.PathLike] = None,
+    keep_checkpoint: bool = False,
 ) -> Outcome:
     """Train `config` on `device`, continuing from its checkpoint in `checkpoint_dir` if a stopped attempt left one.
     Any exception (a bug, CUDA out-of-memory, a NaN loss) becomes a failed Outcome with its traceback; only
-    KeyboardInterrupt (Ctrl-C) and SystemExit pass through."""
+    KeyboardInterrupt (Ctrl-C) and SystemExit pass through. keep_checkpoint: leave the finished run's checkpoint for
+    `outcome.record_in(store, checkpoint_dir)` to delete once the result is stored."""
     try:
         from mqar.sweep.cache import DEFAULT_CACHE_DIR, cached_splits
 
         train_fn = train_fn or default_train_fn()
         data = cached_splits(config, Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR)
-        checkpoint = Path(checkpoint_dir) / f"{config.id}.pt" if checkpoint_dir is not None else None
-        result = train_fn(config, device=device, data=data, progress=False, on_epoch=on_epoch, checkpoint=checkpoint)
+        checkpoint = checkpoint_path(checkpoint_dir, config.id)
+        result = train_fn(config, device=device, data=data, progress=False, on_epoch=on_epoch, checkpoint=checkpoint,
+                          keep_checkpoint=keep_checkpoint)
         if result.run_id != config.id:
             raise RuntimeError(f"training function returned run_id {result.run_id}, expected {config.id}")
         return Outcome(run_id=config.id, result=result, device=result.device)
     except Exception:
         _free_cuda_memory()
         return Outcome(run_id=config.id, error=traceback.format_exc(), device=device)
+
+
+def checkpoint_path(checkpoint_dir: Optional[str | os.PathLike], run_id: str) -> Optional[Path]:
+    """The run's checkpoint file in the sweep's `checkpoint_dir` (mqar.checkpoint.sweep_checkpoint_dir); None without."""
+    return Path(checkpoint_dir) / f"{run_id}.pt" if checkpoint_dir is not None else None
 
 
 def _free_cuda_memory() -> None:
