@@ -333,6 +333,27 @@ def test_ctrl_c_stops_cleanly_and_hands_runs_back(tmp_path):
         assert db.counts("t")["running"] == 0 and db.counts("t")["done"] == int(done)
 
 
+def test_ctrl_c_to_a_worker_just_after_its_claim_hands_the_run_back(tmp_path):
+    """SIGINT to one worker between its claim's COMMIT and the worker noting the run (found by the kill/resume fuzzer):
+    the worker exited 0 with the run 'running' under its dead pid; the driver, which fails only the runs of workers
+    that die, left it so, and the sweep ended with '1 run(s) are still running in another process'."""
+    import multiprocessing
+
+    from test_sweep_fakes import worker_interrupted_after_claim
+
+    store = tmp_path / "s.db"
+    with Store(store) as db:
+        db.register_sweep("t", tiny_spec().expand())
+    worker = multiprocessing.get_context("spawn").Process(
+        target=worker_interrupted_after_claim, args=(str(store), "t", str(tmp_path / "s.db.checkpoints")))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    with Store(store) as db:
+        assert db.counts("t") == {"pending": 4, "running": 0, "done": 0, "failed": 0}
+        assert db.query("SELECT attempts FROM runs ORDER BY attempts")[-1][0] == 1  # it was claimed, then handed back
+
+
 def test_a_sweep_that_ignores_sigint_ignores_it_in_its_workers_too(tmp_path):
     # Its workers took SIGINT while it ignored it: they stopped, and it reported 'finished' with 78 runs pending.
     out, _ = _interrupted_sweep(tmp_path, "ignore", seeds=4)  # 8 runs: SIGINT comes after the first, mid-sweep

@@ -110,3 +110,21 @@ def unstartable_run_worker():
             raise RuntimeError("fake: this node cannot start a worker")
 
     return UnstartableRunWorker
+
+
+def worker_interrupted_after_claim(store_path: str, sweep: str, checkpoint_dir: str) -> None:
+    """mqar.sweep.local's worker whose first claim is followed at once by Ctrl-C (SIGINT to itself): after the claim's
+    COMMIT, before claim() returns to the worker loop. Run in a spawned process."""
+    from mqar.sweep import local
+    from mqar.sweep.store import Store
+
+    claim = Store.claim
+
+    def claim_then_ctrl_c(self, *args, **kwargs):
+        config = claim(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the worker's SIGINT handler raises KeyboardInterrupt here
+        return config
+
+    Store.claim = claim_then_ctrl_c
+    local._worker_main(store_path, sweep, "cpu", fake_train, None, checkpoint_dir, 1, os.getppid())

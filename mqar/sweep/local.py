@@ -143,7 +143,12 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             current = None
     except KeyboardInterrupt:
         if current is not None:
-            store.release(current)
+            store.release(current)  # first: it also drops a write that the Ctrl-C cut between BEGIN and COMMIT
+        # Every run still 'running' under this worker, not only `current`: a Ctrl-C that landed after a claim committed
+        # but before `current` was set (in claim() after its COMMIT, or before the assignment) left that run 'running'
+        # under a worker that then exited 0, which the driver does not fail; the sweep ended with it still 'running'.
+        for run_id in store.running_owned_by(os.getpid()):
+            store.release(run_id)
     finally:
         store.close()
 
