@@ -354,6 +354,34 @@ def test_ctrl_c_to_a_worker_just_after_its_claim_hands_the_run_back(tmp_path):
         assert db.query("SELECT attempts FROM runs ORDER BY attempts")[-1][0] == 1  # it was claimed, then handed back
 
 
+def test_ctrl_c_inside_the_drivers_own_write_neither_stalls_the_workers_nor_keeps_a_run(tmp_path, monkeypatch):
+    """The driver's Ctrl-C landed between BEGIN and COMMIT of its record_failure for a dead worker's run (found by the
+    kill/resume fuzzer): its open transaction kept the write lock from the workers handing their runs back until
+    STOP_GRACE_S killed them, and its reads saw that run 'failed', so it was left 'running' when the sweep stopped."""
+    from mqar.sweep import local
+
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "0.5")
+    monkeypatch.setattr(local, "STOP_GRACE_S", 6.0)
+    reap = local._reap_dead_worker
+
+    def ctrl_c_inside_a_write(store, slot):
+        if store.counts("t")["running"] == 2:  # both workers mid-run: the write fails the first one's run
+            store._conn.execute("BEGIN IMMEDIATE")
+            store._conn.execute("UPDATE runs SET status = 'failed' WHERE pid = ?", (slot.process.pid,))
+            raise KeyboardInterrupt
+        return reap(store, slot)
+
+    monkeypatch.setattr(local, "_reap_dead_worker", ctrl_c_inside_a_write)
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("t", tiny_spec().expand())
+        started = time.monotonic()
+        assert local.run_local(store, "t", devices="cpu", runs_per_device=2, train_fn=fake_train,
+                               cache_dir=str(tmp_path / "cache"), checkpoint_dir=str(tmp_path / "s.db.checkpoints"))
+        stopped_in = time.monotonic() - started
+        assert store.counts("t") == {"pending": 4, "running": 0, "done": 0, "failed": 0}
+    assert stopped_in < local.STOP_GRACE_S  # the workers handed their runs back themselves
+
+
 def test_a_sweep_that_ignores_sigint_ignores_it_in_its_workers_too(tmp_path):
     # Its workers took SIGINT while it ignored it: they stopped, and it reported 'finished' with 78 runs pending.
     out, _ = _interrupted_sweep(tmp_path, "ignore", seeds=4)  # 8 runs: SIGINT comes after the first, mid-sweep

@@ -209,6 +209,11 @@ def run_local(
         return False
     except KeyboardInterrupt:
         with interrupts_ignored():  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+            # Before the workers are asked to stop: a Ctrl-C that landed inside one of this process's writes (failing
+            # a dead worker's run) left its transaction open. It held the write lock that the workers need to hand
+            # their runs back (they waited until STOP_GRACE_S killed them), and the reads below saw its uncommitted
+            # 'failed', so that run was not handed back either and stayed 'running'.
+            store.drop_cut_write()
             _stop_workers(slots)
             for slot in slots:
                 for run_id in store.running_owned_by(slot.process.pid):

@@ -394,6 +394,13 @@ class Store:
                 (run_id, *_owner(pid)),
             )
 
+    def drop_cut_write(self) -> None:
+        """Roll back a write that Ctrl-C cut between its BEGIN and its COMMIT (see _Transaction.__enter__) now, not at
+        this connection's next write: until then it holds the store's write lock, and this connection's reads see
+        the write's uncommitted changes."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
     # Resume ---------------------------------------------------------------------------------------------
     def reclaim_stale(self, sweep: Optional[str] = None, *, lease_s: float = DEFAULT_LEASE_S) -> list[str]:
         """Hand back to 'pending' the 'running' runs whose owner is dead (this host) or silent past the lease."""
