@@ -382,6 +382,38 @@ def test_ctrl_c_inside_the_drivers_own_write_neither_stalls_the_workers_nor_keep
     assert stopped_in < local.STOP_GRACE_S  # the workers handed their runs back themselves
 
 
+@pytest.mark.parametrize("cut_start", [2, 3])  # the second worker's first start; the crashed worker's replacement
+def test_ctrl_c_while_a_worker_starts_stops_the_sweep_cleanly(tmp_path, monkeypatch, cut_start):
+    """Ctrl-C inside the driver's Process.start() of a worker (found by the kill/resume fuzzer's author reading the
+    code, reproduced here): a replacement's cut start left _stop_workers a process it could not join (AssertionError
+    'can only join a started process'), and a cut first start escaped run_local, leaving the started workers' runs."""
+    import multiprocessing.context
+
+    from mqar.sweep import local
+
+    monkeypatch.setenv("MQAR_FAKE_CRASH_MARKER", str(tmp_path / "crashed-once"))
+    monkeypatch.setenv("MQAR_FAKE_SLEEP", "0.3")
+    real_start, starts = multiprocessing.context.SpawnProcess.start, []
+
+    def start(process):
+        starts.append(process.name)
+        if len(starts) == cut_start:
+            raise KeyboardInterrupt
+        return real_start(process)
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", start)
+    with Store(tmp_path / "s.db") as store:
+        store.register_sweep("t", tiny_spec(seeds=(CRASH_SEED, 0, 1)).expand())
+        try:
+            interrupted = local.run_local(store, "t", devices="cpu", runs_per_device=2, train_fn=fake_train,
+                                          cache_dir=str(tmp_path / "cache"),
+                                          checkpoint_dir=str(tmp_path / "s.db.checkpoints"))
+        except KeyboardInterrupt:  # not pytest's to see: it would stop the whole session
+            pytest.fail("the Ctrl-C escaped run_local")
+        counts = store.counts("t")
+    assert interrupted and len(starts) == cut_start and counts["running"] == 0, counts
+
+
 def test_a_sweep_that_ignores_sigint_ignores_it_in_its_workers_too(tmp_path):
     # Its workers took SIGINT while it ignored it: they stopped, and it reported 'finished' with 78 runs pending.
     out, _ = _interrupted_sweep(tmp_path, "ignore", seeds=4)  # 8 runs: SIGINT comes after the first, mid-sweep

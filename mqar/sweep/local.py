@@ -183,7 +183,7 @@ def run_local(
     context = multiprocessing.get_context("spawn")  # fork after torch/CUDA init is unsafe
 
     def start(slot: _Slot) -> None:
-        slot.process = context.Process(
+        process = context.Process(
             target=_worker_main,
             args=(str(store.path), sweep, slot.device, train_fn, cache_dir, checkpoint_dir,
                   cpu_threads if slot.device == "cpu" else None, os.getpid(),
@@ -191,11 +191,14 @@ def run_local(
             name=f"mqar-{slot.device}-{slot.index}",
             daemon=True,
         )
-        slot.process.start()
+        process.start()
+        # Only once started: a Ctrl-C inside start() left a process that _stop_workers could not join
+        # ('can only join a started process', an AssertionError instead of a clean stop).
+        slot.process = process
 
-    for slot in slots:
-        start(slot)
     try:
+        for slot in slots:  # inside the try: a Ctrl-C between two starts stops the workers already started
+            start(slot)
         while any(slot.process.is_alive() for slot in slots):
             time.sleep(POLL_S)
             for slot in slots:
@@ -216,8 +219,9 @@ def run_local(
             store.drop_cut_write()
             _stop_workers(slots)
             for slot in slots:
-                for run_id in store.running_owned_by(slot.process.pid):
-                    store.release(run_id, pid=slot.process.pid)
+                if slot.process is not None:  # None: a start that the Ctrl-C cut
+                    for run_id in store.running_owned_by(slot.process.pid):
+                        store.release(run_id, pid=slot.process.pid)
         return True
 
 
@@ -256,7 +260,7 @@ def _stop_workers(slots: list[_Slot]) -> None:
     started where SIGINT is ignored (`mqar sweep &`) has workers that ignore it, which sat out the grace period
     and were killed."""
     for slot in slots:
-        if slot.process.is_alive():
+        if slot.process is not None and slot.process.is_alive():
             try:
                 os.kill(slot.process.pid, signal.SIGTERM)
             except ProcessLookupError:
