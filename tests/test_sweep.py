@@ -414,6 +414,29 @@ def test_ctrl_c_while_a_worker_starts_stops_the_sweep_cleanly(tmp_path, monkeypa
     assert interrupted and len(starts) == cut_start and counts["running"] == 0, counts
 
 
+def test_a_worker_whose_ctrl_c_is_swallowed_mid_run_still_hands_its_run_back_and_stops(tmp_path):
+    """Ctrl-C reached a worker inside torch.save (its checkpoint), which turned it into a RuntimeError (found by the
+    kill/resume fuzzer): the run was recorded failed, and the worker, its one interrupt spent, claimed and trained
+    the rest of the sweep after the Ctrl-C, until the driver killed it after STOP_GRACE_S."""
+    import multiprocessing
+
+    from mqar.sweep import local
+    from test_sweep_fakes import ctrl_c_swallowed_train
+
+    store = tmp_path / "s.db"
+    with Store(store) as db:
+        db.register_sweep("t", tiny_spec().expand())
+    worker = multiprocessing.get_context("spawn").Process(
+        target=local._worker_main, args=(str(store), "t", "cpu", ctrl_c_swallowed_train, str(tmp_path / "cache"),
+                                         str(tmp_path / "s.db.checkpoints"), 1, os.getpid()))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    with Store(store) as db:
+        assert db.counts("t") == {"pending": 4, "running": 0, "done": 0, "failed": 0}
+        assert sum(row[0] for row in db.query("SELECT attempts FROM runs")) == 1  # no run claimed after the Ctrl-C
+
+
 def test_a_sweep_that_ignores_sigint_ignores_it_in_its_workers_too(tmp_path):
     # Its workers took SIGINT while it ignored it: they stopped, and it reported 'finished' with 78 runs pending.
     out, _ = _interrupted_sweep(tmp_path, "ignore", seeds=4)  # 8 runs: SIGINT comes after the first, mid-sweep

@@ -128,3 +128,14 @@ def worker_interrupted_after_claim(store_path: str, sweep: str, checkpoint_dir: 
 
     Store.claim = claim_then_ctrl_c
     local._worker_main(store_path, sweep, "cpu", fake_train, None, checkpoint_dir, 1, os.getppid())
+
+
+def ctrl_c_swallowed_train(config: RunConfig, **kwargs) -> RunResult:
+    """Ctrl-C (SIGINT to its own process) that lands in code turning the KeyboardInterrupt into another error, as
+    torch.save's native writer did mid-checkpoint ("RuntimeError: ... unexpected pos 64 vs 0")."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from None
+    return fake_train(config, **kwargs)

@@ -100,9 +100,14 @@ def _die_with_parent() -> None:
         pass
 
 
+_stop_asked = False  # a worker's Ctrl-C, noted even where the KeyboardInterrupt it raised got swallowed
+
+
 def _stop_on_first_interrupt(signum, frame) -> None:
     # One stop may arrive twice (Ctrl-C from the terminal, SIGTERM from a time limit, then the driver's own request):
     # raise once, ignore the rest.
+    global _stop_asked
+    _stop_asked = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
@@ -131,7 +136,7 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
     store = Store(store_path)
     current: Optional[str] = None
     try:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent_pid and not _stop_asked:
             config = store.claim(sweep)
             if config is None:
                 break
@@ -139,6 +144,11 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
             # The run's checkpoint outlives its training until its result is stored (record_in deletes it then).
             outcome = run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir, keep_checkpoint=True,
                               on_epoch=lambda record: store.record_epoch(config.id, record))
+            if _stop_asked and not outcome.ok:
+                # The Ctrl-C landed in native code that turned it into another error (in torch.save's writer:
+                # "RuntimeError: ... unexpected pos 64 vs 0"): the run was recorded failed, and this worker, its one
+                # interrupt spent, went on claiming and training runs after the sweep was stopped. Hand it back.
+                raise KeyboardInterrupt
             outcome.record_in(store, checkpoint_dir)
             current = None
     except KeyboardInterrupt:
