@@ -746,6 +746,36 @@ def test_ctrl_c_in_mqar_train_says_what_is_kept(tmp_path, monkeypatch, with_chec
     assert result.stderr.startswith("interrupted: ") and expected in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_sigterm_in_mqar_train_says_what_is_kept_and_exits_143(tmp_path, monkeypatch):
+    # SIGTERM (timeout, a SLURM time limit, kill PID) killed `mqar train` at once (exit -15), without the line on
+    # what is kept that Ctrl-C gives.
+    import os
+    import signal
+
+    import mqar.train
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt the run")
+
+    class Unhandled(Exception):
+        pass
+
+    def unhandled(signum, frame):  # stands in for the default action (which would end pytest itself)
+        raise Unhandled
+
+    monkeypatch.setattr(mqar.train, "train", terminated)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        result = runner.invoke(app, ["train", "--arch", "rebased", "--d-model", "24", "--lr", "1e-3", *TINY_FLAGS,
+                                     "--checkpoint", str(tmp_path / "run.pt")])
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the command put the handler it found back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, (result.output, result.exception)
+    assert result.stderr.startswith("interrupted: the last finished epoch is kept in ")
+
+
 def test_a_checkpoint_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     # Without an fsync a power cut could keep the rename and lose the data: a truncated checkpoint, refused by
     # load_checkpoint until deleted by hand (a sweep's retries of that run all failed on it).

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from mqar.commands import fail
+from mqar.commands import fail, sigterm_as_ctrl_c
 from mqar.data import TaskSpec
 from mqar.errors import UserError
 from mqar.runs import Recipe, RunConfig
@@ -95,18 +95,20 @@ def train(
         check_checkpoint_path(checkpoint)
     if output is not None:
         _check_output_path(output)  # now, not after the training: an unwritable path would lose the run
-    try:
-        result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl, cuda_graphs=cuda_graphs,
-                           compile_model=compile, checkpoint=checkpoint)
-    except TrainingDiverged as error:
-        fail(str(error))
-    except KeyboardInterrupt:  # one line on what is kept, as `mqar sweep` says how to resume; the shell's exit code
-        if checkpoint is not None:
-            kept = f"the last finished epoch is kept in {checkpoint}: run the same command to continue from it"
-        else:
-            kept = "nothing is kept; with --checkpoint FILE a run continues from its last finished epoch"
-        print(f"interrupted: {kept}", file=sys.stderr)
-        raise typer.Exit(code=130) from None
+    # SIGTERM (timeout, a SLURM time limit, kill PID) as Ctrl-C: it killed the run without a word on what is kept.
+    with sigterm_as_ctrl_c() as interrupts:
+        try:
+            result = train_run(config, device=device, progress=progress, kernel_impl=kernel_impl,
+                               cuda_graphs=cuda_graphs, compile_model=compile, checkpoint=checkpoint)
+        except TrainingDiverged as error:
+            fail(str(error))
+        except KeyboardInterrupt:  # one line on what is kept, as `mqar sweep` says how to resume; the shell's code
+            if checkpoint is not None:
+                kept = f"the last finished epoch is kept in {checkpoint}: run the same command to continue from it"
+            else:
+                kept = "nothing is kept; with --checkpoint FILE a run continues from its last finished epoch"
+            print(f"interrupted: {kept}", file=sys.stderr)
+            raise typer.Exit(code=128 + interrupts.signum) from None
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
