@@ -395,11 +395,10 @@ class Store:
             )
 
     def drop_cut_write(self) -> None:
-        """Roll back a write that Ctrl-C cut between its BEGIN and its COMMIT (see _Transaction.__enter__) now, not at
-        this connection's next write: until then it holds the store's write lock, and this connection's reads see
-        the write's uncommitted changes."""
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+        """Roll back a write that Ctrl-C cut between its BEGIN and its COMMIT now, not at this connection's next write
+        (`_drop_cut_write`): until then it holds the store's write lock, and this connection's reads see the write's
+        uncommitted changes."""
+        _drop_cut_write(self._conn)
 
     # Resume ---------------------------------------------------------------------------------------------
     def reclaim_stale(self, sweep: Optional[str] = None, *, lease_s: float = DEFAULT_LEASE_S) -> list[str]:
@@ -493,20 +492,24 @@ def _may_record(conn: sqlite3.Connection, run_id: str, pid: Optional[int], what:
     return False
 
 
+def _drop_cut_write(conn: sqlite3.Connection) -> None:
+    """Roll back a write that Ctrl-C (KeyboardInterrupt) cut between its BEGIN and its COMMIT or ROLLBACK (in
+    _Transaction.__enter__ after the BEGIN, or in __exit__ before either ran). It left its transaction open, holding
+    the store's write lock: the release that follows on Ctrl-C failed ('cannot start a transaction within a
+    transaction') and every other process waited on the lock until this one exited. Nothing of it was committed."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on error) on an autocommit connection."""
+    """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on error) on an autocommit connection; a transaction that an
+    earlier write left open is dropped first (`_drop_cut_write`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
-        if self.conn.in_transaction:
-            # A write that Ctrl-C (KeyboardInterrupt) cut between its BEGIN and its COMMIT or ROLLBACK (in __enter__
-            # after the BEGIN, or in __exit__ before either ran) left its transaction open, holding the store's
-            # write lock; without this the release that follows on Ctrl-C failed ('cannot start a transaction within
-            # a transaction') and every other process waited on the lock until this one exited. Nothing of it was
-            # committed: drop it.
-            self.conn.execute("ROLLBACK")
+        _drop_cut_write(self.conn)
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
