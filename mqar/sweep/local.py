@@ -134,13 +134,11 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
 
         torch.cuda.set_device(torch.device(device))
     store = Store(store_path)
-    current: Optional[str] = None
     try:
         while os.getppid() == parent_pid and not _stop_asked:
             config = store.claim(sweep)
             if config is None:
                 break
-            current = config.id
             # The run's checkpoint outlives its training until its result is stored (record_in deletes it then).
             outcome = run_one(config, device, train_fn, cache_dir, checkpoint_dir=checkpoint_dir, keep_checkpoint=True,
                               on_epoch=lambda record: store.record_epoch(config.id, record))
@@ -150,13 +148,10 @@ def _worker_main(store_path: str, sweep: str, device: str, train_fn: Optional[Tr
                 # interrupt spent, went on claiming and training runs after the sweep was stopped. Hand it back.
                 raise KeyboardInterrupt
             outcome.record_in(store, checkpoint_dir)
-            current = None
     except KeyboardInterrupt:
-        if current is not None:
-            store.release(current)  # first: it also drops a write that the Ctrl-C cut between BEGIN and COMMIT
-        # Every run still 'running' under this worker, not only `current`: a Ctrl-C that landed after a claim committed
-        # but before `current` was set (in claim() after its COMMIT, or before the assignment) left that run 'running'
-        # under a worker that then exited 0, which the driver does not fail; the sweep ended with it still 'running'.
+        store.drop_cut_write()  # first: a write the Ctrl-C cut holds the lock, and the read below would see it
+        # Every run still 'running' under this worker, not only the one it trains: a Ctrl-C that landed in claim()
+        # after its COMMIT left a run 'running' under a worker that then exited 0, which the driver does not fail.
         for run_id in store.running_owned_by(os.getpid()):
             store.release(run_id)
     finally:
