@@ -4,9 +4,9 @@ Why: a sweep stopped mid-run (Ctrl-C, a time limit, a killed worker, a preempted
 the unfinished runs again from epoch 1. A full-recipe run at seq_len 1024 is tens of minutes; machines lent for
 ten minutes at a time cannot finish it without this.
 
-What is saved, after every epoch (the last one too): model and optimiser state, the optimiser step (it drives the cosine schedule),
-the batch-order generator and torch's RNG states, the curve so far, the best epoch, its test accuracy and the
-time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit for bit; tested).
+What is saved, after every epoch (the last one too): model and optimiser state, the optimiser step (it drives the
+cosine schedule), the batch-order generator and torch's RNG states, the curve so far, the best epoch, its test
+accuracy and the time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit for bit; tested).
 
 A checkpoint names its run id and data generator version and is used only for that run on those data; the file
 is written to a temporary name and renamed, so a kill during the write leaves the previous checkpoint intact. The

@@ -51,8 +51,9 @@ class _Interrupts:
 def sigterm_as_ctrl_c() -> Iterator[_Interrupts]:
     """Within it SIGTERM stops a command as Ctrl-C does (mqar sweep, figure --run, train): `timeout`, SLURM's time
     limit, `kill PID` and `docker stop` send it, and by default it killed a sweep's driver at once (its workers with
-    it), with no hand-back of the unfinished runs and no resume line. It raises KeyboardInterrupt instead, which the executors catch; the yielded object's
-    `signum` then says SIGTERM, for the exit code (143). Set here, after Ray's init, which installs its own."""
+    it), with no hand-back of the unfinished runs and no resume line. It raises KeyboardInterrupt instead, which the
+    executors catch; the yielded object's `signum` then says SIGTERM, for the exit code (143). Set here, after Ray's
+    init, which installs its own."""
     interrupts = _Interrupts()
 
     def interrupt(signum, frame) -> None:

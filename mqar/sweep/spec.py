@@ -164,7 +164,8 @@ class SweepSpec:
             "recipe": self.recipe.to_dict(),
         }
         if self.recipe_by_seq_len:  # only when set: the grid ids of sweeps without it stay what they were
-            data["recipe_by_seq_len"] = {str(seq_len): dict(fields) for seq_len, fields in self.recipe_by_seq_len.items()}
+            data["recipe_by_seq_len"] = {str(seq_len): dict(fields)
+                                         for seq_len, fields in self.recipe_by_seq_len.items()}
         return data
 
     @classmethod
@@ -218,8 +219,9 @@ class SweepSpec:
         """A copy with the given fields replaced (None keeps the file's value).
 
         recipe_by_seq_len keeps its entries for the lengths the tasks still have, less the fields `recipe_overrides`
-        sets: a flag (--batch-size) sets its field for every run. When the grid changes and no `name` is given, the name becomes `<name>-<grid id>` so that an edited grid
-        never mixes its runs into the preset's sweep, and the same command always maps to the same sweep.
+        sets: a flag (--batch-size) sets its field for every run. When the grid changes and no `name` is given, the
+        name becomes `<name>-<grid id>` so that an edited grid never mixes its runs into the preset's sweep, and the
+        same command always maps to the same sweep.
         """
         new_tasks = tuple(tasks) if tasks is not None else self.tasks
         if task_overrides:

@@ -124,7 +124,8 @@ def run_one(
 
 
 def checkpoint_path(checkpoint_dir: Optional[str | os.PathLike], run_id: str) -> Optional[Path]:
-    """The run's checkpoint file in the sweep's `checkpoint_dir` (mqar.checkpoint.sweep_checkpoint_dir); None without."""
+    """The run's checkpoint file in the sweep's `checkpoint_dir` (mqar.checkpoint.sweep_checkpoint_dir); None
+    without."""
     return Path(checkpoint_dir) / f"{run_id}.pt" if checkpoint_dir is not None else None
 
 
