@@ -6,7 +6,8 @@ ten minutes at a time cannot finish it without this.
 
 What is saved, after every epoch (the last one too): model and optimiser state, the optimiser step (it drives the
 cosine schedule), the batch-order generator and torch's RNG states, the curve so far, the best epoch, its test
-accuracy and the time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit for bit; tested).
+accuracy and the time spent. Resuming from it gives the same curve as a run that was never stopped (on CPU bit
+for bit; tested).
 
 A checkpoint names its run id and data generator version and is used only for that run on those data; the file
 is written to a temporary name and renamed, so a kill during the write leaves the previous checkpoint intact. The
